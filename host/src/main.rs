@@ -1,0 +1,190 @@
+//! `edge-host`: a small native host that runs Spin HTTP apps (`spin.toml`, Spin's runtime-config
+//! format, Spin's interfaces) on wasmtime, for machines where the `spin` CLI cannot be installed.
+//! The command line is shaped like `spin up`.
+
+mod app;
+mod bindings;
+mod kv;
+mod manifest;
+mod outbound;
+mod output;
+mod postgres;
+mod router;
+mod runtime_config;
+mod server;
+mod sqlite;
+mod sqlite_pool;
+mod state;
+mod variables;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "edge-host", version, about = "Run a Spin HTTP app on wasmtime, like `spin up`")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the app's HTTP triggers.
+    Up(UpArgs),
+    /// Run each component's build command, as `spin build` does.
+    Build {
+        /// The manifest (or the directory holding `spin.toml`).
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        from: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// The manifest (or the directory holding `spin.toml`).
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    from: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the banner prints the real one).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Spin runtime-config file (key-value stores, SQLite databases).
+    #[arg(long = "runtime-config-file")]
+    runtime_config_file: Option<PathBuf>,
+    /// Directory for default stores; relative to the manifest's directory.
+    #[arg(long = "state-dir", default_value = ".spin")]
+    state_dir: PathBuf,
+    /// Run the components' build commands first.
+    #[arg(long)]
+    build: bool,
+    /// Linear memory one request may use, in MiB.
+    #[arg(long, default_value_t = 256)]
+    max_memory_mib: usize,
+    /// Seconds one request's guest may run.
+    #[arg(long, default_value_t = 60)]
+    request_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish on SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    shutdown_timeout_secs: u64,
+    /// Guest instances alive at once; further requests wait for a free one.
+    #[arg(long, default_value_t = 256)]
+    max_instances: u32,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => up(args),
+        Command::Build { from } => {
+            manifest::App::load(&from).and_then(|app| build(&app))
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn up(args: UpArgs) -> Result<()> {
+    let app = manifest::App::load(&args.from)?;
+    if args.build {
+        build(&app)?;
+    }
+    let state_dir = app.dir.join(&args.state_dir);
+    let config = runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &state_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let engine_opts = app::EngineOptions {
+            max_memory_bytes: args.max_memory_mib * 1024 * 1024,
+            max_instances: args.max_instances,
+        };
+        let loaded = tokio::task::block_in_place(|| app::AppRuntime::load(&app, &config, &engine_opts))?;
+        start_epoch_ticker(loaded.engine.clone());
+        let listener = server::bind(args.listen).await?;
+        let local = listener.local_addr()?;
+        print_banner(&loaded, local);
+        let limits = server::Limits {
+            max_memory_bytes: engine_opts.max_memory_bytes,
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+            max_instances: args.max_instances,
+        };
+        let server = Arc::new(server::Server::new(loaded, limits, local));
+        server.serve(listener, shutdown_signal()).await
+    })
+}
+
+fn print_banner(app: &app::AppRuntime, local: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Serving http://{local}");
+    let _ = writeln!(out, "Available Routes:");
+    for (route, id) in &app.routes {
+        let (path, wildcard) = match route.strip_suffix("/...") {
+            Some(p) => (p, " (wildcard)"),
+            None => (route.as_str(), ""),
+        };
+        let _ = writeln!(out, "  {id}: http://{local}{path}{wildcard}");
+    }
+    let _ = out.flush();
+}
+
+fn start_epoch_ticker(engine: wasmtime::Engine) {
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(server::EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .expect("spawn epoch ticker");
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs every component's `[component.X.build] command` in the manifest's directory.
+fn build(app: &manifest::App) -> Result<()> {
+    for (id, component) in &app.manifest.component {
+        let Some(b) = &component.build else {
+            continue;
+        };
+        let dir = match &b.workdir {
+            Some(w) => app.dir.join(w),
+            None => app.dir.clone(),
+        };
+        for command in b.command.commands() {
+            eprintln!("Building component {id} with `{command}`");
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .current_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir })
+                .status()
+                .with_context(|| format!("cannot run build command of `{id}`"))?;
+            if !status.success() {
+                bail!("build command of component `{id}` failed ({status})");
+            }
+        }
+    }
+    Ok(())
+}

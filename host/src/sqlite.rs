@@ -1,0 +1,202 @@
+//! SQLite databases for guests: `spin:sqlite/sqlite@3.0.0` and the older
+//! `fermyon:spin/sqlite@2.0.0`. A guest connection holds one pooled rusqlite connection for its
+//! lifetime, so `BEGIN … COMMIT` issued through `execute` behaves as the guest expects; a
+//! connection dropped inside a transaction is rolled back before it is reused.
+
+use crate::bindings::fermyon::spin::sqlite as v2;
+use crate::bindings::spin::sqlite::sqlite as v3;
+use crate::sqlite_pool::{SqlitePool, blocking};
+use crate::state::RequestState;
+use rusqlite::types::ValueRef;
+use std::sync::Arc;
+use wasmtime::component::Resource;
+
+/// A guest's open database connection.
+#[derive(Debug)]
+pub struct SqliteHandle {
+    pool: Arc<SqlitePool>,
+    conn: Option<rusqlite::Connection>,
+}
+
+impl Drop for SqliteHandle {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.give_back(conn);
+        }
+    }
+}
+
+/// A value crossing the interface, version-independent.
+enum Value {
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null,
+}
+
+/// Rows of a statement, version-independent.
+struct Rows {
+    columns: Vec<String>,
+    rows: Vec<Vec<Value>>,
+}
+
+enum OpenError {
+    NoSuchDatabase,
+    AccessDenied,
+    Io(String),
+}
+
+impl RequestState {
+    fn open_sqlite(&mut self, label: &str) -> Result<SqliteHandle, OpenError> {
+        if !self.component.sqlite_labels.iter().any(|l| l == label) {
+            return Err(OpenError::AccessDenied);
+        }
+        let Some(pool) = self.component.sqlite.get(label).cloned() else {
+            return Err(OpenError::NoSuchDatabase);
+        };
+        let conn = blocking(|| pool.open_pooled()).map_err(|e| OpenError::Io(format!("{e:#}")))?;
+        Ok(SqliteHandle {
+            pool,
+            conn: Some(conn),
+        })
+    }
+
+    fn run_sqlite(
+        &mut self,
+        handle: &Resource<SqliteHandle>,
+        statement: &str,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<Rows, String>> {
+        let handle = self.table.get(handle)?;
+        let Some(conn) = handle.conn.as_ref() else {
+            return Ok(Err("connection closed".into()));
+        };
+        Ok(blocking(|| execute(conn, statement, params)).map_err(|e| e.to_string()))
+    }
+
+    fn sqlite_conn(&self, handle: &Resource<SqliteHandle>) -> wasmtime::Result<&rusqlite::Connection> {
+        self.table
+            .get(handle)?
+            .conn
+            .as_ref()
+            .ok_or_else(|| wasmtime::format_err!("connection closed"))
+    }
+}
+
+fn execute(conn: &rusqlite::Connection, sql: &str, params: Vec<Value>) -> rusqlite::Result<Rows> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    for (i, p) in params.into_iter().enumerate() {
+        let idx = i + 1;
+        match p {
+            Value::Integer(v) => stmt.raw_bind_parameter(idx, v)?,
+            Value::Real(v) => stmt.raw_bind_parameter(idx, v)?,
+            Value::Text(v) => stmt.raw_bind_parameter(idx, v)?,
+            Value::Blob(v) => stmt.raw_bind_parameter(idx, v)?,
+            Value::Null => stmt.raw_bind_parameter(idx, rusqlite::types::Null)?,
+        }
+    }
+    let mut rows = Vec::new();
+    let mut raw = stmt.raw_query();
+    while let Some(row) = raw.next()? {
+        let mut values = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            values.push(match row.get_ref(i)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(v) => Value::Integer(v),
+                ValueRef::Real(v) => Value::Real(v),
+                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            });
+        }
+        rows.push(values);
+    }
+    Ok(Rows { columns, rows })
+}
+
+macro_rules! sqlite_interface {
+    ($m:ident, $host:path, $host_conn:path) => {
+        impl From<$m::Value> for Value {
+            fn from(v: $m::Value) -> Self {
+                match v {
+                    $m::Value::Integer(i) => Value::Integer(i),
+                    $m::Value::Real(r) => Value::Real(r),
+                    $m::Value::Text(t) => Value::Text(t),
+                    $m::Value::Blob(b) => Value::Blob(b),
+                    $m::Value::Null => Value::Null,
+                }
+            }
+        }
+
+        impl From<Value> for $m::Value {
+            fn from(v: Value) -> Self {
+                match v {
+                    Value::Integer(i) => $m::Value::Integer(i),
+                    Value::Real(r) => $m::Value::Real(r),
+                    Value::Text(t) => $m::Value::Text(t),
+                    Value::Blob(b) => $m::Value::Blob(b),
+                    Value::Null => $m::Value::Null,
+                }
+            }
+        }
+
+        impl $host for RequestState {}
+
+        impl $host_conn for RequestState {
+            async fn open(
+                &mut self,
+                database: String,
+            ) -> wasmtime::Result<Result<Resource<SqliteHandle>, $m::Error>> {
+                Ok(match self.open_sqlite(&database) {
+                    Ok(h) => Ok(self.table.push(h)?),
+                    Err(OpenError::NoSuchDatabase) => Err($m::Error::NoSuchDatabase),
+                    Err(OpenError::AccessDenied) => Err($m::Error::AccessDenied),
+                    Err(OpenError::Io(e)) => Err($m::Error::Io(e)),
+                })
+            }
+
+            async fn execute(
+                &mut self,
+                conn: Resource<SqliteHandle>,
+                statement: String,
+                parameters: Vec<$m::Value>,
+            ) -> wasmtime::Result<Result<$m::QueryResult, $m::Error>> {
+                let params = parameters.into_iter().map(Value::from).collect();
+                Ok(self
+                    .run_sqlite(&conn, &statement, params)?
+                    .map(|rows| $m::QueryResult {
+                        columns: rows.columns,
+                        rows: rows
+                            .rows
+                            .into_iter()
+                            .map(|r| $m::RowResult {
+                                values: r.into_iter().map(Into::into).collect(),
+                            })
+                            .collect(),
+                    })
+                    .map_err($m::Error::Io))
+            }
+
+            sqlite_interface!(@extra $m);
+
+            async fn drop(&mut self, conn: Resource<SqliteHandle>) -> wasmtime::Result<()> {
+                self.table.delete(conn)?;
+                Ok(())
+            }
+        }
+    };
+    (@extra v3) => {
+        async fn last_insert_rowid(&mut self, conn: Resource<SqliteHandle>) -> wasmtime::Result<i64> {
+            Ok(self.sqlite_conn(&conn)?.last_insert_rowid())
+        }
+
+        async fn changes(&mut self, conn: Resource<SqliteHandle>) -> wasmtime::Result<u64> {
+            Ok(self.sqlite_conn(&conn)?.changes())
+        }
+    };
+    (@extra v2) => {};
+}
+
+sqlite_interface!(v3, v3::Host, v3::HostConnection);
+sqlite_interface!(v2, v2::Host, v2::HostConnection);

@@ -1,0 +1,106 @@
+//! Pooled SQLite connections shared by the key-value and SQLite interfaces. Every connection is
+//! opened in WAL mode with a busy timeout, so concurrent requests (and several host processes
+//! sharing one file) wait for each other instead of failing with "database is locked".
+
+use anyhow::{Context, Result};
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a writer waits for another writer before SQLite reports "busy".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per file.
+const MAX_IDLE: usize = 32;
+
+/// A pool of connections to one SQLite file.
+#[derive(Debug)]
+pub struct SqlitePool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// A connection borrowed from a pool; rolled back if left inside a transaction and returned on
+/// drop.
+#[derive(Debug)]
+pub struct PooledConnection<'a> {
+    pool: &'a SqlitePool,
+    conn: Option<Connection>,
+}
+
+impl SqlitePool {
+    /// Creates the pool; the file (and its directory) are created on first use.
+    pub fn new(path: &Path) -> Self {
+        SqlitePool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Opens a fresh connection (not pooled): used by long-lived guest handles.
+    pub fn open(&self) -> Result<Connection> {
+        if let Some(dir) = self.path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let conn = Connection::open(&self.path)
+            .with_context(|| format!("cannot open {}", self.path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets readers run beside the writer; NORMAL syncs the WAL at checkpoints, which keeps
+        // every committed transaction across a crash of the process (not of the machine).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    /// Borrows a connection.
+    pub fn get(&self) -> Result<PooledConnection<'_>> {
+        let conn = self.open_pooled()?;
+        Ok(PooledConnection {
+            pool: self,
+            conn: Some(conn),
+        })
+    }
+
+    /// Takes an idle connection (or opens one) for a guest handle to own until it is dropped.
+    pub fn open_pooled(&self) -> Result<Connection> {
+        match self.idle.lock().pop() {
+            Some(c) => Ok(c),
+            None => self.open(),
+        }
+    }
+
+    /// Returns a connection that a guest handle owned, unless it is unusable.
+    pub fn give_back(&self, conn: Connection) {
+        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+            return;
+        }
+        let mut idle = self.idle.lock();
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+}
+
+impl std::ops::Deref for PooledConnection<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+}
+
+impl Drop for PooledConnection<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.give_back(conn);
+        }
+    }
+}
+
+/// Runs blocking SQLite work without stalling the async runtime's other tasks.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    tokio::task::block_in_place(f)
+}

@@ -1,0 +1,145 @@
+//! The `loadgen` command line: parses flags into a [`loadgen::Config`], runs the load, prints
+//! the report (human or `--json`) and exits 0 only when the run passed.
+//!
+//! Exit codes: 0 passed (and verified, unless `--no-verify`); 1 the run had errors or a check
+//! failed; 2 the run could not take place (bad flags, service unreachable for the baseline).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use loadgen::{Config, Mode};
+
+/// At-least-once load generator and verifier for the edge log aggregator.
+///
+/// Verification compares /stats before and after the run, so it is exact only when nothing
+/// else writes to the service during the run.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version)]
+struct Cli {
+    /// Base URL of the service (plain http).
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// Total events to send, replays included (retries come on top).
+    #[arg(long, default_value_t = 25_000)]
+    events: u64,
+    /// Fraction of the events that are exact replays of earlier ones, in [0, 1).
+    #[arg(long, default_value_t = 0.35)]
+    duplicate_rate: f64,
+    /// Events per batch request.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Concurrent workers (keep-alive connections).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Number of topics (`<run-id>.t<k>`).
+    #[arg(long, default_value_t = 8)]
+    topics: u32,
+    /// Publish route(s): batch → /publish/batch, single → /publish, mixed → seeded coin.
+    #[arg(long, value_enum, default_value_t = Mode::Batch)]
+    mode: Mode,
+    /// Stop issuing new requests after this many seconds (in-flight ones finish).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Seed of the plan; random (and printed) when absent.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the report as one JSON object on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Skip the /stats and read-back checks.
+    #[arg(long)]
+    no_verify: bool,
+    /// Topic prefix; random by default so runs never collide with stored data.
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
+    /// Seconds before one HTTP attempt counts as timed out (and is retried).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+    /// Attempts per request, first one included, on timeouts, connection errors and 5xx.
+    #[arg(long, default_value_t = 5)]
+    max_attempts: u32,
+    /// Do not resend a request once after a 202 (by default loadgen does, like a cautious
+    /// client, which adds duplicates).
+    #[arg(long)]
+    no_resend_queued: bool,
+    /// Acknowledged events to read back through GET /events.
+    #[arg(long, default_value_t = 20)]
+    sample: usize,
+}
+
+fn seconds(flag: &str, v: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{flag} must be a positive number of seconds, got {v}"))
+}
+
+impl Cli {
+    fn into_config(self) -> Result<(Config, bool), String> {
+        let duration = match self.duration {
+            Some(d) => Some(seconds("--duration", d)?),
+            None => None,
+        };
+        let config = Config {
+            url: self.url,
+            events: self.events,
+            duplicate_rate: self.duplicate_rate,
+            batch_size: self.batch_size,
+            concurrency: self.concurrency,
+            topics: self.topics,
+            mode: self.mode,
+            duration,
+            seed: self.seed,
+            verify: !self.no_verify,
+            run_id: self.run_id,
+            request_timeout: seconds("--timeout", self.timeout)?,
+            max_attempts: self.max_attempts,
+            resend_queued: !self.no_resend_queued,
+            progress: std::io::stderr().is_terminal(),
+            sample: self.sample,
+            ..Config::default()
+        };
+        Ok((config, self.json))
+    }
+}
+
+fn main() -> ExitCode {
+    let (config, json) = match Cli::parse().into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match loadgen::run(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render_human());
+    }
+    if report.passed() {
+        let line = report
+            .verified_line()
+            .unwrap_or_else(|| "passed (not verified: --no-verify)".into());
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("FAILED:");
+        for l in report.failure_lines() {
+            eprintln!("  - {l}");
+        }
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,266 @@
+//! A throwaway in-memory stand-in for the service, used only by loadgen's own tests to check
+//! the client's accounting end to end (it is not a test of the real service). It implements
+//! the publish, `/stats`, `/drain` and `/events` routes, with switchable faults and bugs.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Which faults the mock injects; `Some(n)` means "every n-th publish request (or event)".
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Answer `503` without storing anything.
+    pub reject_every: Option<u64>,
+    /// Answer `422` without storing anything.
+    pub unprocessable_every: Option<u64>,
+    /// Queue the events and answer `202`; `/drain` stores them.
+    pub queue_every: Option<u64>,
+    /// Store the events, then answer `500`.
+    pub fail_after_store_every: Option<u64>,
+    /// Store the events, then answer after 600 ms (past the tests' client timeout).
+    pub slow_every: Option<u64>,
+    /// Bug: every n-th new event is remembered as seen but neither stored nor counted.
+    pub lose_every: Option<u64>,
+    /// Bug: every n-th event is counted twice in `received`.
+    pub count_twice_every: Option<u64>,
+    /// Delay of every publish answer.
+    pub delay: Option<Duration>,
+    /// Have no `/drain` route (`404`), so queued events stay queued.
+    pub no_drain: bool,
+}
+
+#[derive(Default)]
+struct State {
+    faults: Faults,
+    publishes: u64,
+    events_seen: u64,
+    new_events: u64,
+    received: u64,
+    unique: u64,
+    duplicates: u64,
+    queue: Vec<Value>,
+    seen: HashSet<(String, String)>,
+    rows: Vec<(u64, Value)>,
+}
+
+fn hits(every: Option<u64>, n: u64) -> bool {
+    every.is_some_and(|k| n.is_multiple_of(k))
+}
+
+impl State {
+    /// Stores one event; returns whether it was new.
+    fn store(&mut self, e: Value, count_received: bool) -> bool {
+        self.events_seen += 1;
+        if count_received {
+            self.received += 1;
+            if hits(self.faults.count_twice_every, self.events_seen) {
+                self.received += 1;
+            }
+        }
+        let key = (
+            e["topic"].as_str().unwrap_or_default().to_string(),
+            e["event_id"].as_str().unwrap_or_default().to_string(),
+        );
+        if !self.seen.insert(key) {
+            self.duplicates += 1;
+            return false;
+        }
+        self.new_events += 1;
+        if hits(self.faults.lose_every, self.new_events) {
+            return true;
+        }
+        self.unique += 1;
+        let id = self.rows.len() as u64 + 1;
+        let mut row = e;
+        row["id"] = json!(id);
+        row["processed_at"] = json!("2030-01-01T00:00:00Z");
+        self.rows.push((id, row));
+        true
+    }
+}
+
+/// A running mock service on a loopback port; stops when dropped.
+pub struct MockServer {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MockServer {
+    /// Starts the mock with the given faults on 127.0.0.1 and an ephemeral port.
+    pub async fn start(faults: Faults) -> MockServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State {
+            faults,
+            ..State::default()
+        }));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(Arc::clone(&state), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        MockServer { addr, task }
+    }
+
+    /// Base URL of the mock.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn reply(status: u16, body: Value) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap())
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    match (method, path.as_str()) {
+        (Method::POST, "/publish" | "/publish/batch") => {
+            let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+                return reply(400, json!({"error": "malformed JSON"}));
+            };
+            let events = match v {
+                Value::Object(ref o) if o.contains_key("events") => {
+                    v["events"].as_array().cloned().unwrap_or_default()
+                }
+                Value::Array(a) => a,
+                other => vec![other],
+            };
+            let n = events.len() as u64;
+            let (delay, slow, answer) = {
+                let mut s = state.lock().unwrap();
+                s.publishes += 1;
+                let p = s.publishes;
+                let f = s.faults.clone();
+                if hits(f.reject_every, p) {
+                    return reply(503, json!({"error": "busy"}));
+                }
+                if hits(f.unprocessable_every, p) {
+                    return reply(422, json!({"errors": [{"field": "events[0].topic"}]}));
+                }
+                if hits(f.queue_every, p) {
+                    s.received += n;
+                    s.queue.extend(events);
+                    return reply(202, json!({"received": n, "queued": n}));
+                }
+                let processed = events
+                    .into_iter()
+                    .filter(|e| s.store(e.clone(), true))
+                    .count();
+                let answer = json!({
+                    "received": n,
+                    "processed": processed,
+                    "duplicates": n - processed as u64,
+                });
+                if hits(f.fail_after_store_every, p) {
+                    return reply(500, json!({"error": "oops"}));
+                }
+                (f.delay, hits(f.slow_every, p), answer)
+            };
+            if slow {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+            }
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            reply(200, answer)
+        }
+        (Method::POST, "/drain") => {
+            let mut s = state.lock().unwrap();
+            if s.faults.no_drain {
+                return reply(404, json!({"error": "not found"}));
+            }
+            let queued = std::mem::take(&mut s.queue);
+            let n = queued.len();
+            for e in queued {
+                s.store(e, false);
+            }
+            reply(200, json!({"drained": n}))
+        }
+        (Method::GET, "/stats") => {
+            let s = state.lock().unwrap();
+            reply(
+                200,
+                json!({
+                    "received": s.received,
+                    "unique_processed": s.unique,
+                    "duplicate_dropped": s.duplicates,
+                    "queued": s.queue.len(),
+                    "topics": [],
+                    "uptime_seconds": 1,
+                }),
+            )
+        }
+        (Method::GET, "/events") => {
+            let topic = query_param(&query, "topic").unwrap_or_default();
+            let limit: usize = query_param(&query, "limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(100)
+                .min(250); // smaller pages than asked for, so read-back has to page
+            let before: u64 = query_param(&query, "before")
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(u64::MAX);
+            let s = state.lock().unwrap();
+            let page: Vec<&(u64, Value)> = s
+                .rows
+                .iter()
+                .rev()
+                .filter(|(id, row)| *id < before && row["topic"] == topic)
+                .take(limit)
+                .collect();
+            let next = (page.len() == limit).then(|| page.last().unwrap().0.to_string());
+            let events: Vec<&Value> = page.iter().map(|(_, r)| r).collect();
+            reply(
+                200,
+                json!({"events": events, "count": events.len(), "topic": topic, "next_cursor": next}),
+            )
+        }
+        _ => reply(404, json!({"error": "not found"})),
+    }
+}

@@ -1,0 +1,502 @@
+//! The post-run checks: `/stats` before and after the run (after draining the queue) must move
+//! by exactly what the service acknowledged, and a sample of acknowledged events must read back
+//! unchanged through `GET /events`.
+//!
+//! The checks use deltas, so data already in the service does not matter, but they are exact:
+//! any *concurrent* unrelated traffic to the same service during the run also moves the
+//! counters and makes the delta checks fail. Run verification against a service nobody else is
+//! writing to (the read-back check is unaffected, since topics are scoped to the run id).
+//!
+//! When some attempts ended with an unknown outcome (timeout, broken connection, 5xx), the
+//! service may or may not have counted them, so `received` and `unique_processed` are checked
+//! against a range instead of a single value; the report says which.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::DateTime;
+use hyper::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::client::{Client, encode_query_value, snippet};
+use crate::ledger::Expected;
+use crate::plan::{Plan, SOURCE};
+
+/// Page size used for read-back (the service's maximum).
+const PAGE_LIMIT: usize = 1000;
+
+/// The counters of `GET /stats` that the checks use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Events received, duplicates and queued ones included.
+    pub received: u64,
+    /// Distinct events stored.
+    pub unique_processed: u64,
+    /// Events dropped as duplicates.
+    pub duplicate_dropped: u64,
+    /// Events accepted but not yet stored (absent in older services: taken as 0).
+    #[serde(default)]
+    pub queued: Option<u64>,
+}
+
+/// Signed change of each counter between two snapshots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Deltas {
+    /// Change of `received`.
+    pub received: i128,
+    /// Change of `unique_processed`.
+    pub unique_processed: i128,
+    /// Change of `duplicate_dropped`.
+    pub duplicate_dropped: i128,
+    /// Change of `queued`.
+    pub queued: i128,
+}
+
+impl Deltas {
+    /// `after - before`, counter by counter.
+    pub fn between(before: &Stats, after: &Stats) -> Deltas {
+        let d = |a: u64, b: u64| a as i128 - b as i128;
+        Deltas {
+            received: d(after.received, before.received),
+            unique_processed: d(after.unique_processed, before.unique_processed),
+            duplicate_dropped: d(after.duplicate_dropped, before.duplicate_dropped),
+            queued: d(after.queued.unwrap_or(0), before.queued.unwrap_or(0)),
+        }
+    }
+}
+
+/// The outcome of verification, kept in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verification {
+    /// `/stats` counters before the run (after draining what was queued).
+    pub before: Stats,
+    /// `/stats` counters after the run and the drain.
+    pub after: Stats,
+    /// `after - before`.
+    pub deltas: Deltas,
+    /// What the deltas were checked against.
+    pub expected: Expected,
+    /// True when no attempt had an unknown outcome, so every check was an equality.
+    pub exact: bool,
+    /// Whether `queued` reached 0 after the run.
+    pub drained: bool,
+    /// Seconds spent draining after the run.
+    pub drain_secs: f64,
+    /// Acknowledged events looked up through `GET /events`.
+    pub sampled: usize,
+    /// Of those, how many read back identical.
+    pub sample_ok: usize,
+    /// Observations that did not cause a failure (e.g. no `/drain` route).
+    pub notes: Vec<String>,
+    /// Every failed check, one line each; empty means verified.
+    pub mismatches: Vec<String>,
+}
+
+impl Verification {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.mismatches.is_empty()
+    }
+}
+
+/// Reads `/stats`.
+pub async fn stats(client: &Client) -> Result<Stats> {
+    let v = client.get_json("/stats").await?;
+    serde_json::from_value(v.clone()).with_context(|| {
+        format!(
+            "GET /stats lacks received/unique_processed/duplicate_dropped: {}",
+            snippet(v.to_string().as_bytes())
+        )
+    })
+}
+
+/// Drains the queue (`POST /drain`, repeated) until `/stats` shows `queued == 0` or `timeout`
+/// passes; returns the last stats and whether the queue was empty.
+pub async fn settle(
+    client: &Client,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> Result<(Stats, bool)> {
+    let start = Instant::now();
+    let mut drain_route = true;
+    loop {
+        if drain_route {
+            match client
+                .attempt(
+                    Method::POST,
+                    "/drain",
+                    Some(bytes::Bytes::from_static(b"{}")),
+                )
+                .await
+            {
+                Ok(a) if (200..300).contains(&a.status) => {}
+                Ok(a) if a.status == 404 || a.status == 405 => {
+                    drain_route = false;
+                    note_once(
+                        notes,
+                        format!(
+                            "POST /drain answered {}; waiting for the queue to empty by itself",
+                            a.status
+                        ),
+                    );
+                }
+                Ok(a) => note_once(
+                    notes,
+                    format!("POST /drain answered {}: {}", a.status, snippet(&a.body)),
+                ),
+                Err(f) => note_once(notes, format!("POST /drain failed: {f}")),
+            }
+        }
+        let s = stats(client).await?;
+        if s.queued.is_none() {
+            note_once(notes, "GET /stats has no `queued` field; taken as 0".into());
+        }
+        if s.queued.unwrap_or(0) == 0 {
+            return Ok((s, true));
+        }
+        if start.elapsed() >= timeout {
+            return Ok((s, false));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn note_once(notes: &mut Vec<String>, note: String) {
+    if !notes.contains(&note) {
+        notes.push(note);
+    }
+}
+
+/// Checks the `/stats` deltas against the ledger's expectations; one message per mismatch.
+///
+/// Rules (`Δ` = after − before, `A` = acknowledged events, `U` = distinct acknowledged ids,
+/// `M` = events in attempts with unknown outcome, `V` = distinct ids sent only in those):
+/// - `queued` after the drain is 0;
+/// - `Δreceived == A` (exact) or `A ≤ Δreceived ≤ A + M` (bounded);
+/// - `Δunique_processed == U` (exact) or `U ≤ Δunique_processed ≤ U + V` (bounded);
+/// - `Δduplicate_dropped == Δreceived − Δunique_processed` (and `== A − U` when exact);
+/// - when exact and every acknowledgement was a `200`: `Σprocessed == Δunique_processed` and
+///   `Σduplicates == Δduplicate_dropped`.
+pub fn check_deltas(expected: &Expected, before: &Stats, after: &Stats) -> Vec<String> {
+    let d = Deltas::between(before, after);
+    let e = expected;
+    let exact = e.ambiguous_events == 0;
+    let mut out = Vec::new();
+
+    if let Some(q) = after.queued
+        && q != 0
+    {
+        out.push(format!(
+            "queue not drained: /stats still shows queued={q} after the run"
+        ));
+    }
+    let (a, m) = (e.acked_events as i128, e.ambiguous_events as i128);
+    if exact && d.received != a {
+        out.push(format!(
+            "received delta is {} but the service acknowledged {a} events (off by {:+})",
+            d.received,
+            d.received - a
+        ));
+    } else if !exact && !(a..=a + m).contains(&d.received) {
+        out.push(format!(
+            "received delta is {} but should be between {a} (acknowledged) and {} \
+             (+{m} events in attempts with unknown outcome)",
+            d.received,
+            a + m
+        ));
+    }
+    let (u, v) = (e.acked_unique as i128, e.ambiguous_only_unique as i128);
+    if exact && d.unique_processed != u {
+        out.push(format!(
+            "unique_processed delta is {} but {u} distinct (topic, event_id) were acknowledged \
+             (off by {:+})",
+            d.unique_processed,
+            d.unique_processed - u
+        ));
+    } else if !exact && !(u..=u + v).contains(&d.unique_processed) {
+        out.push(format!(
+            "unique_processed delta is {} but should be between {u} (distinct acknowledged) and \
+             {} (+{v} distinct ids sent only in attempts with unknown outcome)",
+            d.unique_processed,
+            u + v
+        ));
+    }
+    if d.duplicate_dropped != d.received - d.unique_processed {
+        out.push(format!(
+            "duplicate_dropped delta is {} but received delta − unique_processed delta is {}",
+            d.duplicate_dropped,
+            d.received - d.unique_processed
+        ));
+    } else if exact && d.duplicate_dropped != a - u {
+        out.push(format!(
+            "duplicate_dropped delta is {} but {} acknowledged copies were duplicates",
+            d.duplicate_dropped,
+            a - u
+        ));
+    }
+    if exact && let Some((processed, duplicates)) = e.sums_of_200 {
+        if processed as i128 != d.unique_processed {
+            out.push(format!(
+                "the 200 answers reported {processed} processed in total, but unique_processed \
+                 moved by {}",
+                d.unique_processed
+            ));
+        }
+        if duplicates as i128 != d.duplicate_dropped {
+            out.push(format!(
+                "the 200 answers reported {duplicates} duplicates in total, but \
+                 duplicate_dropped moved by {}",
+                d.duplicate_dropped
+            ));
+        }
+    }
+    out
+}
+
+/// Looks up each sampled event (planned indices) through `GET /events?topic=T`, paging with
+/// the keyset cursor, and compares it with what was sent; returns `(found_identical, mismatches)`.
+pub async fn read_back(client: &Client, plan: &Plan, sample: &[u32]) -> (usize, Vec<String>) {
+    let mut by_topic: BTreeMap<u32, HashMap<&str, u32>> = BTreeMap::new();
+    for &i in sample {
+        let e = &plan.events[i as usize];
+        by_topic
+            .entry(e.topic)
+            .or_default()
+            .insert(e.event_id.as_str(), i);
+    }
+    let mut ok = 0;
+    let mut mismatches = Vec::new();
+    for (topic_idx, mut wanted) in by_topic {
+        let topic = &plan.topics[topic_idx as usize];
+        // Bound the paging: distinct events of this run in the topic, plus slack.
+        let in_topic = plan.events.iter().filter(|e| e.topic == topic_idx).count();
+        let max_pages = in_topic / PAGE_LIMIT + 3;
+        let mut cursor: Option<String> = None;
+        let mut offset = 0usize;
+        for _ in 0..max_pages {
+            let mut path = format!(
+                "/events?topic={}&limit={PAGE_LIMIT}",
+                encode_query_value(topic)
+            );
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&before={}", encode_query_value(c)));
+            } else if offset > 0 {
+                path.push_str(&format!("&offset={offset}"));
+            }
+            let page = match client.get_json(&path).await {
+                Ok(v) => v,
+                Err(e) => {
+                    mismatches.push(format!("read-back of topic {topic}: {e:#}"));
+                    break;
+                }
+            };
+            let Some(events) = page.get("events").and_then(Value::as_array) else {
+                mismatches.push(format!(
+                    "read-back of topic {topic}: answer has no `events` array"
+                ));
+                break;
+            };
+            for got in events {
+                let Some(id) = got.get("event_id").and_then(Value::as_str) else {
+                    continue;
+                };
+                if let Some(i) = wanted.remove(id) {
+                    match compare(plan, i, got) {
+                        None => ok += 1,
+                        Some(why) => mismatches.push(why),
+                    }
+                }
+            }
+            if wanted.is_empty() {
+                break;
+            }
+            let next = page.get("next_cursor").and_then(|c| match c {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            match next {
+                Some(n) if cursor.as_ref() == Some(&n) => {
+                    mismatches.push(format!(
+                        "read-back of topic {topic}: next_cursor {n:?} did not advance"
+                    ));
+                    break;
+                }
+                Some(n) => cursor = Some(n),
+                None if events.len() >= PAGE_LIMIT && cursor.is_none() => offset += events.len(),
+                None => break,
+            }
+        }
+        let mut missing: Vec<&str> = wanted.keys().copied().collect();
+        missing.sort_unstable();
+        for id in missing {
+            mismatches.push(format!(
+                "acknowledged event {topic}/{id} is not returned by GET /events?topic={topic}"
+            ));
+        }
+    }
+    (ok, mismatches)
+}
+
+/// Compares a stored event with the planned one; `None` when identical.
+fn compare(plan: &Plan, i: u32, got: &Value) -> Option<String> {
+    let want = &plan.events[i as usize];
+    let topic = plan.topic_of(i);
+    let key = format!("{topic}/{}", want.event_id);
+    let mut diffs = Vec::new();
+    if got.get("topic").and_then(Value::as_str) != Some(topic) {
+        diffs.push(format!(
+            "topic {}",
+            got.get("topic").unwrap_or(&Value::Null)
+        ));
+    }
+    if got.get("source").and_then(Value::as_str) != Some(SOURCE) {
+        diffs.push(format!(
+            "source {}",
+            got.get("source").unwrap_or(&Value::Null)
+        ));
+    }
+    if got.get("payload") != Some(&want.payload) {
+        diffs.push(format!(
+            "payload {} (sent {})",
+            got.get("payload").unwrap_or(&Value::Null),
+            want.payload
+        ));
+    }
+    let sent_ts = DateTime::parse_from_rfc3339(&want.timestamp).ok();
+    let got_ts = got
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+    if got_ts.is_none() || got_ts != sent_ts {
+        diffs.push(format!(
+            "timestamp {} (sent {})",
+            got.get("timestamp").unwrap_or(&Value::Null),
+            want.timestamp
+        ));
+    }
+    (!diffs.is_empty()).then(|| format!("event {key} reads back different: {}", diffs.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(r: u64, u: u64, d: u64, q: Option<u64>) -> Stats {
+        Stats {
+            received: r,
+            unique_processed: u,
+            duplicate_dropped: d,
+            queued: q,
+        }
+    }
+
+    fn exact(acked: u64, unique: u64) -> Expected {
+        Expected {
+            acked_events: acked,
+            acked_unique: unique,
+            ambiguous_events: 0,
+            ambiguous_only_unique: 0,
+            sums_of_200: None,
+        }
+    }
+
+    const BEFORE: Stats = Stats {
+        received: 1000,
+        unique_processed: 700,
+        duplicate_dropped: 300,
+        queued: Some(0),
+    };
+
+    #[test]
+    fn exact_match_passes() {
+        let after = stats(1000 + 25_000, 700 + 16_250, 300 + 8_750, Some(0));
+        assert_eq!(
+            check_deltas(&exact(25_000, 16_250), &BEFORE, &after),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            Deltas::between(&BEFORE, &after),
+            Deltas {
+                received: 25_000,
+                unique_processed: 16_250,
+                duplicate_dropped: 8_750,
+                queued: 0
+            }
+        );
+    }
+
+    #[test]
+    fn each_wrong_counter_is_reported() {
+        let e = exact(25_000, 16_250);
+        // One event lost: received right, unique short, dup compensates (still wrong vs A-U).
+        let lost = stats(26_000, 700 + 16_249, 300 + 8_751, Some(0));
+        let m = check_deltas(&e, &BEFORE, &lost);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[0].contains("unique_processed delta is 16249"));
+        assert!(m[1].contains("duplicate_dropped delta is 8751"));
+        // Counted one event twice.
+        let double = stats(26_001, 700 + 16_250, 300 + 8_751, Some(0));
+        let m = check_deltas(&e, &BEFORE, &double);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[0].contains("received delta is 25001") && m[0].contains("+1"));
+        // Counters that do not add up.
+        let skew = stats(26_000, 700 + 16_250, 300 + 8_700, Some(0));
+        let m = check_deltas(&e, &BEFORE, &skew);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].contains("received delta − unique_processed delta is 8750"));
+        // Not drained.
+        let queued = stats(26_000, 700 + 16_250, 300 + 8_750, Some(5));
+        let m = check_deltas(&e, &BEFORE, &queued);
+        assert_eq!(
+            m,
+            vec!["queue not drained: /stats still shows queued=5 after the run"]
+        );
+        // Counters reset (service restarted with in-memory stats): negative deltas fail.
+        let reset = stats(10, 5, 5, Some(0));
+        assert_eq!(check_deltas(&e, &BEFORE, &reset).len(), 3);
+    }
+
+    #[test]
+    fn sums_of_200_answers_must_match_the_deltas() {
+        let mut e = exact(100, 60);
+        e.sums_of_200 = Some((60, 40));
+        let after = stats(1100, 760, 340, Some(0));
+        assert!(check_deltas(&e, &BEFORE, &after).is_empty());
+        e.sums_of_200 = Some((61, 39));
+        let m = check_deltas(&e, &BEFORE, &after);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[0].contains("61 processed"));
+    }
+
+    #[test]
+    fn bounded_checks_when_outcomes_are_unknown() {
+        let e = Expected {
+            acked_events: 100,
+            acked_unique: 60,
+            ambiguous_events: 10,
+            ambiguous_only_unique: 3,
+            sums_of_200: Some((0, 0)), // ignored when not exact
+        };
+        for (r, u) in [(100, 60), (110, 63), (105, 61)] {
+            let after = stats(1000 + r, 700 + u, 300 + r - u, None);
+            assert!(
+                check_deltas(&e, &BEFORE, &after).is_empty(),
+                "r={r} u={u}: {:?}",
+                check_deltas(&e, &BEFORE, &after)
+            );
+        }
+        let over = stats(1000 + 111, 700 + 60, 300 + 51, Some(0));
+        let m = check_deltas(&e, &BEFORE, &over);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].contains("between 100 (acknowledged) and 110"));
+        let under = stats(1000 + 100, 700 + 59, 300 + 41, Some(0));
+        let m = check_deltas(&e, &BEFORE, &under);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].contains("between 60"));
+        let too_many_unique = stats(1000 + 110, 700 + 64, 300 + 46, Some(0));
+        assert_eq!(check_deltas(&e, &BEFORE, &too_many_unique).len(), 1);
+    }
+}
