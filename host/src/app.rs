@@ -194,9 +194,19 @@ fn load_component(
     let pre = linker
         .instantiate_pre(&component)
         .map_err(anyhow::Error::from)
-        .with_context(|| format!("{} needs an import edge-host does not provide", path.display()))?;
-    let pre = ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
-        format!("{} does not export wasi:http/incoming-handler", path.display())
-    })?;
+        .with_context(|| {
+            format!(
+                "{} needs an import edge-host does not provide",
+                path.display()
+            )
+        })?;
+    let pre = ProxyPre::new(pre)
+        .map_err(anyhow::Error::from)
+        .with_context(|| {
+            format!(
+                "{} does not export wasi:http/incoming-handler",
+                path.display()
+            )
+        })?;
     Ok(ComponentEntry { runtime, pre })
 }

@@ -26,7 +26,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "edge-host", version, about = "Run a Spin HTTP app on wasmtime, like `spin up`")]
+#[command(
+    name = "edge-host",
+    version,
+    about = "Run a Spin HTTP app on wasmtime, like `spin up`"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,13 +86,12 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up(args),
-        Command::Build { from } => {
-            manifest::App::load(&from).and_then(|app| build(&app))
-        }
+        Command::Build { from } => manifest::App::load(&from).and_then(|app| build(&app)),
     };
     if let Err(e) = result {
         eprintln!("Error: {e:#}");
@@ -102,7 +105,8 @@ fn up(args: UpArgs) -> Result<()> {
         build(&app)?;
     }
     let state_dir = app.dir.join(&args.state_dir);
-    let config = runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &state_dir)?;
+    let config =
+        runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &state_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -112,7 +116,8 @@ fn up(args: UpArgs) -> Result<()> {
             max_memory_bytes: args.max_memory_mib * 1024 * 1024,
             max_instances: args.max_instances,
         };
-        let loaded = tokio::task::block_in_place(|| app::AppRuntime::load(&app, &config, &engine_opts))?;
+        let loaded =
+            tokio::task::block_in_place(|| app::AppRuntime::load(&app, &config, &engine_opts))?;
         start_epoch_ticker(loaded.engine.clone());
         let listener = server::bind(args.listen).await?;
         let local = listener.local_addr()?;
@@ -178,7 +183,11 @@ fn build(app: &manifest::App) -> Result<()> {
             let status = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(command)
-                .current_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir })
+                .current_dir(if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    &dir
+                })
                 .status()
                 .with_context(|| format!("cannot run build command of `{id}`"))?;
             if !status.success() {

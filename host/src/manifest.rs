@@ -253,7 +253,10 @@ impl App {
         }
         for t in &m.trigger.http {
             if !m.component.contains_key(&t.component) {
-                bail!("trigger route refers to unknown component `{}`", t.component);
+                bail!(
+                    "trigger route refers to unknown component `{}`",
+                    t.component
+                );
             }
             if let Some(exec) = &t.executor {
                 let kind = exec.get("type").and_then(|v| v.as_str()).unwrap_or("");

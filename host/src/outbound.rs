@@ -114,7 +114,10 @@ fn parse_pattern(p: &str) -> Result<Pattern> {
     };
     Ok(Pattern {
         scheme: scheme.to_string(),
-        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         port,
     })
 }
@@ -129,7 +132,11 @@ mod tests {
 
     #[test]
     fn exact_default_port_and_wildcards() {
-        let a = allow(&["postgres://127.0.0.1:5432", "postgres://db.internal", "redis://*:*"]);
+        let a = allow(&[
+            "postgres://127.0.0.1:5432",
+            "postgres://db.internal",
+            "redis://*:*",
+        ]);
         assert!(a.allows("postgres", "127.0.0.1", 5432));
         assert!(!a.allows("postgres", "127.0.0.1", 5433));
         assert!(a.allows("postgres", "db.internal", 5432));

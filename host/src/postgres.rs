@@ -72,9 +72,8 @@ impl PgPools {
 
 /// Checks `address` against the allow-list; the error text is what the guest sees.
 fn check_allowed(state: &RequestState, address: &str) -> Result<(), String> {
-    let url = url::Url::parse(address).map_err(|_| {
-        "invalid address: expected postgres://user@host:port/database".to_string()
-    })?;
+    let url = url::Url::parse(address)
+        .map_err(|_| "invalid address: expected postgres://user@host:port/database".to_string())?;
     let host = url.host_str().unwrap_or("");
     let port = url.port().unwrap_or(5432);
     if !matches!(url.scheme(), "postgres" | "postgresql") || host.is_empty() {
@@ -124,7 +123,11 @@ impl pg::HostConnection for RequestState {
         let Some(client) = handle.client.as_ref() else {
             return Ok(Err(pg::Error::ConnectionFailed("connection closed".into())));
         };
-        let params = match params.into_iter().map(Param::try_from).collect::<Result<Vec<_>, _>>() {
+        let params = match params
+            .into_iter()
+            .map(Param::try_from)
+            .collect::<Result<Vec<_>, _>>()
+        {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
@@ -161,10 +164,7 @@ impl pg::HostConnection for RequestState {
             }
             out.push(values);
         }
-        Ok(Ok(pg::RowSet {
-            columns,
-            rows: out,
-        }))
+        Ok(Ok(pg::RowSet { columns, rows: out }))
     }
 
     async fn execute(
@@ -178,7 +178,11 @@ impl pg::HostConnection for RequestState {
         let Some(client) = handle.client.as_ref() else {
             return Ok(Err(pg::Error::ConnectionFailed("connection closed".into())));
         };
-        let params = match params.into_iter().map(Param::try_from).collect::<Result<Vec<_>, _>>() {
+        let params = match params
+            .into_iter()
+            .map(Param::try_from)
+            .collect::<Result<Vec<_>, _>>()
+        {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
@@ -243,7 +247,8 @@ fn query_error(e: tokio_postgres::Error) -> pg::Error {
         return pg::Error::ConnectionFailed(e.to_string());
     }
     pg::Error::QueryFailed(pg::QueryError::Text(
-        e.source().map_or_else(|| e.to_string(), |s| format!("{e}: {s}")),
+        e.source()
+            .map_or_else(|| e.to_string(), |s| format!("{e}: {s}")),
     ))
 }
 
@@ -288,7 +293,8 @@ impl TryFrom<pg::ParameterValue> for Param {
             P::Str(s) => Param::Str(s),
             P::Binary(b) => Param::Bytes(b),
             P::Date((y, m, d)) => Param::Date(
-                NaiveDate::from_ymd_opt(y, m.into(), d.into()).ok_or_else(|| bad("invalid date"))?,
+                NaiveDate::from_ymd_opt(y, m.into(), d.into())
+                    .ok_or_else(|| bad("invalid date"))?,
             ),
             P::Time((h, m, s, ns)) => Param::Time(
                 NaiveTime::from_hms_nano_opt(h.into(), m.into(), s.into(), ns)
@@ -296,9 +302,7 @@ impl TryFrom<pg::ParameterValue> for Param {
             ),
             P::Datetime((y, mo, d, h, mi, s, ns)) => Param::DateTime(
                 NaiveDate::from_ymd_opt(y, mo.into(), d.into())
-                    .and_then(|date| {
-                        date.and_hms_nano_opt(h.into(), mi.into(), s.into(), ns)
-                    })
+                    .and_then(|date| date.and_hms_nano_opt(h.into(), mi.into(), s.into(), ns))
                     .ok_or_else(|| bad("invalid datetime"))?,
             ),
             P::Timestamp(secs) => Param::DateTime(
@@ -315,9 +319,14 @@ impl TryFrom<pg::ParameterValue> for Param {
             P::ArrayStr(a) => Param::ArrStr(a),
             P::Interval(i) => Param::Interval(i),
             P::DbNull => Param::Null,
-            P::Decimal(_) | P::ArrayDecimal(_) | P::RangeInt32(_) | P::RangeInt64(_)
+            P::Decimal(_)
+            | P::ArrayDecimal(_)
+            | P::RangeInt32(_)
+            | P::RangeInt64(_)
             | P::RangeDecimal(_) => {
-                return Err(bad("decimal and range parameters are not supported by edge-host"));
+                return Err(bad(
+                    "decimal and range parameters are not supported by edge-host",
+                ));
             }
         })
     }
@@ -417,7 +426,10 @@ fn data_type(ty: &Type) -> pg::DbDataType {
 
 fn db_value(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<pg::DbValue, BoxError> {
     use pg::DbValue as V;
-    fn get<'a, T: FromSql<'a>>(row: &'a tokio_postgres::Row, i: usize) -> Result<Option<T>, BoxError> {
+    fn get<'a, T: FromSql<'a>>(
+        row: &'a tokio_postgres::Row,
+        i: usize,
+    ) -> Result<Option<T>, BoxError> {
         Ok(row.try_get::<_, Option<T>>(i)?)
     }
     let v = match *ty {
@@ -428,12 +440,20 @@ fn db_value(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<pg::DbValu
         Type::INT8 => get::<i64>(row, i)?.map(V::Int64),
         Type::FLOAT4 => get::<f32>(row, i)?.map(V::Floating32),
         Type::FLOAT8 => get::<f64>(row, i)?.map(V::Floating64),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => get::<String>(row, i)?.map(V::Str),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+            get::<String>(row, i)?.map(V::Str)
+        }
         Type::BYTEA => get::<Vec<u8>>(row, i)?.map(V::Binary),
-        Type::DATE => get::<NaiveDate>(row, i)?
-            .map(|d| V::Date((d.year(), d.month() as u8, d.day() as u8))),
+        Type::DATE => {
+            get::<NaiveDate>(row, i)?.map(|d| V::Date((d.year(), d.month() as u8, d.day() as u8)))
+        }
         Type::TIME => get::<NaiveTime>(row, i)?.map(|t| {
-            V::Time((t.hour() as u8, t.minute() as u8, t.second() as u8, t.nanosecond()))
+            V::Time((
+                t.hour() as u8,
+                t.minute() as u8,
+                t.second() as u8,
+                t.nanosecond(),
+            ))
         }),
         Type::TIMESTAMP => get::<NaiveDateTime>(row, i)?.map(datetime),
         Type::TIMESTAMPTZ => get::<DateTime<Utc>>(row, i)?.map(|t| datetime(t.naive_utc())),
@@ -518,7 +538,12 @@ mod tests {
 
     #[test]
     fn datetime_binds_to_timestamp_and_timestamptz_only() {
-        let p = Param::DateTime(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap().and_hms_opt(3, 4, 5).unwrap());
+        let p = Param::DateTime(
+            NaiveDate::from_ymd_opt(2024, 1, 2)
+                .unwrap()
+                .and_hms_opt(3, 4, 5)
+                .unwrap(),
+        );
         let mut buf = BytesMut::new();
         assert!(p.to_sql_checked(&Type::TIMESTAMPTZ, &mut buf).is_ok());
         assert!(p.to_sql_checked(&Type::TIMESTAMP, &mut buf).is_ok());

@@ -128,7 +128,10 @@ mod tests {
             c.key_value["default"],
             KvConfig::Redis("redis://127.0.0.1:6379/3".into())
         );
-        assert_eq!(c.key_value["other"], KvConfig::Sqlite(dir.path().join("o.db")));
+        assert_eq!(
+            c.key_value["other"],
+            KvConfig::Sqlite(dir.path().join("o.db"))
+        );
         assert_eq!(c.sqlite["default"], dir.path().join("data/app.db"));
     }
 
@@ -136,7 +139,11 @@ mod tests {
     fn unknown_store_type_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("rc.toml");
-        std::fs::write(&file, "[key_value_store.default]\ntype = \"azure_cosmos\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[key_value_store.default]\ntype = \"azure_cosmos\"\n",
+        )
+        .unwrap();
         let err = RuntimeConfig::load(Some(&file), Path::new("/s")).unwrap_err();
         assert!(format!("{err:#}").contains("not supported"));
     }

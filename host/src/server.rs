@@ -22,9 +22,9 @@ use tokio_util::task::TaskTracker;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimitsBuilder};
 use wasmtime_wasi::WasiCtx;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 /// How often the epoch ticks; request time limits are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -116,7 +116,11 @@ impl Server {
         Ok(())
     }
 
-    async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<HyperOutgoingBody> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -150,7 +154,10 @@ impl Server {
         let permit = self.permits.clone().acquire_owned().await?;
         let mut store = self.new_store(entry);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
         let pre = entry.pre.clone();
         let timeout = self.limits.request_timeout;
@@ -183,12 +190,21 @@ impl Server {
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(code)) => {
-                tracing::error!("component `{}` answered with error {code:?}", entry.runtime.id);
-                Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"))
+                tracing::error!(
+                    "component `{}` answered with error {code:?}",
+                    entry.runtime.id
+                );
+                Ok(plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error\n",
+                ))
             }
             Err(_) => {
                 let _ = task.await;
-                Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"))
+                Ok(plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error\n",
+                ))
             }
         }
     }

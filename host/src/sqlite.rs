@@ -75,7 +75,10 @@ impl RequestState {
         Ok(blocking(|| execute(conn, statement, params)).map_err(|e| e.to_string()))
     }
 
-    fn sqlite_conn(&self, handle: &Resource<SqliteHandle>) -> wasmtime::Result<&rusqlite::Connection> {
+    fn sqlite_conn(
+        &self,
+        handle: &Resource<SqliteHandle>,
+    ) -> wasmtime::Result<&rusqlite::Connection> {
         self.table
             .get(handle)?
             .conn

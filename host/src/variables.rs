@@ -95,7 +95,10 @@ impl spin_vars::Host for RequestState {
 }
 
 impl wasi_config::Host for RequestState {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, wasi_config::Error>> {
+    async fn get(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<String>, wasi_config::Error>> {
         Ok(match self.variable(&key) {
             Ok(v) => Ok(Some(v)),
             Err(spin_vars::Error::Undefined(_) | spin_vars::Error::InvalidName(_)) => Ok(None),
@@ -125,11 +128,21 @@ mod tests {
         let mut d = BTreeMap::new();
         d.insert(
             "store".into(),
-            VariableDecl { default: Some("sqlite".into()), required: false, secret: false, description: None },
+            VariableDecl {
+                default: Some("sqlite".into()),
+                required: false,
+                secret: false,
+                description: None,
+            },
         );
         d.insert(
             "token".into(),
-            VariableDecl { default: None, required: true, secret: true, description: None },
+            VariableDecl {
+                default: None,
+                required: true,
+                secret: true,
+                description: None,
+            },
         );
         d
     }
@@ -150,7 +163,10 @@ mod tests {
 
     #[test]
     fn templates_report_references_and_errors() {
-        assert_eq!(template_references("a{{ x }}b{{y}}").unwrap(), vec!["x", "y"]);
+        assert_eq!(
+            template_references("a{{ x }}b{{y}}").unwrap(),
+            vec!["x", "y"]
+        );
         assert!(template_references("{{ x").is_err());
         let vars = AppVariables::resolve(&decls(), |_| Some("v".into())).unwrap();
         assert!(vars.expand("{{ nope }}").is_err());

@@ -46,9 +46,11 @@ impl SqliteKv {
     /// Value of `key`, if any.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.with(|c, s| {
-            Ok(c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .query_row(params![s, key], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                    .query_row(params![s, key], |r| r.get(0))
+                    .optional()?,
+            )
         })
     }
 
@@ -136,8 +138,8 @@ impl SqliteKv {
     /// Values of several keys in one read.
     pub fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         self.with(|c, s| {
-            let mut stmt = c
-                .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
+            let mut stmt =
+                c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
             keys.iter()
                 .map(|k| {
                     let v = stmt.query_row(params![s, k], |r| r.get(0)).optional()?;

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Makes sure what the tests talk to is installed and running: the wasm32-wasip2 target,
+# PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres) and Redis on 127.0.0.1:6379.
+# Safe to run again: it only installs or starts what is missing.
+set -euo pipefail
+
+say() { printf '[services] %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -q '^wasm32-wasip2$'; then
+  say "adding the wasm32-wasip2 target"
+  rustup target add wasm32-wasip2
+fi
+
+# PostgreSQL
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    say "installing PostgreSQL"
+    apt_install postgresql
+  fi
+  ver=$(ls /etc/postgresql | sort -V | tail -n 1)
+  hba=/etc/postgresql/$ver/main/pg_hba.conf
+  if ! grep -Eq '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$hba"; then
+    say "allowing trust auth on 127.0.0.1 (test machine only)"
+    as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  fi
+  say "starting PostgreSQL $ver"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432
+
+# Redis
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    say "installing Redis"
+    apt_install redis-server
+  fi
+  say "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+redis-cli -h 127.0.0.1 -p 6379 ping
