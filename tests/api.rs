@@ -690,8 +690,10 @@ fn database_outage_queues_then_stores_exactly_once() {
         );
         queued += 2;
     }
-    let stats = app.stats();
-    assert_eq!(counts(&stats).3, queued);
+    // Stats cannot be exact without the store: 503, but the backlog is still reported.
+    let (s, body) = app.get("/stats");
+    assert_eq!(s, 503, "{body}");
+    assert_eq!(body["queued"].as_u64(), Some(queued), "{body}");
 
     switch.restore();
     let (s, _) = app.post("/drain", &json!({}));

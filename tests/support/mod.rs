@@ -248,9 +248,10 @@ impl TestDatabase {
         let mut admin = postgres::Client::connect(&pg_url("postgres"), postgres::NoTls)
             .expect("connect to PostgreSQL on 127.0.0.1:5432");
         admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-            ))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
         TestDatabase {
             url: pg_url(&name),
