@@ -121,6 +121,9 @@ fn up(args: UpArgs) -> Result<()> {
         start_epoch_ticker(loaded.engine.clone());
         let listener = server::bind(args.listen).await?;
         let local = listener.local_addr()?;
+        // Handlers go in before the banner: a SIGTERM sent as soon as "Serving" appears must
+        // already mean a graceful stop, not the default (fatal) action.
+        let shutdown = shutdown_signal()?;
         print_banner(&loaded, local);
         let limits = server::Limits {
             max_memory_bytes: engine_opts.max_memory_bytes,
@@ -129,7 +132,7 @@ fn up(args: UpArgs) -> Result<()> {
             max_instances: args.max_instances,
         };
         let server = Arc::new(server::Server::new(loaded, limits, local));
-        server.serve(listener, shutdown_signal()).await
+        server.serve(listener, shutdown).await
     })
 }
 
@@ -159,13 +162,17 @@ fn start_epoch_ticker(engine: wasmtime::Engine) {
         .expect("spawn epoch ticker");
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT/SIGTERM handlers now and returns a future that resolves on either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 /// Runs every component's `[component.X.build] command` in the manifest's directory.

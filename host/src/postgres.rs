@@ -188,8 +188,17 @@ impl pg::HostConnection for RequestState {
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
         let result = if refs.is_empty() {
-            // Lets a guest send statements that cannot be prepared (BEGIN, SET, DDL batches).
-            client.batch_execute(&statement).await.map(|()| 0)
+            // Lets a guest send statements that cannot be prepared (BEGIN, SET, DDL batches),
+            // while still reporting the rows affected (summed over the statements), as Spin does.
+            client.simple_query(&statement).await.map(|messages| {
+                messages
+                    .iter()
+                    .map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::CommandComplete(n) => *n,
+                        _ => 0,
+                    })
+                    .sum()
+            })
         } else {
             match client.prepare_cached(&statement).await {
                 Ok(stmt) => client.execute(&stmt, &refs).await,
