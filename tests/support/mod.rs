@@ -75,9 +75,32 @@ impl HostConfig {
     }
 }
 
-/// A fresh temporary directory that lives as long as the test binary.
+/// A fresh temporary directory that lives as long as the test binary. They all sit under one
+/// per-process folder; folders left by earlier test processes that have exited are removed on
+/// first use (a test binary ends without running destructors of statics).
 pub fn temp_dir(prefix: &str) -> PathBuf {
-    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        let tmp = std::env::temp_dir();
+        if let Ok(entries) = std::fs::read_dir(&tmp) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name.strip_prefix("edgelog-tests-") else {
+                    continue;
+                };
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let base = tmp.join(format!("edgelog-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        base
+    });
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(base)
+        .unwrap();
     dir.keep()
 }
 
