@@ -3,7 +3,7 @@
 //! HTTP, against real SQLite files, the PostgreSQL server on 127.0.0.1:5432 and the Redis server
 //! on 127.0.0.1:6379. Every interface edge-host provides is exercised: key-value (Spin and
 //! wasi:keyvalue, SQLite and Redis backends, across two processes), SQLite (v3 and v2),
-//! PostgreSQL v4 (every mapped type), variables and wasi:config, routing, streaming bodies,
+//! PostgreSQL v4 (every mapped type) and v3, variables and wasi:config, routing, streaming bodies,
 //! guest output, graceful shutdown and start-up errors.
 
 mod support;
@@ -932,6 +932,124 @@ fn postgres_hosts_outside_allowed_outbound_hosts_are_refused() {
     assert_eq!(ok_rows(&r[0]), &vec![json!([{ "int64": 1 }])]);
 }
 
+/// Runs one statement through `spin:postgres/postgres@3.0.0` (the fixture's `/pg3`).
+fn pg3(host: &Host, url: &str, op: &str, sql: &str, params: Json) -> Json {
+    post_json(
+        host,
+        "/pg3",
+        &json!({ "url": url, "op": op, "sql": sql, "params": params }),
+    )
+}
+
+#[test]
+fn postgres_v3_interface_round_trips() {
+    let db = TestDatabase::create("edge_host_pg_v3");
+    let host = start_fixture();
+    let url = &db.url;
+    let created = pg3(
+        &host,
+        url,
+        "execute",
+        "CREATE TABLE v3 (id int4 PRIMARY KEY, t text, b bool, f float8, ts timestamp, u uuid)",
+        json!([]),
+    );
+    assert_eq!(created, json!({ "rows_affected": 0 }));
+    let insert = "INSERT INTO v3 (id, t, b, f, ts) VALUES ($1, $2, $3, $4, $5)";
+    let row = json!([
+        { "int32": 1 },
+        { "str": "héllo, wörld ✓ 'q'" },
+        { "boolean": true },
+        { "floating64": -1234.5678e-9 },
+        { "datetime": [2024, 3, 5, 6, 7, 8, 123456000] },
+    ]);
+    assert_eq!(
+        pg3(&host, url, "execute", insert, row.clone()),
+        json!({ "rows_affected": 1 })
+    );
+    // A Unix timestamp binds to `timestamp` as the same UTC instant.
+    let second = json!([
+        { "int32": 2 },
+        "db-null",
+        { "boolean": false },
+        "db-null",
+        { "timestamp": 1_709_618_828 },
+    ]);
+    assert_eq!(
+        pg3(&host, url, "execute", insert, second),
+        json!({ "rows_affected": 1 })
+    );
+    db.connect()
+        .batch_execute("UPDATE v3 SET u = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' WHERE id = 1")
+        .unwrap();
+
+    let r = pg3(
+        &host,
+        url,
+        "query",
+        "SELECT * FROM v3 ORDER BY id",
+        json!([]),
+    );
+    // `uuid` is not a 3.0.0 type: its column is `other` and its values `unsupported`.
+    assert_eq!(
+        r["columns"],
+        json!([
+            ["id", "int32"],
+            ["t", "str"],
+            ["b", "boolean"],
+            ["f", "floating64"],
+            ["ts", "datetime"],
+            ["u", "other"],
+        ]),
+        "{r}"
+    );
+    let mut first = row.as_array().unwrap().clone();
+    first.push(json!("unsupported"));
+    assert_eq!(
+        ok_rows(&r),
+        &vec![
+            Json::Array(first),
+            json!([
+                { "int32": 2 },
+                "db-null",
+                { "boolean": false },
+                "db-null",
+                { "datetime": [2024, 3, 5, 6, 7, 8, 0] },
+                "db-null",
+            ]),
+        ]
+    );
+    let r = pg3(
+        &host,
+        url,
+        "query",
+        "SELECT id FROM v3 WHERE t = $1 AND ts = $2",
+        json!([{ "str": "héllo, wörld ✓ 'q'" }, { "datetime": [2024, 3, 5, 6, 7, 8, 123456000] }]),
+    );
+    assert_eq!(ok_rows(&r), &vec![json!([{ "int32": 1 }])]);
+
+    // A Postgres error reaches a 3.0.0 guest as the server's error text.
+    let r = pg3(
+        &host,
+        url,
+        "query",
+        "SELECT * FROM no_such_table",
+        json!([]),
+    );
+    let msg = r["error"]["query-failed"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(
+        msg.contains(r#"relation "no_such_table" does not exist"#),
+        "{msg}"
+    );
+    let r = pg3(&host, url, "execute", insert, row);
+    let msg = r["error"]["query-failed"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(msg.contains("duplicate key value"), "{msg}");
+    assert!(msg.contains("Key (id)=(1) already exists."), "{msg}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Variables
 
@@ -1369,6 +1487,30 @@ fn missing_wasm_is_a_clear_start_up_error() {
     assert!(!status.success(), "{output}");
     assert!(output.contains("missing.wasm"), "{output}");
     assert!(output.contains("does not exist"), "{output}");
+}
+
+#[test]
+fn unprovided_import_fails_at_start_up_naming_it() {
+    let dir = temp_dir("edge-bad-");
+    let manifest = write_manifest(&dir, &MINIMAL_MANIFEST.replace("SOURCE", "c.wat"));
+    // wasmtime reads a component in WAT text as well as in binary form. An import only has to be
+    // provided if the component uses it, so this one is lowered into a core instance.
+    let wat = r#"(component
+        (import "fermyon:spin/mqtt@2.0.0" (instance $mqtt (export "publish" (func))))
+        (core func $publish (canon lower (func $mqtt "publish")))
+        (core module $m (import "mqtt" "publish" (func)))
+        (core instance (instantiate $m (with "mqtt" (instance (export "publish" (func $publish))))))
+    )"#;
+    std::fs::write(dir.join("c.wat"), wat).unwrap();
+    let state = dir.join("state");
+    let (status, output) = run_to_exit(
+        &up_args(&manifest, state.to_str().unwrap(), "127.0.0.1:0"),
+        &[],
+    );
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("fermyon:spin/mqtt@2.0.0"), "{output}");
+    assert!(output.contains("does not provide"), "{output}");
+    assert!(!output.contains("Serving"), "{output}");
 }
 
 #[test]

@@ -14,6 +14,7 @@ wasmtime::component::bindgen!({
         "spin:sqlite/sqlite.connection": crate::sqlite::SqliteHandle,
         "wasi:keyvalue/store.bucket": crate::kv::KvHandle,
         "wasi:keyvalue/atomics.cas": crate::kv::CasHandle,
-        "spin:postgres/postgres.connection": crate::postgres::PgHandle,
+        "spin:postgres/postgres@3.0.0.connection": crate::postgres::PgHandle,
+        "spin:postgres/postgres@4.0.0.connection": crate::postgres::PgHandle,
     },
 });

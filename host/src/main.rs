@@ -9,6 +9,7 @@ mod manifest;
 mod outbound;
 mod output;
 mod postgres;
+mod postgres_v3;
 mod router;
 mod runtime_config;
 mod server;

@@ -3,7 +3,7 @@
 //! the component's `allowed_outbound_hosts`. Values are mapped the way Spin maps them (both
 //! `timestamp` and `timestamptz` are a naive UTC date-time); Postgres errors keep their SQLSTATE.
 
-use crate::bindings::spin::postgres::postgres as pg;
+use crate::bindings::spin::postgres4_0_0::postgres as pg;
 use crate::state::RequestState;
 use bytes::BytesMut;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
