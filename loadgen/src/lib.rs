@@ -3,12 +3,17 @@
 //! It sends a seeded plan of events (with exact replays and whole-batch resends) to the
 //! service's publish routes, retries like a real publisher, and then checks that `/stats` moved
 //! by exactly what the service acknowledged and that acknowledged events read back unchanged.
-//! [`run`] does one whole run and is meant to be reused by a future `bench` subcommand.
+//! [`run`] does one whole run; [`raw`] measures the database's own limit, [`ping`] the host's
+//! floor with a trivial component, and [`bench`] runs all of them and compares.
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod ledger;
+pub mod measure;
+pub mod ping;
 pub mod plan;
+pub mod raw;
 pub mod report;
 pub mod run;
 pub mod verify;

@@ -1,23 +1,165 @@
 //! The `loadgen` command line: parses flags into a [`loadgen::Config`], runs the load, prints
-//! the report (human or `--json`) and exits 0 only when the run passed.
+//! the report (human or `--json`) and exits 0 only when the run passed. Subcommands: `raw` (the
+//! database's own insert limit), `ping` (the HTTP floor against any handler) and `bench` (all of
+//! it, compared in one table).
 //!
 //! Exit codes: 0 passed (and verified, unless `--no-verify`); 1 the run had errors or a check
 //! failed; 2 the run could not take place (bad flags, service unreachable for the baseline).
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use loadgen::bench::BenchConfig;
+use loadgen::measure::Measurement;
+use loadgen::ping::PingConfig;
+use loadgen::raw::{Database, RawConfig, Statement};
 use loadgen::{Config, Mode};
 
 /// At-least-once load generator and verifier for the edge log aggregator.
 ///
-/// Verification compares /stats before and after the run, so it is exact only when nothing
-/// else writes to the service during the run.
+/// Without a subcommand: one load run against --url. Verification compares /stats before and
+/// after the run, so it is exact only when nothing else writes to the service during the run.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version)]
+#[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// The limit: insert the same rows straight into the database from a native client (no
+    /// HTTP, no Wasm, no queue), same schema, same INSERT … ON CONFLICT statement shape.
+    Raw(RawArgs),
+    /// The HTTP floor: post the same bodies to any URL once each, expect 200, no verification.
+    Ping(PingArgs),
+    /// The whole benchmark: edgelog on SQLite and on PostgreSQL + Redis (verified), the raw
+    /// limits and the host's floor, in one markdown table (see scripts/bench.sh).
+    Bench(BenchArgs),
+}
+
+/// Shape of the generated events, shared by the subcommands.
+#[derive(Debug, clap::Args)]
+struct Shape {
+    /// Total events, replays included.
+    #[arg(long, default_value_t = 25_000)]
+    events: u64,
+    /// Fraction of the events that are exact replays of earlier ones, in [0, 1).
+    #[arg(long, default_value_t = 0.35)]
+    duplicate_rate: f64,
+    /// Events per batch.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Number of topics.
+    #[arg(long, default_value_t = 8)]
+    topics: u32,
+    /// batch: one transaction/request per batch; single: one per event.
+    #[arg(long, value_enum, default_value_t = Mode::Batch)]
+    mode: Mode,
+    /// Seed of the plan; random when absent.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct RawArgs {
+    /// postgres://user@host:port/database (must exist) or sqlite:PATH.
+    #[arg(long)]
+    database_url: String,
+    /// plain: only the event insert (the limit); service: the service's own per-entry
+    /// transaction, exactly-once marker included.
+    #[arg(long, value_enum, default_value_t = Statement::Plain)]
+    statement: Statement,
+    /// Do not apply the service's schema (migrations/) first.
+    #[arg(long)]
+    no_migrate: bool,
+    #[command(flatten)]
+    shape: Shape,
+}
+
+#[derive(Debug, clap::Args)]
+struct PingArgs {
+    /// Base URL of the handler.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// Seconds before one request counts as failed.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+    #[command(flatten)]
+    shape: Shape,
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// The edge-host binary.
+    #[arg(long, default_value = "target/release/edge-host")]
+    host: PathBuf,
+    /// The edgelog manifest.
+    #[arg(long, default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// The trivial component's manifest.
+    #[arg(long, default_value = "loadgen/fixtures/hello/spin.toml")]
+    hello_manifest: PathBuf,
+    /// The trivial component (for `wasmtime serve`).
+    #[arg(
+        long,
+        default_value = "target/bench-hello/wasm32-wasip2/release/bench_hello.wasm"
+    )]
+    hello_wasm: PathBuf,
+    /// Events per batch-mode run (a few seconds each; fewer makes start-up effects show).
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Events per single-event run.
+    #[arg(long, default_value_t = 20_000)]
+    single_events: u64,
+    /// Events per batch.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Concurrent connections of every run.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Number of topics.
+    #[arg(long, default_value_t = 8)]
+    topics: u32,
+    /// Fraction of replays.
+    #[arg(long, default_value_t = 0.35)]
+    duplicate_rate: f64,
+    /// Seed of every plan; random (and printed) when absent.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// PostgreSQL server, without a database: the benchmark creates and drops its own.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres: String,
+    /// Skip the PostgreSQL + Redis runs.
+    #[arg(long)]
+    no_postgres: bool,
+    /// Redis server, without a database number.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// Redis database number the benchmark owns (FLUSHDB before and after).
+    #[arg(long, default_value_t = 15)]
+    redis_db: u32,
+    /// Directory for state, logs and results.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Seconds before one service request counts as timed out.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
     /// Base URL of the service (plain http).
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     url: String,
@@ -76,7 +218,7 @@ fn seconds(flag: &str, v: f64) -> Result<Duration, String> {
         .ok_or_else(|| format!("{flag} must be a positive number of seconds, got {v}"))
 }
 
-impl Cli {
+impl RunArgs {
     fn into_config(self) -> Result<(Config, bool), String> {
         let duration = match self.duration {
             Some(d) => Some(seconds("--duration", d)?),
@@ -105,8 +247,129 @@ impl Cli {
     }
 }
 
+fn print_measurement(m: &Measurement, json: bool) -> ExitCode {
+    if json {
+        println!("{}", m.to_json());
+    } else {
+        print!("{}", m.render_human());
+    }
+    if m.passed {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("FAILED:");
+        for e in &m.errors {
+            eprintln!("  - {e}");
+        }
+        ExitCode::from(1)
+    }
+}
+
+fn raw_main(a: RawArgs) -> ExitCode {
+    let database = match Database::parse(&a.database_url) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("loadgen raw: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = RawConfig {
+        database,
+        events: a.shape.events,
+        duplicate_rate: a.shape.duplicate_rate,
+        batch_size: a.shape.batch_size,
+        concurrency: a.shape.concurrency,
+        topics: a.shape.topics,
+        mode: a.shape.mode,
+        seed: a.shape.seed,
+        statement: a.statement,
+        run_id: None,
+        migrate: !a.no_migrate,
+    };
+    match loadgen::raw::raw(&config) {
+        Ok(m) => print_measurement(&m, a.shape.json),
+        Err(e) => {
+            eprintln!("loadgen raw: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn ping_main(a: PingArgs) -> ExitCode {
+    let timeout = match seconds("--timeout", a.timeout) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("loadgen ping: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = PingConfig {
+        url: a.url,
+        events: a.shape.events,
+        duplicate_rate: a.shape.duplicate_rate,
+        batch_size: a.shape.batch_size,
+        concurrency: a.shape.concurrency,
+        topics: a.shape.topics,
+        mode: a.shape.mode,
+        seed: a.shape.seed,
+        request_timeout: timeout,
+    };
+    match loadgen::ping::ping(&config) {
+        Ok(m) => print_measurement(&m, a.shape.json),
+        Err(e) => {
+            eprintln!("loadgen ping: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn bench_main(a: BenchArgs) -> ExitCode {
+    let timeout = match seconds("--timeout", a.timeout) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("loadgen bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = BenchConfig {
+        host: a.host,
+        manifest: a.manifest,
+        hello_manifest: a.hello_manifest,
+        hello_wasm: a.hello_wasm,
+        events: a.events,
+        single_events: a.single_events,
+        batch_size: a.batch_size,
+        concurrency: a.concurrency,
+        topics: a.topics,
+        duplicate_rate: a.duplicate_rate,
+        seed: a.seed,
+        postgres: (!a.no_postgres).then_some(a.postgres),
+        redis: a.redis,
+        redis_db: a.redis_db,
+        out: a.out,
+        request_timeout: timeout,
+    };
+    match loadgen::bench::bench(&config) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("loadgen bench: FAILED (see the table)");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("loadgen bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let (config, json) = match Cli::parse().into_config() {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Sub::Raw(a)) => return raw_main(a),
+        Some(Sub::Ping(a)) => return ping_main(a),
+        Some(Sub::Bench(a)) => return bench_main(a),
+        None => {}
+    }
+    let (config, json) = match cli.run.into_config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("loadgen: {e}");

@@ -117,6 +117,23 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
+impl Latency {
+    /// Percentiles of a histogram of microseconds (all zero when it is empty).
+    pub fn from_us(h: &hdrhistogram::Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            count: h.len(),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        }
+    }
+}
+
 fn per_sec(n: u64, secs: f64) -> f64 {
     if secs > 0.0 { n as f64 / secs } else { 0.0 }
 }
@@ -131,19 +148,7 @@ impl Report {
         elapsed: Duration,
         verification: Option<Verification>,
     ) -> Report {
-        let h = &ledger.latency_us;
-        let latency_ms = if h.is_empty() {
-            Latency::default()
-        } else {
-            Latency {
-                count: h.len(),
-                mean: h.mean() / 1000.0,
-                p50: ms(h.value_at_quantile(0.50)),
-                p90: ms(h.value_at_quantile(0.90)),
-                p99: ms(h.value_at_quantile(0.99)),
-                max: ms(h.max()),
-            }
-        };
+        let latency_ms = Latency::from_us(&ledger.latency_us);
         let mut status_counts: BTreeMap<String, u64> = ledger
             .statuses
             .iter()

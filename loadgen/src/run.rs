@@ -34,6 +34,21 @@ pub fn run(config: &Config) -> Result<Report> {
 /// for the baseline); everything that went wrong *during* a run is in the report, and
 /// [`Report::passed`] tells whether it counts as a success.
 pub async fn run_async(config: &Config) -> Result<Report> {
+    run_with_probe(config, &mut |_| {}).await
+}
+
+/// Where a run is, for callers that measure something around the sending phase only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The baseline is taken; the first request is about to go out.
+    SendStart,
+    /// The last request has been answered; verification comes next.
+    SendEnd,
+}
+
+/// [`run_async`], calling `probe` as the sending phase starts and ends (`bench` samples CPU
+/// time there, so verification is not counted).
+pub async fn run_with_probe(config: &Config, probe: &mut dyn FnMut(Phase)) -> Result<Report> {
     config.validate()?;
     let seed = config.seed.unwrap_or_else(|| rand::rng().random());
     // The run id is random even with --seed, so that replaying a seed never collides with the
@@ -70,7 +85,9 @@ pub async fn run_async(config: &Config) -> Result<Report> {
         None
     };
 
+    probe(Phase::SendStart);
     let (ledger, elapsed) = send_all(&plan, &client, config, seed).await;
+    probe(Phase::SendEnd);
 
     let verification = match before {
         Some(before) => {
@@ -217,7 +234,7 @@ async fn verify_run(
 }
 
 /// Eight random lowercase alphanumerics: short, URL-safe, practically never reused.
-fn random_run_id() -> String {
+pub fn random_run_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     (0..8)
