@@ -14,16 +14,29 @@
 //! outside 0001–9999 are rejected because the stores cannot hold them exactly.
 //! `payload` is any JSON value: absent means `{}`, an explicit `null` stays `null`;
 //! strings inside it must not contain NUL (Postgres `jsonb` refuses `\u0000`).
-//! Unknown fields are ignored.
+//! Unknown fields are ignored; a field given twice in one event is an error.
+//!
+//! Parsing is one typed pass, never a `serde_json::Value` tree: the body is split
+//! into raw items, each item into its five raw fields, and the payload is kept as
+//! the text the client sent with only the whitespace between tokens removed (so
+//! its size is the size of its compact JSON). Unicode escapes the JSON parser lets
+//! through but no store can hold (unpaired surrogates) make the body malformed.
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::http::{ApiError, FieldError};
 
 /// Longest `topic`, `event_id` or `source`, in characters.
 pub const MAX_TEXT_CHARS: usize = 255;
+
+/// Deepest nesting of arrays and objects in a payload; what every store's JSON parser accepts.
+pub const MAX_PAYLOAD_DEPTH: usize = 128;
+const _: () = assert!(
+    MAX_PAYLOAD_DEPTH == 128,
+    "the payload error message says 128"
+);
 
 /// Size limits from configuration that decide between accepting and `413`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,38 +131,34 @@ impl Event {
         })
     }
 
-    /// Validates one event object, collecting every problem rather than stopping at the first.
-    fn from_object(mut obj: Map<String, Value>, limits: &Limits) -> Result<Event, Problems> {
+    /// Validates one event object's raw fields, collecting every problem rather than stopping.
+    fn from_fields(fields: Fields<'_>, limits: &Limits) -> Result<Event, ItemError> {
         let mut problems = Problems::default();
-        let topic = take_text(&mut obj, &mut problems, "topic");
-        let event_id = take_text(&mut obj, &mut problems, "event_id");
-        let timestamp = match obj.remove("timestamp") {
-            None | Some(Value::Null) => problems.invalid("timestamp", "is required"),
-            Some(Value::String(s)) => match normalize_timestamp(&s) {
+        let topic = text_field(fields.topic, &mut problems, "topic")?;
+        let event_id = text_field(fields.event_id, &mut problems, "event_id")?;
+        let timestamp = match string_value(fields.timestamp)? {
+            Text::Missing => problems.invalid("timestamp", "is required"),
+            Text::NotAString => problems.invalid("timestamp", "must be a string"),
+            Text::Value(s) => match normalize_timestamp(&s) {
                 Ok(t) => Some(t),
                 Err(m) => problems.invalid("timestamp", m),
             },
-            Some(_) => problems.invalid("timestamp", "must be a string"),
         };
-        let source = take_text(&mut obj, &mut problems, "source");
-        let payload = obj
-            .remove("payload")
-            .unwrap_or_else(|| Value::Object(Map::new()));
-        let payload = if contains_nul(&payload) {
-            problems.invalid("payload", "strings must not contain NUL characters")
-        } else {
-            match serde_json::value::to_raw_value(&payload) {
-                Ok(raw) if raw.get().len() > limits.max_payload_bytes => problems.too_large(
+        let source = text_field(fields.source, &mut problems, "source")?;
+        let payload = match fields.payload {
+            None => Some(empty_object()),
+            Some(raw) => match compact_payload(raw)? {
+                Err(m) => problems.invalid("payload", m),
+                Ok(p) if p.get().len() > limits.max_payload_bytes => problems.too_large(
                     "payload",
                     format!(
                         "is {} bytes serialised; the limit is {}",
-                        raw.get().len(),
+                        p.get().len(),
                         limits.max_payload_bytes
                     ),
                 ),
-                Ok(raw) => Some(raw),
-                Err(_) => problems.invalid("payload", "cannot be serialised"),
-            }
+                Ok(p) => Some(p),
+            },
         };
         match (topic, event_id, timestamp, source, payload) {
             (Some(topic), Some(event_id), Some(timestamp), Some(source), Some(payload)) => {
@@ -161,21 +170,165 @@ impl Event {
                     payload,
                 })
             }
-            _ => Err(problems),
+            _ => Err(ItemError::Problems(problems)),
         }
     }
 }
 
-/// Takes a required text field out of an event object, recording what is wrong with it.
-fn take_text(obj: &mut Map<String, Value>, problems: &mut Problems, name: &str) -> Option<String> {
-    match obj.remove(name) {
-        None | Some(Value::Null) => problems.invalid(name, "is required"),
-        Some(Value::String(s)) => match check_text(&s) {
+/// One event object as sent: each known field as raw JSON text, unknown fields skipped.
+///
+/// `null` reads as absent for the required fields; `payload` keeps an explicit `null`.
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(borrow)]
+    topic: Option<&'a RawValue>,
+    #[serde(borrow)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    payload: Option<&'a RawValue>,
+}
+
+/// The `{"events": ...}` wrapper; other members are ignored (they may be a bare event's fields).
+#[derive(Deserialize)]
+struct Wrapper<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    events: Option<&'a RawValue>,
+}
+
+/// Deserialises a member that is present, `null` included, as `Some`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// Why one item of a batch was not turned into an event.
+enum ItemError {
+    /// Rule violations, to be reported with the item's index.
+    Problems(Problems),
+    /// Text no store can hold (an unpaired surrogate escape): the whole body is malformed.
+    Malformed(String),
+}
+
+/// A JSON member that should be a string.
+enum Text {
+    Missing,
+    NotAString,
+    Value(String),
+}
+
+/// Reads a raw member as a string; an unpaired surrogate escape makes the body malformed.
+fn string_value(raw: Option<&RawValue>) -> Result<Text, ItemError> {
+    let Some(raw) = raw else {
+        return Ok(Text::Missing);
+    };
+    let json = raw.get();
+    if !json.starts_with('"') {
+        return Ok(Text::NotAString);
+    }
+    if !json.contains('\\') {
+        // No escapes: the text between the quotes is the value.
+        return Ok(Text::Value(json[1..json.len() - 1].to_owned()));
+    }
+    serde_json::from_str(json)
+        .map(Text::Value)
+        .map_err(|e| ItemError::Malformed(e.to_string()))
+}
+
+/// Reads a required text field, recording what is wrong with it.
+fn text_field(
+    raw: Option<&RawValue>,
+    problems: &mut Problems,
+    name: &str,
+) -> Result<Option<String>, ItemError> {
+    Ok(match string_value(raw)? {
+        Text::Missing => problems.invalid(name, "is required"),
+        Text::NotAString => problems.invalid(name, "must be a string"),
+        Text::Value(s) => match check_text(&s) {
             Ok(()) => Some(s),
             Err(m) => problems.invalid(name, m),
         },
-        Some(_) => problems.invalid(name, "must be a string"),
+    })
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).expect("`{}` is JSON")
+}
+
+/// Checks a payload's escapes and drops the whitespace between its tokens.
+///
+/// The text is already valid JSON (the parser checked it), so only escapes need a
+/// look: `\u0000` is a rule violation (`Ok(Err)`), an unpaired surrogate makes the body
+/// malformed (`Err`). Text that is already compact is reused without copying.
+fn compact_payload(raw: &RawValue) -> Result<Result<Box<RawValue>, &'static str>, ItemError> {
+    let b = raw.get().as_bytes();
+    let mut out: Vec<u8> = Vec::new();
+    let mut copied = 0; // b[..copied] is accounted for in `out` (only used once whitespace is seen)
+    let mut in_string = false;
+    let mut depth = 0usize;
+    let mut i = 0;
+    let hex = |at: usize| -> Option<u32> {
+        let digits = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
+        u32::from_str_radix(digits, 16).ok()
+    };
+    let lone = || ItemError::Malformed("payload has an unpaired surrogate escape".into());
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            match c {
+                b'"' => in_string = false,
+                b'\\' if b.get(i + 1) == Some(&b'u') => {
+                    let unit = hex(i + 2).ok_or_else(lone)?;
+                    if unit == 0 {
+                        return Ok(Err("strings must not contain NUL characters"));
+                    }
+                    if (0xDC00..0xE000).contains(&unit) {
+                        return Err(lone());
+                    }
+                    if (0xD800..0xDC00).contains(&unit) {
+                        let pair = b.get(i + 6..i + 8) == Some(&b"\\u"[..])
+                            && hex(i + 8).is_some_and(|low| (0xDC00..0xE000).contains(&low));
+                        if !pair {
+                            return Err(lone());
+                        }
+                        i += 6;
+                    }
+                    i += 6;
+                    continue;
+                }
+                b'\\' => {
+                    i += 2;
+                    continue;
+                }
+                _ => {}
+            }
+        } else if c == b'"' {
+            in_string = true;
+        } else if c == b'[' || c == b'{' {
+            depth += 1;
+            if depth > MAX_PAYLOAD_DEPTH {
+                return Ok(Err(
+                    "must not nest arrays and objects more than 128 levels deep",
+                ));
+            }
+        } else if c == b']' || c == b'}' {
+            depth -= 1;
+        } else if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            out.extend_from_slice(&b[copied..i]);
+            copied = i + 1;
+        }
+        i += 1;
     }
+    if copied == 0 {
+        return Ok(Ok(raw.to_owned()));
+    }
+    out.extend_from_slice(&b[copied..]);
+    let text = String::from_utf8(out).map_err(|e| ItemError::Malformed(e.to_string()))?;
+    RawValue::from_string(text)
+        .map(Ok)
+        .map_err(|e| ItemError::Malformed(e.to_string()))
 }
 
 /// Problems found in one event, split by the status they lead to.
@@ -189,6 +342,17 @@ impl Problems {
     fn invalid<T>(&mut self, field: &str, message: impl Into<String>) -> Option<T> {
         self.invalid.push(FieldError::new(field, message));
         None
+    }
+
+    /// A problem with the item as a whole (not one field).
+    fn whole(message: String) -> Problems {
+        let mut p = Problems::default();
+        p.invalid.push(FieldError {
+            index: None,
+            field: None,
+            message,
+        });
+        p
     }
 
     fn too_large<T>(&mut self, field: &str, message: impl Into<String>) -> Option<T> {
@@ -205,8 +369,8 @@ pub fn parse_batch(body: &[u8], shape: Shape, limits: &Limits) -> Result<Vec<Eve
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::malformed_json("the body is empty"));
     }
-    let value: Value = serde_json::from_slice(body).map_err(ApiError::malformed_json)?;
-    let (items, single) = split_shape(value, shape)?;
+    let text = std::str::from_utf8(body).map_err(ApiError::malformed_json)?;
+    let (items, single) = split_shape(text, shape)?;
     if items.is_empty() {
         return Err(
             ApiError::invalid("the batch is empty").with_details(vec![FieldError::new(
@@ -226,21 +390,21 @@ pub fn parse_batch(body: &[u8], shape: Shape, limits: &Limits) -> Result<Vec<Eve
     let mut all = Problems::default();
     for (i, item) in items.into_iter().enumerate() {
         let index = (!single).then_some(i);
-        let result = match item {
-            Value::Object(obj) => Event::from_object(obj, limits),
-            _ => {
-                let mut p = Problems::default();
-                p.invalid.push(FieldError {
-                    index: None,
-                    field: None,
-                    message: "must be a JSON object".into(),
-                });
-                Err(p)
+        let result = if item.get().starts_with('{') {
+            match serde_json::from_str::<Fields>(item.get()) {
+                Ok(fields) => Event::from_fields(fields, limits),
+                // The syntax was checked with the body, so this is a repeated member.
+                Err(e) => Err(ItemError::Problems(Problems::whole(strip_position(&e)))),
             }
+        } else {
+            Err(ItemError::Problems(Problems::whole(
+                "must be a JSON object".into(),
+            )))
         };
         match result {
             Ok(event) => events.push(event),
-            Err(p) => {
+            Err(ItemError::Malformed(reason)) => return Err(ApiError::malformed_json(reason)),
+            Err(ItemError::Problems(p)) => {
                 let tag = |mut e: FieldError| {
                     e.index = index;
                     e
@@ -266,29 +430,54 @@ pub fn parse_batch(body: &[u8], shape: Shape, limits: &Limits) -> Result<Vec<Eve
     Ok(events)
 }
 
-/// Unwraps the accepted body shapes into a list of items; `true` means "one bare event".
-fn split_shape(value: Value, shape: Shape) -> Result<(Vec<Value>, bool), ApiError> {
+/// A serde error's message without its ` at line 1 column 17` suffix.
+fn strip_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+/// Splits the body into raw items (checking its JSON syntax); `true` means "one bare event".
+fn split_shape(text: &str, shape: Shape) -> Result<(Vec<&RawValue>, bool), ApiError> {
+    fn array(json: &str) -> Result<Vec<&RawValue>, ApiError> {
+        serde_json::from_str(json).map_err(ApiError::malformed_json)
+    }
     let wrong_events = || {
         ApiError::invalid("expected {\"events\": [...]}").with_details(vec![FieldError::new(
             "events",
             "must be an array of event objects",
         )])
     };
-    match value {
-        Value::Array(items) => Ok((items, false)),
-        Value::Object(mut obj) => match obj.remove("events") {
-            Some(Value::Array(items)) => Ok((items, false)),
-            Some(_) => Err(wrong_events()),
-            None if shape == Shape::Any => Ok((vec![Value::Object(obj)], true)),
-            None => Err(
-                ApiError::invalid("expected {\"events\": [...]} or an array")
-                    .with_details(vec![FieldError::new("events", "is required")]),
-            ),
-        },
-        _ => Err(ApiError::invalid(match shape {
-            Shape::Any => "expected an event object, an array of events, or {\"events\": [...]}",
-            Shape::Batch => "expected {\"events\": [...]} or an array of events",
-        })),
+    match text.trim_start().as_bytes().first() {
+        Some(b'[') => Ok((array(text)?, false)),
+        Some(b'{') => {
+            let wrapper: Wrapper = serde_json::from_str(text).map_err(ApiError::malformed_json)?;
+            match wrapper.events {
+                Some(events) if events.get().starts_with('[') => Ok((array(events.get())?, false)),
+                Some(_) => Err(wrong_events()),
+                None if shape == Shape::Any => {
+                    let whole: &RawValue =
+                        serde_json::from_str(text).map_err(ApiError::malformed_json)?;
+                    Ok((vec![whole], true))
+                }
+                None => Err(
+                    ApiError::invalid("expected {\"events\": [...]} or an array")
+                        .with_details(vec![FieldError::new("events", "is required")]),
+                ),
+            }
+        }
+        _ => {
+            // A scalar (or garbage): small, so a full parse is cheap and checks its escapes too.
+            serde_json::from_str::<serde_json::Value>(text).map_err(ApiError::malformed_json)?;
+            Err(ApiError::invalid(match shape {
+                Shape::Any => {
+                    "expected an event object, an array of events, or {\"events\": [...]}"
+                }
+                Shape::Batch => "expected {\"events\": [...]} or an array of events",
+            }))
+        }
     }
 }
 
@@ -304,16 +493,6 @@ fn check_text(s: &str) -> Result<(), String> {
         return Err("must not contain NUL characters".into());
     }
     Ok(())
-}
-
-/// Whether any string (or object key) inside a JSON value contains NUL.
-fn contains_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(contains_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
-        _ => false,
-    }
 }
 
 /// Parses an ISO 8601 / RFC 3339 date-time and renders it as UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
@@ -407,11 +586,16 @@ pub fn parse_timestamp(s: &str) -> Result<NaiveDateTime, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     const LIMITS: Limits = Limits {
         max_batch_events: 3,
         max_payload_bytes: 32,
+    };
+
+    const LIMITS_BIG: Limits = Limits {
+        max_batch_events: 3,
+        max_payload_bytes: 1000,
     };
 
     fn good() -> Value {
@@ -633,14 +817,31 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_a_400_not_a_crash() {
-        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    fn deep_nesting_is_refused_not_a_crash() {
+        let deep = |n| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let err = parse_batch(deep(100_000).as_bytes(), Shape::Any, &LIMITS).unwrap_err();
+        assert_eq!((err.status, fields(&err)), (422, vec![(Some(0), None)]));
+        let with_payload = |n| {
+            let body = format!(
+                r#"{{"topic":"t","event_id":"e","timestamp":"2024-05-01T12:00:00Z","source":"s","payload":{}}}"#,
+                deep(n)
+            );
+            parse_batch(
+                body.as_bytes(),
+                Shape::Any,
+                &Limits {
+                    max_batch_events: 1,
+                    max_payload_bytes: 1 << 20,
+                },
+            )
+        };
+        assert!(with_payload(MAX_PAYLOAD_DEPTH).is_ok());
+        let err = with_payload(MAX_PAYLOAD_DEPTH + 1).unwrap_err();
         assert_eq!(
-            parse_batch(deep.as_bytes(), Shape::Any, &LIMITS)
-                .unwrap_err()
-                .status,
-            400
+            (err.status, fields(&err)),
+            (422, vec![(None, Some("payload"))])
         );
+        assert_eq!(with_payload(100_000).unwrap_err().status, 422);
     }
 
     #[test]
@@ -664,5 +865,94 @@ mod tests {
         assert!(bad.is_err());
         let bad = Event::restore("t".into(), "e".into(), "nope", "s".into(), raw());
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn payload_keeps_its_text_without_whitespace() {
+        let body = r#"{"topic":"t","event_id":"e","timestamp":"2024-05-01T12:00:00Z","source":"s",
+            "payload": { "b" : [1, 2.50, 1e400],
+                "a" : " spaced  out \" \\ ", "\u00e9\ud83d\ude00": null } }"#;
+        let e = parse_batch(body.as_bytes(), Shape::Any, &LIMITS_BIG).unwrap();
+        assert_eq!(
+            e[0].payload().get(),
+            r#"{"b":[1,2.50,1e400],"a":" spaced  out \" \\ ","\u00e9\ud83d\ude00":null}"#,
+            "key order, number text and escapes are the sender's; only whitespace goes"
+        );
+        let compact = parse_batch(good().to_string().as_bytes(), Shape::Any, &LIMITS).unwrap();
+        assert_eq!(compact[0].payload().get(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn payload_escapes_are_checked() {
+        let with = |payload: &str| {
+            let body = format!(
+                r#"{{"topic":"t","event_id":"e","timestamp":"2024-05-01T12:00:00Z","source":"s","payload":{payload}}}"#
+            );
+            parse_batch(body.as_bytes(), Shape::Any, &LIMITS_BIG)
+        };
+        assert!(
+            with(r#""\\u0000""#).is_ok(),
+            "an escaped backslash, then text"
+        );
+        assert!(with(r#"["\ud83d\ude00"]"#).is_ok());
+        let err = with(r#"{"k":"a\u0000"}"#).unwrap_err();
+        assert_eq!(
+            (err.status, fields(&err)),
+            (422, vec![(None, Some("payload"))])
+        );
+        for lone in [
+            r#""\ud83d""#,
+            r#""\ude00x""#,
+            r#""\ud83d\u0041""#,
+            r#"{"\udfff":1}"#,
+        ] {
+            assert_eq!(with(lone).unwrap_err().status, 400, "{lone}");
+        }
+    }
+
+    #[test]
+    fn text_fields_decode_escapes_and_refuse_lone_surrogates() {
+        let body = r#"{"topic":"caf\u00e9","event_id":"e\n1","timestamp":"2024-05-01T12:00:00Z","source":"s"}"#;
+        let e = parse_batch(body.as_bytes(), Shape::Any, &LIMITS).unwrap();
+        assert_eq!(e[0].key(), ("café", "e\n1"));
+        let body =
+            r#"{"topic":"\ud800","event_id":"e","timestamp":"2024-05-01T12:00:00Z","source":"s"}"#;
+        assert_eq!(
+            parse_batch(body.as_bytes(), Shape::Any, &LIMITS)
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn repeated_member_is_an_error_for_that_event() {
+        let body = format!(
+            r#"[{}, {{"topic":"a","topic":"b","event_id":"e","timestamp":"2024-05-01T12:00:00Z","source":"s"}}]"#,
+            good()
+        );
+        let err = parse_batch(body.as_bytes(), Shape::Any, &LIMITS).unwrap_err();
+        assert_eq!((err.status, fields(&err)), (422, vec![(Some(1), None)]));
+        assert_eq!(err.details[0].message, "duplicate field `topic`");
+    }
+
+    #[test]
+    fn events_member_must_be_an_array() {
+        for body in [
+            r#"{"events": null}"#,
+            r#"{"events": {}}"#,
+            r#"{"events": "x"}"#,
+        ] {
+            let err = parse_batch(body.as_bytes(), Shape::Any, &LIMITS).unwrap_err();
+            assert_eq!(
+                (err.status, fields(&err)),
+                (422, vec![(None, Some("events"))]),
+                "{body}"
+            );
+        }
+        let err = parse_batch(b"[] []", Shape::Any, &LIMITS).unwrap_err();
+        assert_eq!(err.status, 400);
+        let err = parse_batch(b"\xff", Shape::Any, &LIMITS).unwrap_err();
+        assert_eq!(err.status, 400);
     }
 }
