@@ -69,7 +69,7 @@ impl Config {
             },
             max_backlog_events: parse_count(
                 "max_backlog_events",
-                &var("max_backlog_events", "100000")?,
+                &var("max_backlog_events", "0")?,
                 0,
             )? as u64,
         })

@@ -106,7 +106,9 @@ fn accepted(n: u64) -> Response {
     )
 }
 
-/// Whether the queue holds more than `max_backlog_events` (0 disables the check).
+/// Whether the queue holds more than `max_backlog_events` (0, the default, disables the check).
+///
+/// Off by default because it lists every key of the queue (Redis `KEYS`) on every publish.
 fn backlog_exceeded(queue: &Queue, config: &Config) -> bool {
     if config.max_backlog_events == 0 {
         return false;
@@ -134,8 +136,9 @@ pub async fn publish(req: IncomingRequest, query: &str, shape: Shape) -> Handled
     if asynchronous || backlog_exceeded(&queue, &config) {
         return Ok(accepted(n));
     }
-    let applied = store::connect(&config.store)
-        .and_then(|store| consume::apply_entry(&*store, &queue, &key, &events));
+    let applied = store::open(&config.store).and_then(|store| {
+        store::with_schema(&*store, |s| consume::apply_entry(s, &queue, &key, &events))
+    });
     match applied {
         Ok(a) => Ok(http::json(
             200,

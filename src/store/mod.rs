@@ -50,11 +50,28 @@ pub fn open(choice: &StoreChoice) -> Result<Box<dyn EventStore>, StoreError> {
     })
 }
 
-/// Opens the configured store and makes sure its schema is current (what every data route needs).
+/// Opens the configured store and makes sure its schema is current (what the read routes need).
 pub fn connect(choice: &StoreChoice) -> Result<Box<dyn EventStore>, StoreError> {
     let store = open(choice)?;
     store.migrate()?;
     Ok(store)
+}
+
+/// Runs `op` without checking the schema first; if it fails, migrates and runs it once more.
+///
+/// The publish path's way to skip a schema round trip per request: the first
+/// publish to a fresh database fails on the missing table, migrates, and retries;
+/// so do publishes racing with another instance's migration. `op` must be safe to
+/// repeat, which `apply_batch` is (its marker). Later, compatible migrations are
+/// applied by the read routes, which still [`connect`].
+pub fn with_schema<T>(
+    store: &dyn EventStore,
+    op: impl Fn(&dyn EventStore) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    op(store).or_else(|first| match store.migrate() {
+        Ok(()) => op(store),
+        Err(_) => Err(first),
+    })
 }
 
 /// The outcome of applying one queue entry.
