@@ -1,11 +1,13 @@
 //! SQLite databases for guests: `spin:sqlite/sqlite@3.0.0` and the older
 //! `fermyon:spin/sqlite@2.0.0`. A guest connection holds one pooled rusqlite connection for its
 //! lifetime, so `BEGIN … COMMIT` issued through `execute` behaves as the guest expects; a
-//! connection dropped inside a transaction is rolled back before it is reused.
+//! connection dropped inside a transaction is rolled back before it is reused. A statement that
+//! writes (or a `BEGIN IMMEDIATE`/`EXCLUSIVE`) first waits for the file's write turn, which the
+//! connection keeps until it is back in autocommit mode (see `sqlite_pool`).
 
 use crate::bindings::fermyon::spin::sqlite as v2;
 use crate::bindings::spin::sqlite::sqlite as v3;
-use crate::sqlite_pool::{SqlitePool, blocking};
+use crate::sqlite_pool::{SqlitePool, WriteTurn, blocking};
 use crate::state::RequestState;
 use rusqlite::types::ValueRef;
 use std::sync::Arc;
@@ -16,14 +18,32 @@ use wasmtime::component::Resource;
 pub struct SqliteHandle {
     pool: Arc<SqlitePool>,
     conn: Option<rusqlite::Connection>,
+    turn: Option<WriteTurn>,
 }
 
 impl Drop for SqliteHandle {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.give_back(conn);
+            self.pool.give_back(conn); // rolls back first, so the turn is released after
         }
+        self.turn = None;
     }
+}
+
+/// Whether running `sql` on `conn` may write, so it needs the write turn.
+fn writes(conn: &rusqlite::Connection, sql: &str) -> bool {
+    let head: String = sql
+        .trim_start()
+        .chars()
+        .take(24)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let words: Vec<&str> = head.split_whitespace().collect();
+    if words.first() == Some(&"BEGIN") {
+        return matches!(words.get(1), Some(&"IMMEDIATE" | &"EXCLUSIVE"));
+    }
+    // Unknown or failing statements are left to `execute`, which reports the error.
+    conn.prepare_cached(sql).is_ok_and(|stmt| !stmt.readonly())
 }
 
 /// A value crossing the interface, version-independent.
@@ -59,20 +79,32 @@ impl RequestState {
         Ok(SqliteHandle {
             pool,
             conn: Some(conn),
+            turn: None,
         })
     }
 
-    fn run_sqlite(
+    async fn run_sqlite(
         &mut self,
         handle: &Resource<SqliteHandle>,
         statement: &str,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<Rows, String>> {
-        let handle = self.table.get(handle)?;
+        let handle = self.table.get_mut(handle)?;
+        let needs_turn = match handle.conn.as_ref() {
+            None => return Ok(Err("connection closed".into())),
+            Some(conn) => handle.turn.is_none() && blocking(|| writes(conn, statement)),
+        };
+        if needs_turn {
+            handle.turn = handle.pool.write_turn().await;
+        }
         let Some(conn) = handle.conn.as_ref() else {
             return Ok(Err("connection closed".into()));
         };
-        Ok(blocking(|| execute(conn, statement, params)).map_err(|e| e.to_string()))
+        let result = blocking(|| execute(conn, statement, params)).map_err(|e| e.to_string());
+        if conn.is_autocommit() {
+            handle.turn = None;
+        }
+        Ok(result)
     }
 
     fn sqlite_conn(
@@ -167,7 +199,8 @@ macro_rules! sqlite_interface {
             ) -> wasmtime::Result<Result<$m::QueryResult, $m::Error>> {
                 let params = parameters.into_iter().map(Value::from).collect();
                 Ok(self
-                    .run_sqlite(&conn, &statement, params)?
+                    .run_sqlite(&conn, &statement, params)
+                    .await?
                     .map(|rows| $m::QueryResult {
                         columns: rows.columns,
                         rows: rows

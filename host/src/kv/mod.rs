@@ -39,7 +39,7 @@ pub struct CasHandle {
 macro_rules! dispatch {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {
         match $self {
-            KvBackend::Sqlite(s) => s.$method($($arg),*),
+            KvBackend::Sqlite(s) => s.$method($($arg),*).await,
             KvBackend::Redis(r) => r.$method($($arg),*).await,
         }
     };

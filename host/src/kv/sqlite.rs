@@ -44,7 +44,7 @@ impl SqliteKv {
     }
 
     /// Value of `key`, if any.
-    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.with(|c, s| {
             Ok(
                 c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
@@ -55,7 +55,8 @@ impl SqliteKv {
     }
 
     /// Sets `key` to `value`.
-    pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+    pub async fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        let _turn = self.pool.write_turn().await;
         self.with(|c, s| {
             c.prepare_cached(
                 "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
@@ -67,7 +68,8 @@ impl SqliteKv {
     }
 
     /// Deletes `key` (no error when absent).
-    pub fn delete(&self, key: &str) -> Result<()> {
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let _turn = self.pool.write_turn().await;
         self.with(|c, s| {
             c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                 .execute(params![s, key])?;
@@ -76,12 +78,12 @@ impl SqliteKv {
     }
 
     /// Whether `key` exists.
-    pub fn exists(&self, key: &str) -> Result<bool> {
-        Ok(self.get(key)?.is_some())
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.get(key).await?.is_some())
     }
 
     /// Every key of the store.
-    pub fn keys(&self) -> Result<Vec<String>> {
+    pub async fn keys(&self) -> Result<Vec<String>> {
         self.with(|c, s| {
             let mut stmt =
                 c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
@@ -93,7 +95,8 @@ impl SqliteKv {
     }
 
     /// Adds `delta` to the decimal counter at `key` (absent = 0) and returns the new value.
-    pub fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+    pub async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        let _turn = self.pool.write_turn().await;
         self.with(|c, s| {
             let mut conn_tx = immediate(c)?;
             let tx = conn_tx.tx();
@@ -115,7 +118,13 @@ impl SqliteKv {
     }
 
     /// Sets `key` to `new` only if its value is still `expected` (`None` = absent).
-    pub fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool> {
+    pub async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool> {
+        let _turn = self.pool.write_turn().await;
         self.with(|c, s| {
             let changed = match expected {
                 None => c
@@ -136,7 +145,7 @@ impl SqliteKv {
     }
 
     /// Values of several keys in one read.
-    pub fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    pub async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         self.with(|c, s| {
             let mut stmt =
                 c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
@@ -150,7 +159,8 @@ impl SqliteKv {
     }
 
     /// Sets several keys in one transaction.
-    pub fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<()> {
+    pub async fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<()> {
+        let _turn = self.pool.write_turn().await;
         self.with(|c, s| {
             let mut conn_tx = immediate(c)?;
             {
@@ -167,7 +177,8 @@ impl SqliteKv {
     }
 
     /// Deletes several keys in one transaction.
-    pub fn delete_many(&self, keys: &[String]) -> Result<()> {
+    pub async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let _turn = self.pool.write_turn().await;
         self.with(|c, s| {
             let mut conn_tx = immediate(c)?;
             {
