@@ -177,18 +177,22 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// SQLite's busy handler: sleep and retry (1, 2, 5 … 100 ms, like SQLite's own) until
-/// `BUSY_TIMEOUT`, letting the runtime move its other tasks to another thread meanwhile.
-fn wait_while_busy(attempt: i32) -> bool {
+/// How long to sleep before busy retry number `attempt` (SQLite's own 1, 2, 5 … 100 ms), or
+/// `None` once the waits so far add up to `BUSY_TIMEOUT`.
+fn busy_delay(attempt: i32) -> Option<Duration> {
     const DELAYS_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+    let delay = |i: usize| DELAYS_MS.get(i).copied().unwrap_or(100);
     let attempt = usize::try_from(attempt).unwrap_or(0);
-    let waited: u64 = (0..attempt)
-        .map(|i| DELAYS_MS.get(i).copied().unwrap_or(100))
-        .sum();
-    if Duration::from_millis(waited) >= BUSY_TIMEOUT {
+    let waited: u64 = (0..attempt).map(delay).sum();
+    (Duration::from_millis(waited) < BUSY_TIMEOUT).then(|| Duration::from_millis(delay(attempt)))
+}
+
+/// SQLite's busy handler: sleep and retry until `BUSY_TIMEOUT`, letting the runtime move its
+/// other tasks to another thread meanwhile.
+fn wait_while_busy(attempt: i32) -> bool {
+    let Some(delay) = busy_delay(attempt) else {
         return false;
-    }
-    let delay = Duration::from_millis(DELAYS_MS.get(attempt).copied().unwrap_or(100));
+    };
     let sleep = || std::thread::sleep(delay);
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
@@ -197,4 +201,21 @@ fn wait_while_busy(attempt: i32) -> bool {
         _ => sleep(),
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_waits_back_off_then_give_up_after_the_timeout() {
+        let ms = |a| busy_delay(a).map(|d| d.as_millis());
+        assert_eq!(
+            (ms(0), ms(1), ms(11), ms(12), ms(200), ms(400)),
+            (Some(1), Some(2), Some(100), Some(100), Some(100), None)
+        );
+        let total: u128 = (0..).map_while(ms).sum();
+        let timeout = BUSY_TIMEOUT.as_millis();
+        assert!((timeout..timeout + 100).contains(&total), "{total} ms");
+    }
 }
