@@ -453,6 +453,41 @@ fn async_publish_is_queued_then_stored(b: Backend) {
     assert_eq!(s, 200, "{body}");
 }
 
+fn backlog_over_its_limit_answers_202_until_drained(b: Backend) {
+    // `max_backlog_events` is off by default; once set, a publish that finds more queued events
+    // than the limit (its own included) is acknowledged with 202 and left for a drain.
+    let config = HostConfig::default().env("SPIN_VARIABLE_MAX_BACKLOG_EVENTS", "2");
+    let app = App::start_with(b, config);
+    let (s, _) = app.post(
+        "/publish/batch?async=true",
+        &json!([event("bk", "1"), event("bk", "2")]),
+    );
+    assert_eq!(s, 202);
+    let (s, body) = app.post("/publish", &event("bk", "3"));
+    assert_eq!(
+        (s, body),
+        (202, json!({"received": 1, "queued": 1})),
+        "3 queued > 2"
+    );
+    let (s, body) = app.post("/drain", &json!({}));
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        (
+            &body["drained_batches"],
+            &body["processed"],
+            &body["queued"]
+        ),
+        (&json!(2), &json!(3), &json!(0))
+    );
+    let (s, body) = app.post("/publish", &event("bk", "1"));
+    assert_eq!(
+        (s, body),
+        (200, json!({"received": 1, "processed": 0, "duplicates": 1})),
+        "an empty queue is under the limit: consumed at once"
+    );
+    assert_eq!(counts(&app.stats()), (4, 3, 1, 0));
+}
+
 fn restart_keeps_events_counters_and_dedup(b: Backend) {
     let mut app = App::start(b);
     assert_eq!(
@@ -535,6 +570,7 @@ mod sqlite {
         health_and_metrics,
         concurrent_overlapping_batches_are_exact,
         async_publish_is_queued_then_stored,
+        backlog_over_its_limit_answers_202_until_drained,
         restart_keeps_events_counters_and_dedup,
         sigkill_after_ack_loses_nothing,
     );
@@ -550,6 +586,7 @@ mod postgres_redis {
         health_and_metrics,
         concurrent_overlapping_batches_are_exact,
         async_publish_is_queued_then_stored,
+        backlog_over_its_limit_answers_202_until_drained,
         restart_keeps_events_counters_and_dedup,
         sigkill_after_ack_loses_nothing,
     );
