@@ -32,18 +32,36 @@ impl Drop for SqliteHandle {
 
 /// Whether running `sql` on `conn` may write, so it needs the write turn.
 fn writes(conn: &rusqlite::Connection, sql: &str) -> bool {
-    let head: String = sql
-        .trim_start()
-        .chars()
-        .take(24)
-        .collect::<String>()
-        .to_ascii_uppercase();
-    let words: Vec<&str> = head.split_whitespace().collect();
-    if words.first() == Some(&"BEGIN") {
-        return matches!(words.get(1), Some(&"IMMEDIATE" | &"EXCLUSIVE"));
+    if let Some(lock) = begins_locking(sql) {
+        return lock;
     }
     // Unknown or failing statements are left to `execute`, which reports the error.
     conn.prepare_cached(sql).is_ok_and(|stmt| !stmt.readonly())
+}
+
+/// For a `BEGIN` statement, whether it takes the write lock at once (`IMMEDIATE`/`EXCLUSIVE`);
+/// `None` for anything else. SQLite calls every `BEGIN` read-only, so the text has to tell.
+fn begins_locking(sql: &str) -> Option<bool> {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(line) = rest.strip_prefix("--") {
+            rest = line.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(block) = rest.strip_prefix("/*") {
+            rest = block.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            break;
+        }
+    }
+    let mut words = rest
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty());
+    if !words.next()?.eq_ignore_ascii_case("BEGIN") {
+        return None;
+    }
+    Some(words.next().is_some_and(|w| {
+        w.eq_ignore_ascii_case("IMMEDIATE") || w.eq_ignore_ascii_case("EXCLUSIVE")
+    }))
 }
 
 /// A value crossing the interface, version-independent.
@@ -236,3 +254,27 @@ macro_rules! sqlite_interface {
 
 sqlite_interface!(v3, v3::Host, v3::HostConnection);
 sqlite_interface!(v2, v2::Host, v2::HostConnection);
+
+#[cfg(test)]
+mod tests {
+    use super::begins_locking;
+
+    #[test]
+    fn begin_statements_are_recognised_through_case_comments_and_semicolons() {
+        for (sql, want) in [
+            ("BEGIN IMMEDIATE", Some(true)),
+            ("  begin exclusive transaction;", Some(true)),
+            ("-- take the lock\nBEGIN IMMEDIATE", Some(true)),
+            ("/* a */ /* b */\n\tBegin\nImmediate;", Some(true)),
+            ("BEGIN", Some(false)),
+            ("BEGIN;", Some(false)),
+            ("BEGIN DEFERRED TRANSACTION", Some(false)),
+            ("INSERT INTO t VALUES (1)", None),
+            ("BEGINNING", None),
+            ("-- only a comment", None),
+            ("", None),
+        ] {
+            assert_eq!(begins_locking(sql), want, "{sql:?}");
+        }
+    }
+}
