@@ -27,6 +27,15 @@ impl SqliteKv {
         }
     }
 
+    /// Like `with`, holding the file's write turn (see `sqlite_pool`) for the duration.
+    async fn write<R>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection, &str) -> Result<R>,
+    ) -> Result<R> {
+        let _turn = self.pool.write_turn().await;
+        self.with(f)
+    }
+
     fn with<R>(&self, f: impl FnOnce(&rusqlite::Connection, &str) -> Result<R>) -> Result<R> {
         blocking(|| {
             let conn = self.pool.get()?;
@@ -56,8 +65,7 @@ impl SqliteKv {
 
     /// Sets `key` to `value`.
     pub async fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        let _turn = self.pool.write_turn().await;
-        self.with(|c, s| {
+        self.write(|c, s| {
             c.prepare_cached(
                 "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
                  ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
@@ -65,16 +73,17 @@ impl SqliteKv {
             .execute(params![s, key, value])?;
             Ok(())
         })
+        .await
     }
 
     /// Deletes `key` (no error when absent).
     pub async fn delete(&self, key: &str) -> Result<()> {
-        let _turn = self.pool.write_turn().await;
-        self.with(|c, s| {
+        self.write(|c, s| {
             c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                 .execute(params![s, key])?;
             Ok(())
         })
+        .await
     }
 
     /// Whether `key` exists.
@@ -96,8 +105,7 @@ impl SqliteKv {
 
     /// Adds `delta` to the decimal counter at `key` (absent = 0) and returns the new value.
     pub async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        let _turn = self.pool.write_turn().await;
-        self.with(|c, s| {
+        self.write(|c, s| {
             let mut conn_tx = immediate(c)?;
             let tx = conn_tx.tx();
             let current: Option<Vec<u8>> = tx
@@ -115,6 +123,7 @@ impl SqliteKv {
             conn_tx.commit()?;
             Ok(next)
         })
+        .await
     }
 
     /// Sets `key` to `new` only if its value is still `expected` (`None` = absent).
@@ -124,8 +133,7 @@ impl SqliteKv {
         expected: Option<&[u8]>,
         new: &[u8],
     ) -> Result<bool> {
-        let _turn = self.pool.write_turn().await;
-        self.with(|c, s| {
+        self.write(|c, s| {
             let changed = match expected {
                 None => c
                     .prepare_cached(
@@ -142,6 +150,7 @@ impl SqliteKv {
             };
             Ok(changed == 1)
         })
+        .await
     }
 
     /// Values of several keys in one read.
@@ -160,8 +169,7 @@ impl SqliteKv {
 
     /// Sets several keys in one transaction.
     pub async fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<()> {
-        let _turn = self.pool.write_turn().await;
-        self.with(|c, s| {
+        self.write(|c, s| {
             let mut conn_tx = immediate(c)?;
             {
                 let mut stmt = conn_tx.tx().prepare_cached(
@@ -174,12 +182,12 @@ impl SqliteKv {
             }
             conn_tx.commit()
         })
+        .await
     }
 
     /// Deletes several keys in one transaction.
     pub async fn delete_many(&self, keys: &[String]) -> Result<()> {
-        let _turn = self.pool.write_turn().await;
-        self.with(|c, s| {
+        self.write(|c, s| {
             let mut conn_tx = immediate(c)?;
             {
                 let mut stmt = conn_tx
@@ -191,6 +199,7 @@ impl SqliteKv {
             }
             conn_tx.commit()
         })
+        .await
     }
 }
 
