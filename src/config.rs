@@ -7,7 +7,7 @@
 
 use spin_sdk::variables;
 
-use crate::http::ApiError;
+use crate::error::ApiError;
 use crate::validate::Limits;
 
 /// Where events are stored; `database_url` is only read when Postgres is chosen.

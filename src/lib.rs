@@ -2,17 +2,25 @@
 //!
 //! Publishers POST log events at least once; each `(topic, event_id)` is stored
 //! exactly once. A publish is acknowledged when its validated batch is durably in
-//! the key-value queue, and is normally stored before the answer too.
+//! the store (or, when the store cannot take it now, in the key-value queue).
 //!
-//! Module map, in the order one event travels:
-//! `lib` (entry, dispatch) → `routes` (handlers) → `http` (request checks, JSON
-//! answers) → `validate` (the `Event` type) → `queue` (key-value entries) →
-//! `consume` (queue → store, exactly once) → `store` (`EventStore`; `sqlite`,
-//! `postgres`). Beside the path: `config` (Spin variables) and `stats` (counters).
+//! Module map, in the order one request travels:
+//! `lib` (route table, dispatch) → `auth` (token groups, CORS) → `routes` (handlers)
+//! → `http` (request checks, JSON answers) → `validate` (the `Event` type) →
+//! `queue` (key-value entries) → `consume` (queue → store in budgeted group commits,
+//! dead letters) → `store` (`EventStore`; `sqlite`, `postgres`) → `stats` (counters).
+//! Beside the path: `error` (the one error type), `config` (Spin variables),
+//! `maintenance` (marker compaction, retention), `openapi` (the contract) and
+//! `console` (the web page at `/`).
 
+mod auth;
 mod config;
+mod console;
 mod consume;
+mod error;
 mod http;
+mod maintenance;
+mod openapi;
 mod queue;
 mod routes;
 mod stats;
@@ -22,74 +30,175 @@ mod validate;
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 
-use crate::http::ApiError;
+use crate::error::ApiError;
 use crate::validate::Shape;
 
 /// The routes this component serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
+    /// `GET /`: the web console for browsers, a service summary for other clients.
+    Root,
+    /// `GET /openapi.json`: the API contract.
+    OpenApi,
+    /// `POST /publish`: one event, an array or `{"events": [...]}`.
     Publish,
+    /// `POST /publish/batch`: an array or `{"events": [...]}`.
     PublishBatch,
+    /// `GET /events`: stored events, newest first.
     Events,
+    /// `GET /stats`: exact counters.
     Stats,
+    /// `GET /health`: liveness of queue and store.
     Health,
-    Drain,
+    /// `GET /metrics`: Prometheus text.
     Metrics,
+    /// `POST /drain`: consume queued entries within the time budget.
+    Drain,
+    /// `POST /maintenance`: marker compaction and retention within the time budget.
+    Maintenance,
+    /// `GET /dead-letters`: entries moved aside.
+    DeadLetters,
+    /// `GET` / `DELETE /dead-letters/{id}`: inspect or discard one.
+    DeadLetter,
+    /// `POST /dead-letters/{id}/retry`: apply one again.
+    DeadLetterRetry,
+}
+
+/// Who may call a route when access control is on (see `auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// No token needed: health probes, the contract, the console page itself.
+    Open,
+    /// Publishers.
+    Publish,
+    /// Readers of events and counters.
+    Read,
+    /// Operators: drain, maintenance, dead letters.
+    Admin,
 }
 
 impl Route {
-    /// Matches an exact path (no trailing-slash or prefix matching).
-    fn of(path: &str) -> Option<Route> {
-        Some(match path {
-            "/publish" => Route::Publish,
-            "/publish/batch" => Route::PublishBatch,
-            "/events" => Route::Events,
-            "/stats" => Route::Stats,
-            "/health" => Route::Health,
-            "/drain" => Route::Drain,
-            "/metrics" => Route::Metrics,
-            _ => return None,
-        })
+    /// Matches an exact path; returns the route and its `{id}` segment, if any.
+    pub fn of(path: &str) -> Option<(Route, Option<&str>)> {
+        let fixed = match path {
+            "/" => Some(Route::Root),
+            "/openapi.json" => Some(Route::OpenApi),
+            "/publish" => Some(Route::Publish),
+            "/publish/batch" => Some(Route::PublishBatch),
+            "/events" => Some(Route::Events),
+            "/stats" => Some(Route::Stats),
+            "/health" => Some(Route::Health),
+            "/metrics" => Some(Route::Metrics),
+            "/drain" => Some(Route::Drain),
+            "/maintenance" => Some(Route::Maintenance),
+            "/dead-letters" => Some(Route::DeadLetters),
+            _ => None,
+        };
+        if let Some(route) = fixed {
+            return Some((route, None));
+        }
+        let rest = path.strip_prefix("/dead-letters/")?;
+        let (id, route) = match rest.strip_suffix("/retry") {
+            Some(id) => (id, Route::DeadLetterRetry),
+            None => (rest, Route::DeadLetter),
+        };
+        (!id.is_empty() && !id.contains('/')).then_some((route, Some(id)))
     }
 
-    /// The one method each route accepts, also sent as `Allow` on a 405.
-    fn allow(self) -> &'static str {
+    /// The methods each route accepts, also sent as `Allow` on a 405 (HEAD wherever GET).
+    pub fn allow(self) -> &'static str {
         match self {
-            Route::Publish | Route::PublishBatch | Route::Drain => "POST",
-            Route::Events | Route::Stats | Route::Health | Route::Metrics => "GET",
+            Route::Publish
+            | Route::PublishBatch
+            | Route::Drain
+            | Route::Maintenance
+            | Route::DeadLetterRetry => "POST",
+            Route::DeadLetter => "GET, HEAD, DELETE",
+            Route::Root
+            | Route::OpenApi
+            | Route::Events
+            | Route::Stats
+            | Route::Health
+            | Route::Metrics
+            | Route::DeadLetters => "GET, HEAD",
         }
     }
 
     fn accepts(self, method: &Method) -> bool {
-        match self.allow() {
-            "POST" => *method == Method::Post,
-            _ => *method == Method::Get,
+        let name = match method {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+            _ => return false,
+        };
+        self.allow().split(", ").any(|m| m == name)
+    }
+
+    /// The token group a route belongs to.
+    pub fn group(self, method: &Method) -> Group {
+        match self {
+            Route::Root | Route::OpenApi | Route::Health => Group::Open,
+            Route::Publish | Route::PublishBatch => Group::Publish,
+            Route::Events | Route::Stats | Route::Metrics => Group::Read,
+            Route::DeadLetter if *method == Method::Delete => Group::Admin,
+            Route::Drain
+            | Route::Maintenance
+            | Route::DeadLetters
+            | Route::DeadLetter
+            | Route::DeadLetterRetry => Group::Admin,
         }
     }
 }
 
-/// Entry point: route by path, check the method, run the handler, render any error.
+/// Entry point: CORS preflight, route by path, check the method and token, run the handler.
 #[http_component]
 async fn handle(req: IncomingRequest) -> Response {
     let path_with_query = req.path_with_query().unwrap_or_default();
     let (path, query) = http::split_path_query(&path_with_query);
-    let Some(route) = Route::of(path) else {
-        return ApiError::not_found(path).into_response();
-    };
+    let origin = http::header(&req, "origin");
+    let cors = auth::Cors::load(origin.as_deref());
     let method = req.method();
-    if !route.accepts(&method) {
-        return ApiError::method_not_allowed(&method.to_string(), route.allow()).into_response();
-    }
-    let result = match route {
+    let response = match Route::of(path) {
+        _ if method == Method::Options => cors.preflight(&req),
+        None => ApiError::not_found(path).into_response(),
+        Some((route, _)) if !route.accepts(&method) => {
+            ApiError::method_not_allowed(&method.to_string(), route.allow()).into_response()
+        }
+        Some((route, id)) => match auth::check(route.group(&method), &req) {
+            Err(e) => e.into_response(),
+            Ok(()) => dispatch(route, id.unwrap_or_default(), &method, req, query)
+                .await
+                .unwrap_or_else(ApiError::into_response),
+        },
+    };
+    cors.decorate(response)
+}
+
+/// Runs the handler of an already authorised route.
+async fn dispatch(
+    route: Route,
+    id: &str,
+    method: &Method,
+    req: IncomingRequest,
+    query: &str,
+) -> routes::Handled {
+    match route {
+        Route::Root => Ok(console::serve(&req)),
+        Route::OpenApi => Ok(openapi::serve()),
         Route::Publish => routes::publish(req, query, Shape::Any).await,
         Route::PublishBatch => routes::publish(req, query, Shape::Batch).await,
         Route::Events => routes::events(query),
-        Route::Stats => routes::stats(),
+        Route::Stats => routes::stats(query),
         Route::Health => routes::health(),
-        Route::Drain => routes::drain(),
         Route::Metrics => routes::metrics(),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+        Route::Drain => routes::drain(),
+        Route::Maintenance => routes::maintenance(),
+        Route::DeadLetters => routes::dead_letters(query),
+        Route::DeadLetter if *method == Method::Delete => routes::discard_dead_letter(id),
+        Route::DeadLetter => routes::dead_letter(id),
+        Route::DeadLetterRetry => routes::retry_dead_letter(id),
+    }
 }
 
 #[cfg(test)]
@@ -98,10 +207,31 @@ mod tests {
 
     #[test]
     fn route_table() {
-        assert_eq!(Route::of("/publish"), Some(Route::Publish));
-        assert_eq!(Route::of("/publish/batch"), Some(Route::PublishBatch));
-        assert_eq!(Route::of("/drain"), Some(Route::Drain));
-        for unknown in ["/", "/publish/", "/events/1", "/PUBLISH", "", "/stats/"] {
+        assert_eq!(Route::of("/publish"), Some((Route::Publish, None)));
+        assert_eq!(
+            Route::of("/publish/batch"),
+            Some((Route::PublishBatch, None))
+        );
+        assert_eq!(Route::of("/drain"), Some((Route::Drain, None)));
+        assert_eq!(Route::of("/"), Some((Route::Root, None)));
+        assert_eq!(
+            Route::of("/dead-letters/abc"),
+            Some((Route::DeadLetter, Some("abc")))
+        );
+        assert_eq!(
+            Route::of("/dead-letters/abc/retry"),
+            Some((Route::DeadLetterRetry, Some("abc")))
+        );
+        for unknown in [
+            "/publish/",
+            "/events/1",
+            "/PUBLISH",
+            "",
+            "/stats/",
+            "/dead-letters/",
+            "/dead-letters//retry",
+            "/dead-letters/a/b",
+        ] {
             assert_eq!(Route::of(unknown), None, "{unknown}");
         }
     }
@@ -111,8 +241,19 @@ mod tests {
         assert!(Route::Publish.accepts(&Method::Post));
         assert!(!Route::Publish.accepts(&Method::Get));
         assert!(Route::Events.accepts(&Method::Get));
-        assert!(!Route::Events.accepts(&Method::Head));
+        assert!(Route::Events.accepts(&Method::Head));
         assert!(!Route::Drain.accepts(&Method::Get));
-        assert_eq!(Route::Metrics.allow(), "GET");
+        assert!(Route::DeadLetter.accepts(&Method::Delete));
+        assert!(!Route::Events.accepts(&Method::Delete));
+        assert_eq!(Route::Metrics.allow(), "GET, HEAD");
+    }
+
+    #[test]
+    fn groups() {
+        assert_eq!(Route::Health.group(&Method::Get), Group::Open);
+        assert_eq!(Route::Publish.group(&Method::Post), Group::Publish);
+        assert_eq!(Route::Stats.group(&Method::Get), Group::Read);
+        assert_eq!(Route::DeadLetter.group(&Method::Delete), Group::Admin);
+        assert_eq!(Route::Drain.group(&Method::Post), Group::Admin);
     }
 }

@@ -10,7 +10,8 @@ use spin_sdk::http::{IncomingRequest, Response};
 
 use crate::config::Config;
 use crate::consume::{self, DrainError};
-use crate::http::{self, ApiError};
+use crate::error::ApiError;
+use crate::http;
 use crate::queue::{self, Queue, QueueError};
 use crate::stats::{self, Stats, StatsError};
 use crate::store::{self, EventStore, StoreError, StoredEvent};
@@ -212,7 +213,7 @@ fn current_stats(config: &Config) -> Result<Stats, Response> {
 }
 
 /// `GET /stats`: exact counters (`received = unique_processed + duplicate_dropped + queued`).
-pub fn stats() -> Handled {
+pub fn stats(_query: &str) -> Handled {
     let config = Config::load()?;
     Ok(match current_stats(&config) {
         Ok(stats) => http::json(200, &stats),
@@ -275,4 +276,29 @@ pub fn drain() -> Handled {
             queued: queue::total(&pending),
         },
     ))
+}
+
+/// `POST /maintenance` (being implemented).
+pub fn maintenance() -> Handled {
+    Err(ApiError::conflict("not implemented yet"))
+}
+
+/// `GET /dead-letters` (being implemented).
+pub fn dead_letters(_query: &str) -> Handled {
+    Err(ApiError::conflict("not implemented yet"))
+}
+
+/// `GET /dead-letters/{id}` (being implemented).
+pub fn dead_letter(id: &str) -> Handled {
+    Err(ApiError::no_such("dead letter", id))
+}
+
+/// `DELETE /dead-letters/{id}` (being implemented).
+pub fn discard_dead_letter(id: &str) -> Handled {
+    Err(ApiError::no_such("dead letter", id))
+}
+
+/// `POST /dead-letters/{id}/retry` (being implemented).
+pub fn retry_dead_letter(id: &str) -> Handled {
+    Err(ApiError::no_such("dead letter", id))
 }

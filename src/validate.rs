@@ -26,7 +26,7 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike}
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::http::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError};
 
 /// Longest `topic`, `event_id` or `source`, in characters.
 pub const MAX_TEXT_CHARS: usize = 255;

@@ -1,0 +1,1 @@
+//! Maintenance: marker compaction and retention, within a time budget (being implemented).
