@@ -1,16 +1,37 @@
 //! The Redis key-value backend (Spin's `type = "redis"`): plain keys in the configured database,
 //! `INCRBY` for increment and a Lua script for compare-and-swap, both atomic on the server, so any
 //! number of host processes can share one store.
+//!
+//! Every call is bounded: a connection attempt gives up after [`CONNECT_TIMEOUT`], a command
+//! after [`RESPONSE_TIMEOUT`], and the whole call (reconnect and one retry included) after
+//! [`CALL_BUDGET`], so a Redis that is down or silent costs a guest a key-value error within
+//! about a second instead of a hung request. Reconnecting makes one attempt per call and never
+//! backs off, so service resumes with the first call after Redis is back.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
-use tokio::sync::OnceCell;
+use redis::RedisResult;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::future::Future;
+use std::time::Duration;
+
+/// A connection attempt (TCP connect plus handshake) that takes longer fails: a blackholed
+/// address must not hold a request.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// A command Redis has not answered in this long fails: a stopped or partitioned server must not
+/// hold a request. Far above any answer a healthy server gives this workload.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// The most one key-value call may take, reconnect and retry included.
+pub const CALL_BUDGET: Duration = Duration::from_millis(2000);
 
 /// One Redis-backed store label.
 pub struct RedisKv {
     url: String,
-    conn: OnceCell<ConnectionManager>,
+    /// The shared (multiplexed, self-reconnecting) connection; `None` before first use and after
+    /// a call timed out, so the next call starts on a fresh connection instead of a silent one.
+    current: parking_lot::Mutex<Option<ConnectionManager>>,
+    /// Held while a fresh connection is being opened, so concurrent calls open one, not many.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for RedisKv {
@@ -30,61 +51,156 @@ redis.call('SET', KEYS[1], ARGV[3])
 return 1
 ";
 
+/// Whether a failed command may be sent again without changing its meaning.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Reads and plain writes: sending twice is the same as once.
+    Idempotent,
+    /// `INCRBY` and compare-and-swap: resend only what certainly never reached the server.
+    OnlyIfNotSent,
+}
+
+/// The connection settings: bounded connect and response times, and a reconnect that makes one
+/// attempt with no back-off (the caller's next call makes the next attempt).
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(CONNECT_TIMEOUT)
+        .set_response_timeout(RESPONSE_TIMEOUT)
+        .set_number_of_retries(0)
+        .set_max_delay(100)
+}
+
+/// Whether a failed command should be tried once more on a (re)connected connection.
+fn worth_retrying(e: &redis::RedisError, retry: Retry) -> bool {
+    match retry {
+        // A dropped connection (the server restarted) or a refused reconnect: the retry goes
+        // through the manager's fresh connection attempt.
+        Retry::Idempotent => e.is_unrecoverable_error(),
+        Retry::OnlyIfNotSent => e.is_connection_refusal(),
+    }
+}
+
 impl RedisKv {
     /// A store at `url` (`redis://host:port/db`); connects on first use.
     pub fn new(url: &str) -> Self {
         RedisKv {
             url: url.to_string(),
-            conn: OnceCell::new(),
+            current: parking_lot::Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
         }
     }
 
     async fn conn(&self) -> Result<ConnectionManager> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                let client = redis::Client::open(self.url.as_str())
-                    .context("invalid Redis URL in runtime config")?;
-                ConnectionManager::new(client)
-                    .await
-                    .context("cannot connect to Redis")
-            })
-            .await?;
-        Ok(conn.clone())
+        if let Some(c) = self.current.lock().as_ref() {
+            return Ok(c.clone());
+        }
+        let _turn = self.connecting.lock().await;
+        if let Some(c) = self.current.lock().as_ref() {
+            return Ok(c.clone());
+        }
+        let client = redis::Client::open(self.url.as_str())
+            .context("invalid Redis URL in runtime config")?;
+        let conn = ConnectionManager::new_with_config(client, manager_config())
+            .await
+            .context("cannot connect to Redis")?;
+        *self.current.lock() = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Drops the shared connection so the next call opens a fresh one.
+    fn forget(&self) {
+        self.current.lock().take();
+    }
+
+    /// Runs one command within [`CALL_BUDGET`], retrying once where that is safe.
+    async fn call<T, F, Fut>(&self, op: &'static str, retry: Retry, command: F) -> Result<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let attempts = async {
+            let mut retried = false;
+            loop {
+                let conn = self.conn().await?;
+                match command(conn).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => {
+                        if e.is_timeout() {
+                            self.forget();
+                        }
+                        if !retried && worth_retrying(&e, retry) {
+                            retried = true;
+                            continue;
+                        }
+                        return Err(anyhow::Error::new(e).context(format!("Redis {op} failed")));
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(CALL_BUDGET, attempts).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.forget();
+                Err(anyhow!("Redis {op}: no answer within {CALL_BUDGET:?}"))
+            }
+        }
     }
 
     /// Value of `key`, if any.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.conn().await?.get(key).await?)
+        self.call(
+            "GET",
+            Retry::Idempotent,
+            |mut c| async move { c.get(key).await },
+        )
+        .await
     }
 
     /// Sets `key` to `value`.
     pub async fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        let () = self.conn().await?.set(key, value).await?;
-        Ok(())
+        self.call("SET", Retry::Idempotent, |mut c| async move {
+            c.set(key, value).await
+        })
+        .await
     }
 
     /// Deletes `key`.
     pub async fn delete(&self, key: &str) -> Result<()> {
-        let _: i64 = self.conn().await?.del(key).await?;
+        let _: i64 = self
+            .call(
+                "DEL",
+                Retry::Idempotent,
+                |mut c| async move { c.del(key).await },
+            )
+            .await?;
         Ok(())
     }
 
     /// Whether `key` exists.
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        Ok(self.conn().await?.exists(key).await?)
+        self.call("EXISTS", Retry::Idempotent, |mut c| async move {
+            c.exists(key).await
+        })
+        .await
     }
 
     /// Every key of the database (as Spin does, with `KEYS *`).
     pub async fn keys(&self) -> Result<Vec<String>> {
-        let mut keys: Vec<String> = self.conn().await?.keys("*").await?;
+        let mut keys: Vec<String> = self
+            .call("KEYS", Retry::Idempotent, |mut c| async move {
+                c.keys("*").await
+            })
+            .await?;
         keys.sort();
         Ok(keys)
     }
 
     /// `INCRBY key delta`.
     pub async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        Ok(self.conn().await?.incr(key, delta).await?)
+        self.call("INCRBY", Retry::OnlyIfNotSent, |mut c| async move {
+            c.incr(key, delta).await
+        })
+        .await
     }
 
     /// Sets `key` to `new` only if its value is still `expected` (`None` = absent).
@@ -94,12 +210,16 @@ impl RedisKv {
         expected: Option<&[u8]>,
         new: &[u8],
     ) -> Result<bool> {
-        let swapped: i64 = redis::Script::new(CAS_SCRIPT)
-            .key(key)
-            .arg(if expected.is_some() { "1" } else { "0" })
-            .arg(expected.unwrap_or_default())
-            .arg(new)
-            .invoke_async(&mut self.conn().await?)
+        let script = redis::Script::new(CAS_SCRIPT);
+        let swapped: i64 = self
+            .call("compare-and-swap", Retry::OnlyIfNotSent, |mut c| {
+                let mut invocation = script.key(key);
+                invocation
+                    .arg(if expected.is_some() { "1" } else { "0" })
+                    .arg(expected.unwrap_or_default())
+                    .arg(new);
+                async move { invocation.invoke_async(&mut c).await }
+            })
             .await?;
         Ok(swapped == 1)
     }
@@ -109,9 +229,10 @@ impl RedisKv {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-            .arg(keys)
-            .query_async(&mut self.conn().await?)
+        let values: Vec<Option<Vec<u8>>> = self
+            .call("MGET", Retry::Idempotent, |mut c| async move {
+                redis::cmd("MGET").arg(keys).query_async(&mut c).await
+            })
             .await?;
         Ok(keys.iter().cloned().zip(values).collect())
     }
@@ -121,8 +242,10 @@ impl RedisKv {
         if pairs.is_empty() {
             return Ok(());
         }
-        let () = self.conn().await?.mset(pairs).await?;
-        Ok(())
+        self.call("MSET", Retry::Idempotent, |mut c| async move {
+            c.mset(pairs).await
+        })
+        .await
     }
 
     /// `DEL k1 k2 …`.
@@ -130,7 +253,11 @@ impl RedisKv {
         if keys.is_empty() {
             return Ok(());
         }
-        let _: i64 = self.conn().await?.del(keys).await?;
+        let _: i64 = self
+            .call("DEL", Retry::Idempotent, |mut c| async move {
+                c.del(keys).await
+            })
+            .await?;
         Ok(())
     }
 }
