@@ -1,0 +1,242 @@
+// edgelog console: polls the public API (relative URLs, so it works under any base path) and
+// renders what it answers. Every value from the service is written with textContent, never as
+// HTML: topics, ids and payloads come from publishers. Fields an older service lacks show as "–".
+'use strict';
+
+const REFRESH_MS = 3000;
+const SAMPLES = 60; // sparkline window: 60 polls = 3 minutes
+const TOKEN_KEY = 'edgelog-token';
+const $ = (id) => document.getElementById(id);
+
+const samples = []; // successive {t: ms, received}
+const events = { filter: new URLSearchParams(), cursors: [null], page: 0, next: null, seq: 0 };
+
+/** GETs an API path relative to the page; answers {status, body} (body null if not JSON). */
+async function api(path) {
+  const headers = { accept: 'application/json' };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.authorization = 'Bearer ' + token;
+  let res;
+  try {
+    res = await fetch(path, { headers, cache: 'no-store' });
+  } catch (e) {
+    return { status: 0, body: { message: 'service unreachable' } };
+  }
+  let body = null;
+  try { body = await res.json(); } catch (e) { /* not JSON */ }
+  if ((res.status === 401 || res.status === 403) && !path.startsWith('dead-letters')) {
+    askToken(res.status === 401 && !token
+      ? 'This service requires an access token: enter a read or admin token.'
+      : 'The token was not accepted for reading (' + res.status + '): enter a read or admin token.');
+  }
+  return { status: res.status, body };
+}
+
+const num = (v) => (typeof v === 'number' ? v.toLocaleString('en') : '–');
+const text = (id, value) => { $(id).textContent = value; };
+const errorText = (r) => 'HTTP ' + r.status + (r.body && r.body.message ? ': ' + r.body.message : '');
+
+function cell(row, value, className) {
+  const td = row.insertCell();
+  td.textContent = value == null ? '–' : String(value);
+  if (className) td.className = className;
+  return td;
+}
+
+function askToken(reason) {
+  text('token-reason', reason);
+  $('token-form').hidden = false;
+}
+
+async function loadHealth() {
+  const r = await api('health');
+  const h = r.body || {};
+  const el = $('health');
+  if (h.status) {
+    const failing = Object.entries(h.checks || {}).filter(([, v]) => v !== 'ok').map(([k, v]) => k + ': ' + v);
+    el.textContent = h.status + (h.store ? ' · store ' + h.store : '') + (failing.length ? ' · ' + failing.join(', ') : '');
+  } else {
+    el.textContent = 'unreachable (' + errorText(r) + ')';
+  }
+  el.className = h.status === 'healthy' ? 'ok' : 'bad';
+  text('q-size', num(h.queue_size));
+  text('dl-pending', num(h.dead_letters));
+}
+
+async function loadStats() {
+  const r = await api('stats');
+  const s = r.body || {};
+  if (r.status !== 200) {
+    text('meta', 'Counters unavailable: ' + errorText(r));
+    if (typeof s.queued === 'number') text('c-queued', num(s.queued));
+    return;
+  }
+  text('c-received', num(s.received));
+  text('c-stored', num(s.unique_processed));
+  text('c-duplicates', num(s.duplicate_dropped));
+  text('c-queued', num(s.queued));
+  text('c-dead', num(s.dead_lettered));
+  const uptime = s.uptime_human || (typeof s.uptime_seconds === 'number' ? s.uptime_seconds + 's' : '–');
+  text('meta', 'store ' + (s.store || '–') + ' · up ' + uptime + (s.started_at ? ' · since ' + s.started_at : ''));
+  if (typeof s.received === 'number') {
+    samples.push({ t: Date.now(), received: s.received });
+    if (samples.length > SAMPLES + 1) samples.shift();
+    drawRate();
+  }
+  renderTopics(s);
+}
+
+/** Draws events/s between successive polls as a polyline; the caption carries the figures. */
+function drawRate() {
+  const rates = [];
+  for (let i = 1; i < samples.length; i++) {
+    const dt = (samples[i].t - samples[i - 1].t) / 1000;
+    rates.push(dt > 0 ? Math.max(0, samples[i].received - samples[i - 1].received) / dt : 0);
+  }
+  if (!rates.length) return;
+  const peak = Math.max(...rates);
+  const step = 300 / Math.max(1, SAMPLES - 1);
+  const x0 = 300 - (rates.length - 1) * step;
+  const points = rates.map((r, i) => (x0 + i * step).toFixed(1) + ',' + (38 - (peak ? (r / peak) * 36 : 0)).toFixed(1));
+  $('spark').querySelector('polyline').setAttribute('points', points.join(' '));
+  const fmt = (r) => (r < 10 ? r.toFixed(1) : Math.round(r).toLocaleString('en'));
+  text('rate', 'Rate: ' + fmt(rates[rates.length - 1]) + ' events/s now, peak ' + fmt(peak) + ' events/s over the last ' + Math.round((samples[samples.length - 1].t - samples[0].t) / 1000) + ' s');
+}
+
+function renderTopics(s) {
+  const body = $('topics').tBodies[0];
+  const rows = Array.isArray(s.topic_stats) ? s.topic_stats
+    : (s.topics || []).map((topic) => ({ topic }));
+  body.replaceChildren();
+  const names = $('topic-names');
+  names.replaceChildren();
+  for (const t of rows) {
+    const row = body.insertRow();
+    row.dataset.topic = t.topic;
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'link';
+    button.textContent = t.topic;
+    button.title = 'Show the events of this topic';
+    button.addEventListener('click', () => { $('f-topic').value = t.topic; firstPage(); });
+    row.insertCell().append(button);
+    for (const v of [t.received, t.unique_processed, t.duplicate_dropped, t.expired]) cell(row, typeof v === 'number' ? num(v) : null, 'num');
+    cell(row, t.last_event_at);
+    names.append(new Option(t.topic));
+  }
+  text('topics-note', !rows.length ? 'No topics yet.'
+    : !Array.isArray(s.topic_stats) ? 'This service version does not report per-topic counts.'
+      : s.topic_stats_truncated ? 'Only the busiest topics are listed.' : '');
+}
+
+async function loadDeadLetters() {
+  const r = await api('dead-letters?limit=10');
+  const body = $('dead-letters').tBodies[0];
+  body.replaceChildren();
+  const note = $('dl-note');
+  note.replaceChildren();
+  if (r.status === 401 || r.status === 403) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'link';
+    button.textContent = 'Enter an admin token';
+    button.addEventListener('click', () => askToken('Listing dead letters needs an admin token.'));
+    note.append('Listing dead letters needs an admin token. ', button);
+    return;
+  }
+  if (r.status !== 200 || !r.body || !Array.isArray(r.body.dead_letters)) {
+    note.textContent = 'Dead letters are not available (' + errorText(r) + ').';
+    return;
+  }
+  for (const d of r.body.dead_letters) {
+    const row = body.insertRow();
+    for (const v of [d.id, d.received, d.reason, d.attempts, d.failed_at, d.status]) cell(row, v);
+  }
+  note.textContent = r.body.dead_letters.length ? (r.body.next_cursor != null ? 'Oldest 10 shown.' : '') : 'No dead letters.';
+}
+
+/** A datetime-local value (read as UTC) as ISO 8601, or null when empty. */
+function utc(value) {
+  if (!value) return null;
+  return (value.length === 16 ? value + ':00' : value) + 'Z';
+}
+
+/** The filter form as query parameters (applied on submit, so live refresh ignores half-typed input). */
+function readFilter() {
+  const q = new URLSearchParams();
+  const topic = $('f-topic').value.trim();
+  if (topic) q.set('topic', topic);
+  const since = utc($('f-since').value);
+  const until = utc($('f-until').value);
+  if (since) q.set('since', since);
+  if (until) q.set('until', until);
+  q.set('limit', $('f-limit').value || '20');
+  return q;
+}
+
+async function loadEvents() {
+  const seq = ++events.seq;
+  const q = new URLSearchParams(events.filter);
+  const before = events.cursors[events.page];
+  if (before != null) q.set('before', before);
+  const r = await api('events?' + q);
+  if (seq !== events.seq) return; // a newer request (filter, paging) has been made meanwhile
+  const err = $('events-error');
+  err.hidden = r.status === 200;
+  if (r.status !== 200) {
+    const details = ((r.body && r.body.details) || []).map((d) => (d.field ? d.field + ': ' : '') + d.message);
+    err.textContent = 'Events unavailable: ' + errorText(r) + (details.length ? ' (' + details.join('; ') + ')' : '');
+    return;
+  }
+  const body = $('events').tBodies[0];
+  body.replaceChildren();
+  for (const e of r.body.events || []) {
+    const row = body.insertRow();
+    row.dataset.eventId = e.event_id;
+    for (const v of [e.timestamp, e.topic, e.event_id, e.source]) cell(row, v);
+    const payload = JSON.stringify(e.payload ?? null);
+    const code = document.createElement('code');
+    code.textContent = payload.length > 200 ? payload.slice(0, 200) + '…' : payload;
+    row.insertCell().append(code);
+  }
+  if (!body.rows.length) cell(body.insertRow(), 'No events match.').colSpan = 5;
+  events.next = r.body.next_cursor ?? null;
+  $('older').disabled = events.next == null;
+  $('newest').disabled = events.page === 0;
+  text('page', 'page ' + (events.page + 1));
+}
+
+function firstPage() {
+  events.filter = readFilter();
+  events.cursors = [null];
+  events.page = 0;
+  return loadEvents();
+}
+
+async function refresh() {
+  await Promise.all([loadHealth(), loadStats(), loadDeadLetters(), events.page === 0 ? loadEvents() : null]);
+}
+
+events.filter = readFilter();
+
+$('filter').addEventListener('submit', (e) => { e.preventDefault(); firstPage(); });
+$('older').addEventListener('click', () => {
+  events.cursors[events.page + 1] = events.next;
+  events.page += 1;
+  loadEvents();
+});
+$('newest').addEventListener('click', () => { events.page = 0; loadEvents(); });
+$('token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $('token').value.trim());
+  $('token').value = '';
+  $('token-form').hidden = true;
+  refresh();
+});
+$('token-forget').addEventListener('click', () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  refresh();
+});
+
+refresh();
+setInterval(() => { if ($('live').checked && !document.hidden) refresh(); }, REFRESH_MS);
