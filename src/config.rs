@@ -5,6 +5,8 @@
 //! documented default, so the component also runs under a bare manifest; a variable
 //! that is defined but unusable is an operator error and answers `500` naming it.
 
+use std::time::Duration;
+
 use spin_sdk::variables;
 
 use crate::error::ApiError;
@@ -40,6 +42,27 @@ pub struct Config {
     pub limits: Limits,
     /// Above this many queued events, publishes answer `202` without consuming (0 = never check).
     pub max_backlog_events: u64,
+    /// Longest a request may spend consuming queued work or maintaining the store.
+    pub work_budget: Duration,
+    /// Stored events older than this (by storage time) are removed by maintenance; None = kept.
+    pub retention: Option<Duration>,
+    /// Markers older than this may be compacted (see docs/DESIGN.md).
+    pub marker_horizon: Duration,
+    /// How dropped duplicates are logged.
+    pub duplicate_log: DuplicateLog,
+    /// Topics exported with their own label in `/metrics`.
+    pub max_topic_labels: usize,
+}
+
+/// How dropped duplicates are logged: they are normal under at-least-once delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateLog {
+    /// One WARN line per dropped duplicate (up to a sample per batch, then a count).
+    Each,
+    /// One INFO line per batch that dropped any.
+    Summary,
+    /// Nothing (the counters still count them).
+    Off,
 }
 
 impl Config {
@@ -72,6 +95,18 @@ impl Config {
                 &var("max_backlog_events", "0")?,
                 0,
             )? as u64,
+            work_budget: Duration::from_millis(parse_count(
+                "work_budget_ms",
+                &var("work_budget_ms", "2000")?,
+                1,
+            )? as u64),
+            retention: parse_duration("retention", &var("retention", "off")?)?,
+            marker_horizon: parse_duration("marker_horizon", &var("marker_horizon", "1h")?)?
+                .ok_or_else(|| {
+                    ApiError::config("marker_horizon", "must be a duration such as \"1h\"")
+                })?,
+            duplicate_log: parse_duplicate_log(&var("duplicate_log", "summary")?)?,
+            max_topic_labels: parse_count("max_topic_labels", &var("max_topic_labels", "100")?, 0)?,
         })
     }
 }
@@ -102,6 +137,45 @@ fn parse_store(value: &str) -> Result<StoreKind, ApiError> {
     }
 }
 
+/// Parses `30d`, `12h`, `15m`, `45s` (or `off`/empty = None).
+fn parse_duration(name: &str, value: &str) -> Result<Option<Duration>, ApiError> {
+    let v = value.trim().to_ascii_lowercase();
+    if v.is_empty() || v == "off" || v == "0" {
+        return Ok(None);
+    }
+    let bad = || {
+        ApiError::config(
+            name,
+            format!("{value:?} is not a duration such as \"30d\", \"12h\", \"15m\" or \"off\""),
+        )
+    };
+    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(bad()),
+    };
+    if seconds == 0 {
+        return Err(bad());
+    }
+    Ok(Some(Duration::from_secs(seconds)))
+}
+
+fn parse_duplicate_log(value: &str) -> Result<DuplicateLog, ApiError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "each" => Ok(DuplicateLog::Each),
+        "summary" | "" => Ok(DuplicateLog::Summary),
+        "off" => Ok(DuplicateLog::Off),
+        _ => Err(ApiError::config(
+            "duplicate_log",
+            format!("{value:?} is not one of \"each\", \"summary\", \"off\""),
+        )),
+    }
+}
+
 fn parse_count(name: &str, value: &str, min: usize) -> Result<usize, ApiError> {
     match value.trim().parse::<usize>() {
         Ok(n) if n >= min => Ok(n),
@@ -123,6 +197,28 @@ mod tests {
         let err = parse_store("mysql").unwrap_err();
         assert_eq!((err.status, err.code), (500, "config_error"));
         assert!(err.message.contains("\"store\""));
+    }
+
+    #[test]
+    fn durations() {
+        let d = |v| parse_duration("retention", v).unwrap();
+        assert_eq!(d("30d"), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(d(" 12H "), Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(d("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(d("45s"), Some(Duration::from_secs(45)));
+        assert_eq!(d("off"), None);
+        assert_eq!(d(""), None);
+        for bad in ["30", "d", "1w", "-1d", "0d", "1.5h"] {
+            let err = parse_duration("retention", bad).unwrap_err();
+            assert!(err.message.contains("\"retention\""), "{bad}");
+        }
+    }
+
+    #[test]
+    fn duplicate_log_settings() {
+        assert_eq!(parse_duplicate_log("Each").unwrap(), DuplicateLog::Each);
+        assert_eq!(parse_duplicate_log("off").unwrap(), DuplicateLog::Off);
+        assert!(parse_duplicate_log("loud").is_err());
     }
 
     #[test]

@@ -115,22 +115,83 @@ fn integer_param(query: &str, name: &str, min: u64, max: u64) -> Result<Option<u
     Ok(Some(value))
 }
 
-/// Parses `GET /events` parameters: `topic`, `limit` (1–1000), `offset`, `before` (id cursor).
-pub fn parse_event_query(query: &str) -> Result<EventQuery, ApiError> {
-    let topic = match query_param(query, "topic") {
+/// Deepest `offset` `GET /events` serves; deeper pages use the `before` cursor.
+pub const MAX_OFFSET: u64 = 10_000;
+
+/// A 1–255 character text parameter, like the event fields it filters on.
+fn text_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
+    match query_param(query, name) {
         Some(t) if t.is_empty() || t.chars().count() > crate::validate::MAX_TEXT_CHARS => {
-            return Err(ApiError::bad_query("topic", "must be 1-255 characters"));
+            Err(ApiError::bad_query(name, "must be 1-255 characters"))
         }
-        other => other,
-    };
+        Some(t) if t.contains('\0') => {
+            Err(ApiError::bad_query(name, "must not contain NUL characters"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// An ISO 8601 time parameter, normalised like event timestamps.
+fn time_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
+    query_param(query, name)
+        .map(|raw| {
+            crate::validate::normalize_timestamp(raw.trim()).map_err(|_| {
+                ApiError::bad_query(
+                    name,
+                    "must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Parses `GET /events` parameters: `topic`, `source`, `since`, `until`, `limit`,
+/// `offset` (at most [`MAX_OFFSET`]), `before` (id cursor).
+pub fn parse_event_query(query: &str) -> Result<EventQuery, ApiError> {
     let max = i64::MAX as u64;
     let limit = integer_param(query, "limit", 1, u64::from(MAX_LIMIT))?;
-    Ok(EventQuery {
-        topic,
+    let offset = match integer_param(query, "offset", 0, max)? {
+        Some(o) if o > MAX_OFFSET => {
+            return Err(ApiError::bad_query(
+                "offset",
+                format!(
+                    "must be at most {MAX_OFFSET}; page deeper with the keyset cursor: \
+                     pass the previous page's next_cursor as before="
+                ),
+            ));
+        }
+        other => other.unwrap_or(0),
+    };
+    let q = EventQuery {
+        topic: text_param(query, "topic")?,
+        source: text_param(query, "source")?,
+        since: time_param(query, "since")?,
+        until: time_param(query, "until")?,
         limit: limit.map_or(DEFAULT_LIMIT, |l| l as u32),
-        offset: integer_param(query, "offset", 0, max)?.unwrap_or(0),
+        offset,
         before: integer_param(query, "before", 1, max)?,
-    })
+    };
+    if let (Some(since), Some(until)) = (&q.since, &q.until)
+        && since > until
+    {
+        return Err(ApiError::bad_query("until", "must not be before since"));
+    }
+    Ok(q)
+}
+
+/// Parses `GET /stats` parameters: `topic` (optional).
+pub fn parse_stats_query(query: &str) -> Result<Option<String>, ApiError> {
+    text_param(query, "topic")
+}
+
+/// Parses `GET /dead-letters` parameters: `limit` (1–1000, 100) and `after` (cursor).
+pub fn parse_page_query(query: &str) -> Result<(u32, i64), ApiError> {
+    let limit = integer_param(query, "limit", 1, u64::from(MAX_LIMIT))?;
+    let after = integer_param(query, "after", 0, i64::MAX as u64)?;
+    Ok((
+        limit.map_or(DEFAULT_LIMIT, |l| l as u32),
+        after.map_or(0, |a| a as i64),
+    ))
 }
 
 /// Whether the client asked for `202` handling: `Prefer: respond-async` or `?async=true`.
@@ -183,6 +244,12 @@ mod tests {
         let q = parse_event_query("topic=a%20b&limit=1000&offset=5&before=77").unwrap();
         assert_eq!(q.topic.as_deref(), Some("a b"));
         assert_eq!((q.limit, q.offset, q.before), (1000, 5, Some(77)));
+        let q = parse_event_query("source=api&since=2024-05-01T12:00:00%2B01:00&until=2024-05-02")
+            .unwrap_err();
+        assert_eq!(q.details[0].field.as_deref(), Some("until"));
+        let q = parse_event_query("source=api&since=2024-05-01T12:00:00%2B01:00").unwrap();
+        assert_eq!(q.source.as_deref(), Some("api"));
+        assert_eq!(q.since.as_deref(), Some("2024-05-01T11:00:00.000000Z"));
     }
 
     #[test]
@@ -198,6 +265,15 @@ mod tests {
             ("before=0", "before"),
             ("before=99999999999999999999999", "before"),
             ("topic=", "topic"),
+            ("topic=%00", "topic"),
+            ("source=", "source"),
+            ("since=yesterday", "since"),
+            ("until=2024-13-01T00:00:00Z", "until"),
+            (
+                "since=2024-05-02T00:00:00Z&until=2024-05-01T00:00:00Z",
+                "until",
+            ),
+            ("offset=10001", "offset"),
         ] {
             let err = parse_event_query(query).unwrap_err();
             assert_eq!(err.status, 422, "{query}");

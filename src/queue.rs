@@ -6,10 +6,12 @@
 //! reading values. The value is compact JSON:
 //! `{"v":1,"events":[[topic,event_id,timestamp,source,payload],...]}`.
 //!
-//! Entries are immutable: written once by [`Queue::enqueue`] (the durable
-//! acknowledgement point of a publish), read by consumers, and deleted once the
-//! store has recorded them. Deleting is safe to repeat and safe to skip, because the
-//! store remembers every applied key (see `store`).
+//! Entries are immutable: written once by [`Queue::enqueue_as`] (the durable
+//! acknowledgement point of a publish whose store write failed or was deferred), read
+//! by consumers in groups (`wasi:keyvalue/batch`: one round trip per group), and
+//! deleted once the store has recorded them. Deleting is safe to repeat and safe to
+//! skip, because the store keeps a marker per applied key (see `store`) until the
+//! marker horizon has passed (see `maintenance`).
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use spin_sdk::key_value::Store;
+use spin_sdk::wit::wasi::keyvalue::{batch, store as wasi_store};
 
 use crate::validate::Event;
 
@@ -52,9 +55,30 @@ pub fn total(pending: &[Pending]) -> u64 {
     pending.iter().map(|p| p.count).sum()
 }
 
-/// Builds a fresh entry key; `nonce` keeps concurrent publishes in the same millisecond apart.
+/// Builds an entry key; `nonce` keeps concurrent publishes in the same millisecond apart.
 pub fn entry_key(unix_millis: u64, nonce: u64, count: usize) -> String {
     format!("{PREFIX}{unix_millis:013}-{nonce:016x}-{count}")
+}
+
+/// A fresh key for a batch of `count` events: the queue key it would have, and its store marker.
+pub fn new_key(count: usize) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    entry_key(now.as_millis() as u64, nonce(&now), count)
+}
+
+/// A cheap random number (for the counter shard of a transaction).
+pub fn random() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    nonce(&now)
+}
+
+/// The API id of an entry key (the key without `q/`), used for dead letters.
+pub fn id_of(key: &str) -> &str {
+    key.strip_prefix(PREFIX).unwrap_or(key)
 }
 
 /// Reads the event count out of an entry key; `None` for anything that is not an entry.
@@ -144,8 +168,8 @@ pub enum Loaded {
     Gone,
     /// The batch, ready to apply.
     Events(Vec<Event>),
-    /// Unreadable (hand-edited or from an incompatible version); left in place for an operator.
-    Corrupt(String),
+    /// Unreadable (hand-edited or from an incompatible version): why, and the raw value.
+    Corrupt(String, Vec<u8>),
 }
 
 /// The key-value store `default`, seen as a queue of batches.
@@ -161,15 +185,10 @@ impl Queue {
             .map_err(|e| kv_error("open", e))
     }
 
-    /// Durably stores the batch as one entry and returns its key: the acknowledgement point.
-    pub fn enqueue(&self, events: &[Event]) -> Result<String, QueueError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let key = entry_key(now.as_millis() as u64, nonce(&now), events.len());
+    /// Writes the batch under a key chosen beforehand (the key its direct apply used as marker).
+    pub fn enqueue_as(&self, key: &str, events: &[Event]) -> Result<(), QueueError> {
         let value = encode(events).map_err(|e| kv_error("encode", e))?;
-        self.kv.set(&key, &value).map_err(|e| kv_error("set", e))?;
-        Ok(key)
+        self.kv.set(key, &value).map_err(|e| kv_error("set", e))
     }
 
     /// Every entry currently queued, oldest first (from key names only; no values are read).
@@ -185,29 +204,40 @@ impl Queue {
         Ok(pending)
     }
 
-    /// Reads an entry's events.
-    pub fn load(&self, entry: &Pending) -> Result<Loaded, QueueError> {
-        let bytes = self.kv.get(&entry.key).map_err(|e| kv_error("get", e))?;
-        Ok(match bytes {
-            None => Loaded::Gone,
-            Some(b) => match decode(&b, entry.count) {
-                Ok(events) => Loaded::Events(events),
-                Err(reason) => Loaded::Corrupt(reason),
-            },
-        })
+    /// Reads many entries in one round trip; `None` for entries deleted meanwhile.
+    pub fn load_many(&self, entries: &[Pending]) -> Result<Vec<Loaded>, QueueError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bucket = wasi_store::open("default").map_err(|e| kv_error("open", e))?;
+        let keys: Vec<String> = entries.iter().map(|p| p.key.clone()).collect();
+        let values = batch::get_many(&bucket, &keys).map_err(|e| kv_error("get_many", e))?;
+        let mut by_key: std::collections::HashMap<String, Option<Vec<u8>>> =
+            values.into_iter().collect();
+        Ok(entries
+            .iter()
+            .map(|p| match by_key.remove(&p.key).flatten() {
+                None => Loaded::Gone,
+                Some(bytes) => match decode(&bytes, p.count) {
+                    Ok(events) => Loaded::Events(events),
+                    Err(reason) => Loaded::Corrupt(reason, bytes),
+                },
+            })
+            .collect())
     }
 
-    /// Deletes an entry once the store has recorded it (deleting a missing key is fine).
+    /// Deletes entries once the store has recorded them (deleting a missing key is fine).
+    pub fn remove_many(&self, keys: &[String]) -> Result<(), QueueError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let bucket = wasi_store::open("default").map_err(|e| kv_error("open", e))?;
+        batch::delete_many(&bucket, keys).map_err(|e| kv_error("delete_many", e))
+    }
+
+    /// Deletes one entry once the store has recorded it.
     pub fn remove(&self, key: &str) -> Result<(), QueueError> {
         self.kv.delete(key).map_err(|e| kv_error("delete", e))
-    }
-
-    /// Cheap liveness probe for `/health`.
-    pub fn ping(&self) -> Result<(), QueueError> {
-        self.kv
-            .exists("health/probe")
-            .map(|_| ())
-            .map_err(|e| kv_error("exists", e))
     }
 }
 

@@ -1,9 +1,13 @@
 //! Route handlers: one short function per route, wiring parsing, queue, consumer and store.
 //!
 //! The path of one published event: [`publish`] checks the request (`http`),
-//! validates the batch (`validate`), writes it to the queue (`queue` — the durable
-//! acknowledgement), then consumes its own entry (`consume` → `store`) unless the
-//! client asked for asynchronous handling or the backlog is over its limit.
+//! validates the batch (`validate`), then applies it straight to the store in one
+//! transaction keyed by a fresh entry key (`consume::apply_direct`) — the
+//! acknowledgement is that commit. If the store cannot take it now (down, or the
+//! client asked for asynchronous handling, or the backlog is over its limit), the
+//! batch is written to the queue under that same key (`queue`) and answered `202`;
+//! the key's marker makes a later re-apply of an entry whose direct apply had in fact
+//! committed a no-op.
 
 use serde::Serialize;
 use spin_sdk::http::{IncomingRequest, Response};
@@ -12,9 +16,10 @@ use crate::config::Config;
 use crate::consume::{self, DrainError};
 use crate::error::ApiError;
 use crate::http;
+use crate::maintenance;
 use crate::queue::{self, Queue, QueueError};
 use crate::stats::{self, Stats, StatsError};
-use crate::store::{self, EventStore, StoreError, StoredEvent};
+use crate::store::{self, Batch, EventStore, Group, StoreError, StoredEvent};
 use crate::validate::{self, Shape};
 
 /// Handler result: a success response or an error rendered by `ApiError`.
@@ -25,20 +30,29 @@ struct Published {
     received: u64,
     processed: u64,
     duplicates: u64,
+    accepted: u64,
+    message: String,
 }
 
 #[derive(Serialize)]
 struct Queued {
     received: u64,
     queued: u64,
+    accepted: u64,
+    message: &'static str,
 }
 
 #[derive(Serialize)]
-struct EventsPage {
+struct EventsPage<'a> {
     events: Vec<StoredEvent>,
     count: usize,
     topic: Option<String>,
+    source: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
     next_cursor: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -46,7 +60,9 @@ struct Drained {
     drained_batches: u64,
     processed: u64,
     duplicates: u64,
+    dead_lettered: u64,
     queued: u64,
+    more: bool,
 }
 
 #[derive(Serialize)]
@@ -54,12 +70,42 @@ struct Health {
     status: &'static str,
     store: &'static str,
     checks: Checks,
+    consumer_running: bool,
+    queue_size: Option<u64>,
+    dead_letters: Option<u64>,
 }
 
 #[derive(Serialize)]
 struct Checks {
     queue: String,
     store: String,
+}
+
+#[derive(Serialize)]
+struct LetterPage {
+    dead_letters: Vec<store::DeadLetter>,
+    count: usize,
+    next_cursor: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct LetterDetail {
+    #[serde(flatten)]
+    letter: store::DeadLetter,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LetterStatus<'a> {
+    id: &'a str,
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    processed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicates: Option<u64>,
 }
 
 /// `/stats` when the store cannot be read: the standard error fields plus what the queue knows.
@@ -103,6 +149,8 @@ fn accepted(n: u64) -> Response {
         &Queued {
             received: n,
             queued: n,
+            accepted: n,
+            message: "queued durably; the events will be stored exactly once",
         },
     )
 }
@@ -123,7 +171,7 @@ fn backlog_exceeded(queue: &Queue, config: &Config) -> bool {
     }
 }
 
-/// `POST /publish` and `POST /publish/batch`: validate, enqueue (the ack), then consume own entry.
+/// `POST /publish` and `POST /publish/batch`: validate, apply to the store (the ack), or queue.
 pub async fn publish(req: IncomingRequest, query: &str, shape: Shape) -> Handled {
     http::check_content_type(http::header(&req, "content-type").as_deref())?;
     let asynchronous = http::wants_async(http::header(&req, "prefer").as_deref(), query)?;
@@ -132,37 +180,51 @@ pub async fn publish(req: IncomingRequest, query: &str, shape: Shape) -> Handled
     let events = validate::parse_batch(&body, shape, &config.limits)?;
     drop(body); // up to max_body_bytes; not needed past validation
     let n = events.len() as u64;
-    let queue = open_queue()?;
-    let key = queue.enqueue(&events).map_err(queue_failed)?;
-    if asynchronous || backlog_exceeded(&queue, &config) {
-        return Ok(accepted(n));
-    }
-    let applied = store::open(&config.store).and_then(|store| {
-        store::with_schema(&*store, |s| consume::apply_entry(s, &queue, &key, &events))
-    });
-    match applied {
-        Ok(a) => Ok(http::json(
-            200,
-            &Published {
-                received: a.received,
-                processed: a.inserted,
-                duplicates: a.duplicates(),
-            },
-        )),
-        Err(e) => {
-            eprintln!("ERROR store: {e} (entry {key} stays queued)");
-            Ok(accepted(n))
+    let key = queue::new_key(events.len());
+    let deferred = asynchronous || {
+        // Only consulted when the limit is set (it lists the queue).
+        config.max_backlog_events > 0 && backlog_exceeded(&open_queue()?, &config)
+    };
+    if !deferred {
+        let applied = store::open(&config.store).and_then(|store| {
+            store::with_schema(&*store, |s| {
+                consume::apply_direct(s, &key, &events, config.duplicate_log)
+            })
+        });
+        match applied {
+            Ok(a) => {
+                return Ok(http::json(
+                    200,
+                    &Published {
+                        received: a.received,
+                        processed: a.inserted,
+                        duplicates: a.duplicates(),
+                        accepted: a.inserted,
+                        message: format!(
+                            "{} stored, {} duplicate(s) dropped",
+                            a.inserted,
+                            a.duplicates()
+                        ),
+                    },
+                ));
+            }
+            Err(e) => eprintln!("ERROR store: {e} (queueing entry {key})"),
         }
     }
+    open_queue()?
+        .enqueue_as(&key, &events)
+        .map_err(queue_failed)?;
+    Ok(accepted(n))
 }
 
-/// `GET /events`: consume what is pending (read-your-writes), then one page, newest first.
+/// `GET /events`: consume what is pending (within the budget), then one page, newest first.
 pub fn events(query: &str) -> Handled {
     let q = http::parse_event_query(query)?;
     let config = Config::load()?;
     let queue = open_queue()?;
     let store = connect(&config)?;
-    consume::drain(&*store, &queue).map_err(drain_failed)?;
+    let drained = consume::drain(&*store, &queue, config.work_budget, config.duplicate_log)
+        .map_err(drain_failed)?;
     let events = store.list(&q).map_err(store_failed)?;
     let full = events.len() == q.limit as usize;
     let next_cursor = events.last().filter(|_| full).map(|e| e.id);
@@ -171,14 +233,20 @@ pub fn events(query: &str) -> Handled {
         &EventsPage {
             count: events.len(),
             topic: q.topic,
+            source: q.source,
+            since: q.since,
+            until: q.until,
             next_cursor,
             events,
+            warning: drained
+                .more
+                .then_some("entries are still queued; they will appear once consumed"),
         },
     ))
 }
 
-/// Drains (best effort), then collects stats; shared by `/stats` and `/metrics`.
-fn current_stats(config: &Config) -> Result<Stats, Response> {
+/// Drains (best effort, within the budget), then collects stats; shared by `/stats` and `/metrics`.
+fn current_stats(config: &Config, topic: Option<String>) -> Result<Stats, Response> {
     let queue = open_queue().map_err(ApiError::into_response)?;
     let name = config.store.name();
     let partial = |e: StoreError, queued: Option<u64>| {
@@ -202,20 +270,22 @@ fn current_stats(config: &Config) -> Result<Stats, Response> {
             return Err(partial(e, queued));
         }
     };
-    if let Err(e) = consume::drain(&*store, &queue) {
+    if let Err(e) = consume::drain(&*store, &queue, config.work_budget, config.duplicate_log) {
         // Answer from what can still be read; the entries stay queued and are counted so.
         drain_failed(e);
     }
-    stats::collect(&queue, &*store, name).map_err(|e| match e {
+    stats::collect(&queue, &*store, name, topic).map_err(|e| match e {
         StatsError::Queue(e) => queue_failed(e).into_response(),
         StatsError::Store(e, queued) => partial(e, Some(queued)),
     })
 }
 
-/// `GET /stats`: exact counters (`received = unique_processed + duplicate_dropped + queued`).
-pub fn stats(_query: &str) -> Handled {
+/// `GET /stats`: exact counters (`received = unique_processed + duplicate_dropped + queued +
+/// dead_lettered`), per topic too.
+pub fn stats(query: &str) -> Handled {
+    let topic = http::parse_stats_query(query)?;
     let config = Config::load()?;
-    Ok(match current_stats(&config) {
+    Ok(match current_stats(&config, topic) {
         Ok(stats) => http::json(200, &stats),
         Err(response) => response,
     })
@@ -224,11 +294,11 @@ pub fn stats(_query: &str) -> Handled {
 /// `GET /metrics`: the same counters as Prometheus text.
 pub fn metrics() -> Handled {
     let config = Config::load()?;
-    Ok(match current_stats(&config) {
+    Ok(match current_stats(&config, None) {
         Ok(stats) => Response::builder()
             .status(200)
             .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-            .body(stats::prometheus(&stats))
+            .body(stats::prometheus(&stats, config.max_topic_labels))
             .build(),
         Err(response) => response,
     })
@@ -237,68 +307,203 @@ pub fn metrics() -> Handled {
 /// `GET /health`: probes queue and store without changing anything; 503 names the failing part.
 pub fn health() -> Handled {
     let config = Config::load()?;
-    let queue = match Queue::open().and_then(|q| q.ping()) {
-        Ok(()) => "ok".to_owned(),
+    let queue = Queue::open();
+    let pending = queue.as_ref().map_err(|e| e.to_string()).and_then(|q| {
+        q.pending()
+            .map(|p| queue::total(&p))
+            .map_err(|e| e.to_string())
+    });
+    let queue_check = match &pending {
+        Ok(_) => "ok".to_owned(),
         Err(e) => {
             eprintln!("ERROR health: {e}");
             "error: key-value store unavailable".to_owned()
         }
     };
-    let store = match store::open(&config.store).and_then(|s| s.ping()) {
-        Ok(()) => "ok".to_owned(),
+    let store = store::open(&config.store);
+    let probe = store.as_ref().map_err(Clone::clone).and_then(|s| {
+        s.ping()?;
+        let filter = store::TopicFilter {
+            topic: None,
+            limit: 0,
+        };
+        Ok(s.snapshot(&[], &filter)
+            .ok()
+            .map(|s| s.dead_letters_pending))
+    });
+    let (store_check, dead_letters) = match probe {
+        Ok(dead) => ("ok".to_owned(), dead),
         Err(e) => {
             eprintln!("ERROR health: store: {e}");
-            format!("error: {}", e.summary)
+            (format!("error: {}", e.summary), None)
         }
     };
-    let healthy = queue == "ok" && store == "ok";
+    let healthy = queue_check == "ok" && store_check == "ok";
     let body = Health {
         status: if healthy { "healthy" } else { "unhealthy" },
         store: config.store.name(),
-        checks: Checks { queue, store },
+        checks: Checks {
+            queue: queue_check,
+            store: store_check,
+        },
+        consumer_running: healthy,
+        queue_size: pending.ok(),
+        dead_letters,
     };
     Ok(http::json(if healthy { 200 } else { 503 }, &body))
 }
 
-/// `POST /drain`: the scheduler/operator hook that consumes everything pending.
+/// `POST /drain`: the scheduler/operator hook; consumes within the budget, says if more is left.
 pub fn drain() -> Handled {
     let config = Config::load()?;
     let queue = open_queue()?;
     let store = connect(&config)?;
-    let report = consume::drain(&*store, &queue).map_err(drain_failed)?;
+    let report = consume::drain(&*store, &queue, config.work_budget, config.duplicate_log)
+        .map_err(drain_failed)?;
     let pending = queue.pending().map_err(queue_failed)?;
+    let queued = queue::total(&pending);
     Ok(http::json(
         200,
         &Drained {
             drained_batches: report.batches,
             processed: report.processed,
             duplicates: report.duplicates,
-            queued: queue::total(&pending),
+            dead_lettered: report.dead_lettered,
+            queued,
+            more: report.more || queued > 0,
         },
     ))
 }
 
-/// `POST /maintenance` (being implemented).
+/// `POST /maintenance`: releases, compacts and expires within the budget.
 pub fn maintenance() -> Handled {
-    Err(ApiError::conflict("not implemented yet"))
+    let config = Config::load()?;
+    let queue = open_queue()?;
+    let store = connect(&config)?;
+    let retention = spin_sdk::variables::get("retention")
+        .ok()
+        .filter(|_| config.retention.is_some());
+    let report = maintenance::run(&*store, &queue, &config, retention).map_err(drain_failed)?;
+    Ok(http::json(200, &report))
 }
 
-/// `GET /dead-letters` (being implemented).
-pub fn dead_letters(_query: &str) -> Handled {
-    Err(ApiError::conflict("not implemented yet"))
+/// `GET /dead-letters`: one page of dead letters, oldest first.
+pub fn dead_letters(query: &str) -> Handled {
+    let (limit, after) = http::parse_page_query(query)?;
+    let config = Config::load()?;
+    let store = connect(&config)?;
+    let letters = store.dead_letters(after, limit).map_err(store_failed)?;
+    let next_cursor = letters
+        .last()
+        .filter(|_| letters.len() == limit as usize)
+        .map(|l| l.seq);
+    Ok(http::json(
+        200,
+        &LetterPage {
+            count: letters.len(),
+            dead_letters: letters,
+            next_cursor,
+        },
+    ))
 }
 
-/// `GET /dead-letters/{id}` (being implemented).
+fn find_letter(store: &dyn EventStore, id: &str) -> Result<store::DeadLetter, ApiError> {
+    store
+        .dead_letter(id)
+        .map_err(store_failed)?
+        .ok_or_else(|| ApiError::no_such("dead letter", id))
+}
+
+/// `GET /dead-letters/{id}`: one dead letter with its original batch.
 pub fn dead_letter(id: &str) -> Handled {
-    Err(ApiError::no_such("dead letter", id))
+    let config = Config::load()?;
+    let store = connect(&config)?;
+    let mut letter = find_letter(&*store, id)?;
+    let batch = letter.batch.take().unwrap_or_default();
+    let events = queue::decode(batch.as_bytes(), letter.received)
+        .ok()
+        .map(|events| events.iter().map(validate::Event::to_json).collect());
+    let raw = events.is_none().then_some(batch);
+    Ok(http::json(
+        200,
+        &LetterDetail {
+            letter,
+            events,
+            raw,
+        },
+    ))
 }
 
-/// `DELETE /dead-letters/{id}` (being implemented).
+/// `DELETE /dead-letters/{id}`: gives up on a dead letter (it stays counted as dead-lettered).
 pub fn discard_dead_letter(id: &str) -> Handled {
-    Err(ApiError::no_such("dead letter", id))
+    let config = Config::load()?;
+    let store = connect(&config)?;
+    let status = store
+        .discard(id)
+        .map_err(store_failed)?
+        .ok_or_else(|| ApiError::no_such("dead letter", id))?;
+    if status == "applied" {
+        return Err(ApiError::conflict(format!(
+            "dead letter {id:?} was already re-applied"
+        )));
+    }
+    Ok(http::json(
+        200,
+        &LetterStatus {
+            id,
+            status,
+            processed: None,
+            duplicates: None,
+        },
+    ))
 }
 
-/// `POST /dead-letters/{id}/retry` (being implemented).
+/// `POST /dead-letters/{id}/retry`: applies the batch again, settling the letter atomically.
 pub fn retry_dead_letter(id: &str) -> Handled {
-    Err(ApiError::no_such("dead letter", id))
+    let config = Config::load()?;
+    let store = connect(&config)?;
+    let mut letter = find_letter(&*store, id)?;
+    if letter.status != "pending" {
+        return Err(ApiError::conflict(format!(
+            "dead letter {id:?} is {}; only pending letters can be retried",
+            letter.status
+        )));
+    }
+    let batch = letter.batch.take().unwrap_or_default();
+    let events = queue::decode(batch.as_bytes(), letter.received).map_err(|reason| {
+        ApiError::invalid(format!(
+            "dead letter {id:?} holds an unreadable batch ({reason}); it can only be discarded"
+        ))
+    })?;
+    let key = format!("r/{id}/{}", letter.attempts);
+    let group = Group {
+        batches: vec![Batch {
+            key: &key,
+            events: &events,
+        }],
+        settles: Some(id),
+        shard: consume::shard(),
+    };
+    match store.apply(&group) {
+        Ok(a) if a.settled => Ok(http::json(
+            200,
+            &LetterStatus {
+                id,
+                status: "applied".to_owned(),
+                processed: Some(a.inserted),
+                duplicates: Some(a.duplicates()),
+            },
+        )),
+        Ok(_) => Err(ApiError::conflict(format!(
+            "dead letter {id:?} changed meanwhile; read it again"
+        ))),
+        Err(e) if e.kind == store::ErrorKind::Transient => Err(store_failed(e)),
+        Err(e) => {
+            eprintln!("WARN retry of dead letter {id} failed: {e}");
+            Err(ApiError::invalid(format!(
+                "the store still refuses dead letter {id:?}: {}",
+                e.summary
+            )))
+        }
+    }
 }

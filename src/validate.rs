@@ -101,6 +101,17 @@ impl Event {
         &self.payload
     }
 
+    /// The event as a JSON object (what a dead letter shows of its batch).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "topic": self.topic,
+            "event_id": self.event_id,
+            "timestamp": self.timestamp,
+            "source": self.source,
+            "payload": self.payload,
+        })
+    }
+
     /// The dedup key `(topic, event_id)`; sorting by it gives every store one lock order.
     pub fn key(&self) -> (&str, &str) {
         (&self.topic, &self.event_id)

@@ -1,16 +1,17 @@
 //! The event store: one trait, two SQL dialects (SQLite and PostgreSQL).
 //!
-//! Schema (see `migrations/`): `events` with `UNIQUE (topic, event_id)` and an
-//! index on `(topic, id)`; `consumed_batches`, one *marker* row per applied queue
-//! entry holding its `received` and `inserted` counts; `meta` (`started_at`); and
-//! `schema_migrations`.
+//! Schema (see `migrations/`): `events` with `UNIQUE (topic, event_id)` and indexes
+//! on `(topic, id)`, `(source, id)`, `("timestamp", id)`; `topic_counters`, the
+//! counters per topic (in shards on PostgreSQL); `consumed_batches`, one *marker*
+//! per applied batch key; `dead_letters`; `entry_failures`; `meta`.
 //!
-//! Exactly-once rests on the marker: [`EventStore::apply_batch`] inserts the marker
-//! and the events in one transaction, and does nothing if the marker already
-//! exists. A consumer that crashes before deleting the queue entry, or two
-//! consumers racing on the same entry, therefore change the store once. Counters
-//! are sums over the markers, never one hot row, so concurrent batches do not
-//! serialise on a counter.
+//! Exactly-once rests on the marker: [`EventStore::apply`] inserts the markers of a
+//! group of batches, the events of the batches whose marker is new, and their counts,
+//! in ONE transaction. A consumer that crashes before deleting a queue entry, or two
+//! consumers racing on one entry, therefore change the store once. Counters are
+//! maintained in that same transaction, per topic, so `/stats` reads a bounded number
+//! of rows whatever the history; markers are only flags and are compacted (see
+//! `maintenance` and docs/DESIGN.md for the horizon that makes that safe).
 //!
 //! SQL text shared by both dialects lives here. SQLite reads `$1`-style
 //! placeholders as named parameters numbered in order of first appearance, so the
@@ -19,27 +20,52 @@
 pub mod postgres;
 pub mod sqlite;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::config::StoreChoice;
 use crate::validate::Event;
 
-/// How many duplicate keys a batch reports by name (the rest are only counted).
+/// How many duplicate keys a group reports by name (the rest are only counted).
 pub const DUPLICATE_SAMPLE: usize = 10;
 
 /// The operations the service needs from a database; one implementation per dialect.
 pub trait EventStore {
     /// Applies missing migrations; safe when many instances start at once.
     fn migrate(&self) -> Result<(), StoreError>;
-    /// Stores a queue entry's events exactly once (keyed by the entry key) and reports the counts.
-    fn apply_batch(&self, key: &str, events: &[Event]) -> Result<Applied, StoreError>;
-    /// Reads the counters, topics and which `pending_keys` are already applied, in one snapshot.
-    fn snapshot(&self, pending_keys: &[String]) -> Result<Snapshot, StoreError>;
+    /// Applies a group of batches exactly once each (keyed by their marker keys), in one transaction.
+    fn apply(&self, group: &Group<'_>) -> Result<Applied, StoreError>;
+    /// Reads counters, topics and which `pending_keys` are already applied, in one snapshot.
+    fn snapshot(
+        &self,
+        pending_keys: &[String],
+        topics: &TopicFilter,
+    ) -> Result<Snapshot, StoreError>;
     /// Pages through stored events, newest first.
     fn list(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
     /// Proves the database answers, for `/health`.
     fn ping(&self) -> Result<(), StoreError>;
+    /// Moves an entry aside: a dead letter plus its marker, atomically (a repeat changes nothing).
+    fn bury(&self, letter: &NewDeadLetter<'_>) -> Result<(), StoreError>;
+    /// Counts one more failed attempt of an entry; returns the attempts so far.
+    fn record_failure(&self, key: &str, error: &str) -> Result<u32, StoreError>;
+    /// Lists dead letters after a cursor (`seq`), oldest first, without their batches.
+    fn dead_letters(&self, after: i64, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
+    /// One dead letter with its batch text.
+    fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError>;
+    /// Marks a pending dead letter discarded; returns its status afterwards (None: no such letter).
+    fn discard(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Deletes up to `chunk` stored events older than `cutoff` (storage time), counting them per topic.
+    fn expire(&self, cutoff: &str, chunk: u32) -> Result<u64, StoreError>;
+    /// Deletes up to `chunk` markers older than `cutoff` whose keys are not in `queued`.
+    fn compact_markers(
+        &self,
+        cutoff: &str,
+        queued: &[String],
+        chunk: u32,
+    ) -> Result<u64, StoreError>;
+    /// Of `keys`, those with a marker; their markers' age restarts now (see the horizon).
+    fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError>;
 }
 
 /// Opens the configured store without touching the schema (what `/health` needs).
@@ -62,8 +88,7 @@ pub fn connect(choice: &StoreChoice) -> Result<Box<dyn EventStore>, StoreError> 
 /// The publish path's way to skip a schema round trip per request: the first
 /// publish to a fresh database fails on the missing table, migrates, and retries;
 /// so do publishes racing with another instance's migration. `op` must be safe to
-/// repeat, which `apply_batch` is (its marker). Later, compatible migrations are
-/// applied by the read routes, which still [`connect`].
+/// repeat, which `apply` is (its markers).
 pub fn with_schema<T>(
     store: &dyn EventStore,
     op: impl Fn(&dyn EventStore) -> Result<T, StoreError>,
@@ -74,49 +99,136 @@ pub fn with_schema<T>(
     })
 }
 
-/// The outcome of applying one queue entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One batch to apply: its marker key (a queue entry key, or a fresh key for a direct publish).
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// The marker key; applying the same key twice changes nothing the second time.
+    pub key: &'a str,
+    /// The events, in request order.
+    pub events: &'a [Event],
+}
+
+/// Batches applied in one transaction (group commit), optionally settling a dead letter.
+#[derive(Debug, Clone)]
+pub struct Group<'a> {
+    /// The batches; keys must be distinct.
+    pub batches: Vec<Batch<'a>>,
+    /// A pending dead letter this group re-applies: marked `applied` in the same transaction,
+    /// and nothing happens unless it was still pending.
+    pub settles: Option<&'a str>,
+    /// Counter shard for this transaction (spreads concurrent writers of one topic).
+    pub shard: i16,
+}
+
+/// The outcome of one `apply`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
-    /// `true` if this call applied the entry; `false` if an earlier consumer already had.
-    pub fresh: bool,
-    /// Events in the entry (duplicates included).
+    /// Keys of the batches this call applied (the others had been applied before).
+    pub fresh: Vec<String>,
+    /// Events in the fresh batches (duplicates included).
     pub received: u64,
-    /// Events newly stored by the entry.
+    /// Events newly stored.
     pub inserted: u64,
-    /// Up to [`DUPLICATE_SAMPLE`] dropped `(topic, event_id)` keys, for the log (fresh only).
+    /// Up to [`DUPLICATE_SAMPLE`] dropped `(topic, event_id)` keys, for the log.
     pub duplicate_sample: Vec<(String, String)>,
+    /// With `settles`: false when the dead letter was no longer pending (nothing applied).
+    pub settled: bool,
 }
 
 impl Applied {
-    /// Events of the entry that were dropped as duplicates.
+    /// Events of the fresh batches that were dropped as duplicates.
     pub fn duplicates(&self) -> u64 {
         self.received.saturating_sub(self.inserted)
     }
+}
 
-    /// The counts an earlier consumer recorded in the marker.
-    pub(crate) fn already(received: u64, inserted: u64) -> Applied {
-        Applied {
-            fresh: false,
-            received,
-            inserted,
-            duplicate_sample: Vec::new(),
-        }
-    }
+/// Which topics a snapshot details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicFilter {
+    /// Only this topic.
+    pub topic: Option<String>,
+    /// At most this many topics, by name.
+    pub limit: u32,
+}
+
+/// Counters of one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicStats {
+    /// The topic.
+    pub topic: String,
+    /// Events of this topic applied to the store (stored or dropped).
+    pub received: u64,
+    /// Events of this topic stored.
+    pub unique_processed: u64,
+    /// Events of this topic dropped as duplicates.
+    pub duplicate_dropped: u64,
+    /// Stored events of this topic removed by retention.
+    pub expired: u64,
+    /// Latest event timestamp seen in this topic.
+    pub last_event_at: Option<String>,
 }
 
 /// Store-side counters read in one consistent snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// Sum of `received` over all markers.
+    /// Events applied to the store (stored + dropped).
     pub received: u64,
-    /// Sum of `inserted` over all markers (= rows in `events`).
+    /// Events stored, ever (retention does not lower it).
     pub unique: u64,
-    /// Distinct topics, sorted.
-    pub topics: Vec<String>,
+    /// Stored events removed by retention.
+    pub expired: u64,
+    /// Events in dead letters not re-applied (pending or discarded).
+    pub dead_lettered: u64,
+    /// Dead letters waiting for an operator.
+    pub dead_letters_pending: u64,
+    /// Number of distinct topics.
+    pub topic_count: u64,
+    /// Per-topic counters (filtered and capped by [`TopicFilter`]), sorted by topic.
+    pub topics: Vec<TopicStats>,
     /// Those of the given pending keys that already have a marker.
     pub consumed: Vec<String>,
     /// When the store was first initialised (`meta.started_at`), if recorded.
     pub started_at: Option<String>,
+}
+
+/// A dead letter being created.
+#[derive(Debug, Clone)]
+pub struct NewDeadLetter<'a> {
+    /// The queue entry key (also its marker).
+    pub key: &'a str,
+    /// Its id in the API (the key without `q/`).
+    pub id: &'a str,
+    /// Events it holds.
+    pub received: u64,
+    /// Why it was moved aside (no credentials, no SQL).
+    pub reason: &'a str,
+    /// The entry's value as text.
+    pub batch: &'a str,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// A dead letter as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    /// Cursor position.
+    #[serde(skip)]
+    pub seq: i64,
+    /// Id in the API.
+    pub id: String,
+    /// Events it holds.
+    pub received: u64,
+    /// Why it was moved aside.
+    pub reason: String,
+    /// Attempts made before it was moved aside (and retries since).
+    pub attempts: u32,
+    /// When it was moved aside.
+    pub failed_at: String,
+    /// `pending`, `discarded` or `applied`.
+    pub status: String,
+    /// The entry's value (only when one letter is read).
+    #[serde(skip)]
+    pub batch: Option<String>,
 }
 
 /// A page request for `GET /events`.
@@ -124,6 +236,12 @@ pub struct Snapshot {
 pub struct EventQuery {
     /// Only this topic, if given.
     pub topic: Option<String>,
+    /// Only this source, if given.
+    pub source: Option<String>,
+    /// Only events at or after this time (normalised UTC text).
+    pub since: Option<String>,
+    /// Only events before this time (normalised UTC text).
+    pub until: Option<String>,
     /// Page size (1–1000).
     pub limit: u32,
     /// Rows to skip after the cursor.
@@ -151,6 +269,17 @@ pub struct StoredEvent {
     pub processed_at: String,
 }
 
+/// Whether retrying can fix a failure: decides between "stays queued" and "dead letter".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The store is unreachable, busy or overloaded: retry later, never dead-letter.
+    Transient,
+    /// The data itself is refused (SQLSTATE classes 22 and 23, SQLite constraint errors).
+    Permanent,
+    /// Neither is clear: decided by the entry's retry history.
+    Unknown,
+}
+
 /// A store failure: a short safe summary for clients and a detailed text for the log.
 #[derive(Debug, Clone)]
 pub struct StoreError {
@@ -158,15 +287,24 @@ pub struct StoreError {
     pub summary: String,
     /// Full error text for stderr only.
     pub detail: String,
+    /// Whether retrying can help.
+    pub kind: ErrorKind,
 }
 
 impl StoreError {
-    /// Builds an error from a safe summary and a log-only detail.
+    /// Builds an error of unknown kind from a safe summary and a log-only detail.
     pub fn new(summary: impl Into<String>, detail: impl Into<String>) -> StoreError {
         StoreError {
             summary: summary.into(),
             detail: detail.into(),
+            kind: ErrorKind::Unknown,
         }
+    }
+
+    /// Sets the kind.
+    pub fn kind(mut self, kind: ErrorKind) -> StoreError {
+        self.kind = kind;
+        self
     }
 }
 
@@ -176,61 +314,75 @@ impl std::fmt::Display for StoreError {
     }
 }
 
-/// A batch made ready for insertion: deduplicated and sorted by `(topic, event_id)`.
+/// The events of a group's fresh batches made ready for insertion.
 ///
-/// Sorting gives every transaction the same lock order, so overlapping batches
-/// cannot deadlock; deduplicating first means "first copy in the batch wins".
+/// Sorted by `(topic, event_id)` so every transaction takes its locks in the same
+/// order (overlapping batches cannot deadlock), and deduplicated first-copy-wins
+/// in batch order, then request order.
 pub(crate) struct Prepared<'a> {
-    /// Events in the entry, duplicates included.
+    /// Events in the fresh batches, duplicates included.
     pub received: u64,
     /// First copy of each key, sorted by key.
     pub unique: Vec<&'a Event>,
-    /// Keys repeated within the batch itself (a sample, for the log).
-    pub repeated: Vec<(String, String)>,
+    /// Per topic: events received and the latest timestamp (sorted by topic).
+    pub per_topic: Vec<(&'a str, u64, &'a str)>,
 }
 
 impl<'a> Prepared<'a> {
-    /// Sorts (stably, so the first copy stays first) and drops in-batch repeats.
-    pub fn new(events: &'a [Event]) -> Prepared<'a> {
-        let mut sorted: Vec<&Event> = events.iter().collect();
-        sorted.sort_by(|a, b| a.key().cmp(&b.key()));
-        let mut unique: Vec<&Event> = Vec::with_capacity(sorted.len());
-        let mut repeated = Vec::new();
-        for e in sorted {
-            if unique.last().is_some_and(|last| last.key() == e.key()) {
-                if repeated.len() < DUPLICATE_SAMPLE {
-                    repeated.push(owned_key(e));
+    /// Prepares the events of the given batches.
+    pub fn new<'b>(batches: impl Iterator<Item = &'b Batch<'a>>) -> Prepared<'a>
+    where
+        'a: 'b,
+    {
+        let mut all: Vec<&'a Event> = batches.flat_map(|b| b.events.iter()).collect();
+        let received = all.len() as u64;
+        all.sort_by(|a, b| a.key().cmp(&b.key())); // stable: the first copy stays first
+        let mut per_topic: Vec<(&str, u64, &str)> = Vec::new();
+        for e in &all {
+            match per_topic.last_mut() {
+                Some((t, n, last)) if *t == e.topic() => {
+                    *n += 1;
+                    if e.timestamp() > *last {
+                        *last = e.timestamp();
+                    }
                 }
-            } else {
-                unique.push(e);
+                _ => per_topic.push((e.topic(), 1, e.timestamp())),
             }
         }
+        all.dedup_by(|b, a| a.key() == b.key());
         Prepared {
-            received: events.len() as u64,
-            unique,
-            repeated,
+            received,
+            unique: all,
+            per_topic,
         }
     }
 
     /// Names up to [`DUPLICATE_SAMPLE`] dropped keys, given the keys the store inserted (sorted).
     pub fn duplicate_sample(&self, inserted_sorted: &[(String, String)]) -> Vec<(String, String)> {
-        let mut sample = self.repeated.clone();
-        if inserted_sorted.len() < self.unique.len() {
-            let was_inserted = |e: &&Event| {
-                inserted_sorted
-                    .binary_search_by(|(t, id)| (t.as_str(), id.as_str()).cmp(&e.key()))
-                    .is_ok()
-            };
-            let missing = self.unique.iter().filter(|e| !was_inserted(e));
-            sample.extend(missing.map(|e| owned_key(e)));
-        }
-        sample.truncate(DUPLICATE_SAMPLE);
-        sample
+        let was_inserted = |e: &&&Event| {
+            inserted_sorted
+                .binary_search_by(|(t, id)| (t.as_str(), id.as_str()).cmp(&e.key()))
+                .is_ok()
+        };
+        self.unique
+            .iter()
+            .filter(|e| !was_inserted(e))
+            .take(DUPLICATE_SAMPLE)
+            .map(|e| (e.topic().to_owned(), e.event_id().to_owned()))
+            .collect()
     }
-}
 
-fn owned_key(e: &Event) -> (String, String) {
-    (e.topic().to_owned(), e.event_id().to_owned())
+    /// Inserted counts per topic (aligned with `per_topic`), from the inserted keys (sorted).
+    pub fn inserted_per_topic(&self, inserted_sorted: &[(String, String)]) -> Vec<u64> {
+        self.per_topic
+            .iter()
+            .map(|(topic, _, _)| {
+                let from = inserted_sorted.partition_point(|(t, _)| t.as_str() < *topic);
+                let to = inserted_sorted.partition_point(|(t, _)| t.as_str() <= *topic);
+                (to - from) as u64
+            })
+            .collect()
+    }
 }
 
 /// Shared SQL text (both dialects).
@@ -242,28 +394,9 @@ pub(crate) mod sql {
     pub const SCHEMA_VERSION: &str =
         "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations";
 
-    /// The counts a marker recorded.
-    pub const SELECT_MARKER: &str =
-        "SELECT received, inserted FROM consumed_batches WHERE batch_key = $1";
-
     /// Column list of an event insert.
     pub const INSERT_EVENTS_INTO: &str =
         "INSERT INTO events (topic, event_id, \"timestamp\", source, payload)";
-
-    /// Total counters as one derived row `c(received, inserted)`.
-    pub const SUMS: &str = "(SELECT CAST(COALESCE(SUM(received), 0) AS BIGINT) AS received, \
-         CAST(COALESCE(SUM(inserted), 0) AS BIGINT) AS inserted FROM consumed_batches) AS c";
-
-    /// Distinct topics by skipping through the `(topic, ...)` index, instead of scanning all events.
-    pub const DISTINCT_TOPICS: &str = "WITH RECURSIVE t(topic) AS (\
-         SELECT MIN(topic) FROM events \
-         UNION ALL \
-         SELECT (SELECT MIN(e.topic) FROM events e WHERE e.topic > t.topic) FROM t \
-         WHERE t.topic IS NOT NULL) \
-         SELECT topic FROM t WHERE topic IS NOT NULL";
-
-    /// When the store was first initialised.
-    pub const STARTED_AT: &str = "(SELECT value FROM meta WHERE key = 'started_at')";
 
     /// A parameter of a listing query, mapped by each dialect to its own value type.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,16 +410,31 @@ pub(crate) mod sql {
     /// Builds the `GET /events` query for a dialect's select list, newest first.
     ///
     /// Only the filters actually requested appear in the text, so each variant
-    /// gets its own plan and the `(topic, id)` index serves `topic = ? AND id < ?`.
+    /// gets its own plan: `(topic, id)` serves `topic = ? AND id < ?`, `(source, id)`
+    /// the source filter, `("timestamp", id)` a time range. `ts` turns a text
+    /// parameter into the dialect's timestamp (`$n::timestamptz`, or `$n`).
     pub fn list_events<'a>(
         select_list: &str,
         q: &'a super::EventQuery,
+        ts: fn(usize) -> String,
     ) -> (String, Vec<Param<'a>>) {
         let mut params = Vec::new();
         let mut filters = Vec::new();
         if let Some(topic) = &q.topic {
             params.push(Param::Text(topic));
             filters.push(format!("topic = ${}", params.len()));
+        }
+        if let Some(source) = &q.source {
+            params.push(Param::Text(source));
+            filters.push(format!("source = ${}", params.len()));
+        }
+        if let Some(since) = &q.since {
+            params.push(Param::Text(since));
+            filters.push(format!("\"timestamp\" >= {}", ts(params.len())));
+        }
+        if let Some(until) = &q.until {
+            params.push(Param::Text(until));
+            filters.push(format!("\"timestamp\" < {}", ts(params.len())));
         }
         if let Some(before) = q.before {
             params.push(Param::Int(i64::try_from(before).unwrap_or(i64::MAX)));
@@ -319,7 +467,8 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (t, id))| {
-                serde_json::json!({"topic": t, "event_id": id, "timestamp": "2024-01-01T00:00:00Z",
+                serde_json::json!({"topic": t, "event_id": id,
+                    "timestamp": format!("2024-01-01T00:00:0{}Z", i % 10),
                     "source": format!("copy{i}")})
             })
             .collect();
@@ -336,34 +485,43 @@ mod tests {
     }
 
     #[test]
-    fn prepared_sorts_and_keeps_first_copy() {
-        let events = batch(&[("b", "1"), ("a", "2"), ("b", "1"), ("a", "1"), ("a", "2")]);
-        let p = Prepared::new(&events);
+    fn prepared_sorts_and_keeps_first_copy_across_batches() {
+        let first = batch(&[("b", "1"), ("a", "2"), ("b", "1")]);
+        let second = batch(&[("a", "1"), ("a", "2")]);
+        let batches = [
+            Batch {
+                key: "k1",
+                events: &first,
+            },
+            Batch {
+                key: "k2",
+                events: &second,
+            },
+        ];
+        let p = Prepared::new(batches.iter());
         assert_eq!(p.received, 5);
         let keys: Vec<_> = p.unique.iter().map(|e| e.key()).collect();
         assert_eq!(keys, vec![("a", "1"), ("a", "2"), ("b", "1")]);
-        assert_eq!(
-            p.unique[1].source(),
-            "copy1",
-            "first copy in the batch wins"
-        );
-        assert_eq!(p.unique[2].source(), "copy0");
-        assert_eq!(p.repeated.len(), 2);
+        assert_eq!(p.unique[1].source(), "copy1", "first batch's copy wins");
+        assert_eq!(p.unique[2].source(), "copy0", "first copy in a batch wins");
+        let per_topic: Vec<_> = p.per_topic.iter().map(|(t, n, _)| (*t, *n)).collect();
+        assert_eq!(per_topic, vec![("a", 3), ("b", 2)]);
+        assert_eq!(p.per_topic[0].2, "2024-01-01T00:00:01.000000Z");
     }
 
     #[test]
-    fn duplicate_sample_combines_repeats_and_store_conflicts() {
-        let events = batch(&[("a", "1"), ("a", "1"), ("a", "2"), ("a", "3")]);
-        let p = Prepared::new(&events);
-        let inserted = vec![("a".to_string(), "2".to_string())];
-        let sample = p.duplicate_sample(&inserted);
+    fn duplicate_sample_and_inserted_per_topic() {
+        let events = batch(&[("a", "1"), ("a", "1"), ("a", "2"), ("b", "3")]);
+        let batches = [Batch {
+            key: "k",
+            events: &events,
+        }];
+        let p = Prepared::new(batches.iter());
         let owned = |t: &str, id: &str| (t.to_string(), id.to_string());
-        assert_eq!(
-            sample,
-            vec![owned("a", "1"), owned("a", "1"), owned("a", "3")]
-        );
-        let all: Vec<_> = p.unique.iter().map(|e| owned_key(e)).collect();
-        assert_eq!(p.duplicate_sample(&all), vec![owned("a", "1")]);
+        let inserted = vec![owned("a", "2"), owned("b", "3")];
+        assert_eq!(p.duplicate_sample(&inserted), vec![owned("a", "1")]);
+        assert_eq!(p.inserted_per_topic(&inserted), vec![1, 1]);
+        assert_eq!(p.inserted_per_topic(&[]), vec![0, 0]);
     }
 
     #[test]
@@ -372,27 +530,37 @@ mod tests {
             (0..30).map(|i| ("t".into(), format!("{i:02}"))).collect();
         let refs: Vec<(&str, &str)> = keys.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let events = batch(&refs);
-        assert_eq!(
-            Prepared::new(&events).duplicate_sample(&[]).len(),
-            DUPLICATE_SAMPLE
-        );
+        let batches = [Batch {
+            key: "k",
+            events: &events,
+        }];
+        let p = Prepared::new(batches.iter());
+        assert_eq!(p.duplicate_sample(&[]).len(), DUPLICATE_SAMPLE);
     }
 
-    #[test]
-    fn applied_duplicates() {
-        let a = Applied::already(10, 7);
-        assert_eq!((a.fresh, a.duplicates()), (false, 3));
+    fn query() -> EventQuery {
+        EventQuery {
+            topic: None,
+            source: None,
+            since: None,
+            until: None,
+            limit: 100,
+            offset: 0,
+            before: None,
+        }
     }
 
     #[test]
     fn listing_query_numbers_parameters_in_order() {
+        let pg = |n: usize| format!("${n}::timestamptz");
         let q = EventQuery {
             topic: Some("t".into()),
             limit: 10,
             offset: 5,
             before: Some(99),
+            ..query()
         };
-        let (text, params) = list_events("id", &q);
+        let (text, params) = list_events("id", &q, pg);
         assert_eq!(
             text,
             "SELECT id FROM events WHERE topic = $1 AND id < $2 ORDER BY id DESC LIMIT $3 OFFSET $4"
@@ -407,25 +575,20 @@ mod tests {
             ]
         );
         let q = EventQuery {
-            topic: None,
-            limit: 100,
-            offset: 0,
-            before: Some(7),
+            source: Some("s".into()),
+            since: Some("2024-01-01T00:00:00.000000Z".into()),
+            until: Some("2024-01-02T00:00:00.000000Z".into()),
+            ..query()
         };
-        let (text, params) = list_events("id", &q);
+        let (text, params) = list_events("id", &q, pg);
         assert_eq!(
             text,
-            "SELECT id FROM events WHERE id < $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+            "SELECT id FROM events WHERE source = $1 AND \"timestamp\" >= $2::timestamptz \
+             AND \"timestamp\" < $3::timestamptz ORDER BY id DESC LIMIT $4 OFFSET $5"
         );
-        assert_eq!(params.len(), 3);
-        let q = EventQuery {
-            topic: None,
-            limit: 1,
-            offset: 0,
-            before: None,
-        };
+        assert_eq!(params.len(), 5);
         assert_eq!(
-            list_events("id", &q).0,
+            list_events("id", &query(), pg).0,
             "SELECT id FROM events ORDER BY id DESC LIMIT $1 OFFSET $2"
         );
     }

@@ -1,20 +1,27 @@
 //! PostgreSQL dialect of the event store, over Spin's `spin:postgres@4.0.0`.
 //!
-//! Spin gives no multi-statement transactions across calls (a connection may come
-//! from a pool), so every write is ONE statement, which Postgres runs as one
-//! transaction: `apply_batch` is a single data-modifying CTE and migrations are a
-//! single `DO` block. Timestamps travel as text and are cast to `timestamptz` on
+//! Every write is ONE statement, which Postgres runs as one transaction (a guest that
+//! dies mid-transaction must not hand a pooled connection back inside one): `apply`
+//! is a single data-modifying CTE over arrays, and migrations are a single `DO` block. Timestamps travel as text and are cast to `timestamptz` on
 //! the way in and rendered with `to_char` on the way out, because Spin's Postgres
 //! host maps `timestamptz` to a naive date-time.
 
 use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, PgError, QueryError, RowSet};
 
 use super::sql::{self, Param};
-use super::{Applied, EventQuery, EventStore, Prepared, Snapshot, StoreError, StoredEvent};
-use crate::validate::Event;
+use super::{
+    Applied, DeadLetter, ErrorKind, EventQuery, EventStore, Group, NewDeadLetter, Snapshot,
+    StoreError, StoredEvent, TopicFilter, TopicStats,
+};
 
 /// Embedded migrations, applied in order; the version is the file's number.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_counters_dead_letters.sql"),
+    ),
+];
 
 /// Advisory lock key that serialises migrations across all instances ("edgelog" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0065_6467_656c_6f67;
@@ -36,36 +43,142 @@ macro_rules! utc_text {
 const LIST_COLUMNS: &str = concat!(
     "id, topic, event_id, ",
     utc_text!("\"timestamp\""),
-    ", source, payload::text, ",
+    ", source, payload, ",
     utc_text!("processed_at")
 );
 
-/// Applies one queue entry in one statement (one transaction).
-///
-/// `ins` stores the events unless the entry's marker is already visible; `marker`
-/// records the entry with the number of rows `ins` stored, or does nothing if
-/// another consumer's marker got there first (it waits for that transaction, so the
-/// events it would have stored were stored by the other one). `inserted` is NULL
-/// exactly when this call did not apply the entry. `dups` names a few dropped keys.
-const APPLY_BATCH: &str = include_str!("postgres_apply_batch.sql");
+/// Applies a group of batches in ONE statement (one transaction): markers first
+/// (a marker that already existed means that batch was applied before: its events are
+/// skipped and the marker's age restarts), then the events of the fresh batches in
+/// `(topic, event_id)` order, then their counts per topic into one counter shard.
+/// `{SETTLE}` / `{SETTLED}` are filled in when the group re-applies a dead letter.
+const APPLY: &str = include_str!("postgres_apply.sql");
+
+/// The dead-letter guard of a retry: nothing is applied unless the letter was still pending.
+const SETTLE: &str = " settle AS (UPDATE dead_letters SET status = 'applied', \
+     attempts = attempts + 1 WHERE id = $10 AND status = 'pending' RETURNING id),";
+
+/// Moves an entry aside: its marker and its dead letter, or nothing if it was applied meanwhile.
+const BURY: &str = "WITH m AS (INSERT INTO consumed_batches (batch_key, received, inserted) \
+     VALUES ($1, $2, 0) ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key) \
+     INSERT INTO dead_letters (id, received, reason, batch, attempts) \
+     SELECT $3, $2, $4, $5, $6 FROM m ON CONFLICT (id) DO NOTHING";
+
+const RECORD_FAILURE: &str = "INSERT INTO entry_failures (batch_key, attempts, last_error) \
+     VALUES ($1, 1, $2) ON CONFLICT (batch_key) DO UPDATE SET \
+     attempts = entry_failures.attempts + 1, last_error = EXCLUDED.last_error, updated_at = now() \
+     RETURNING attempts";
+
+const LETTER_COLUMNS: &str = concat!(
+    "seq, id, received, reason, attempts, ",
+    utc_text!("failed_at"),
+    ", status"
+);
+
+const DISCARD: &str = "WITH u AS (UPDATE dead_letters SET status = 'discarded' \
+     WHERE id = $1 AND status = 'pending' RETURNING status) \
+     SELECT COALESCE((SELECT status FROM u), (SELECT status FROM dead_letters WHERE id = $1))";
+
+/// Deletes the oldest `$2` events (by id) if stored before `$1`, counting them per topic.
+const EXPIRE: &str = "WITH gone AS (DELETE FROM events WHERE id IN (\
+     SELECT id FROM (SELECT id, processed_at FROM events ORDER BY id LIMIT $2) AS head \
+     WHERE processed_at < $1::timestamptz) RETURNING topic), \
+     per_topic AS (SELECT topic, count(*) AS n FROM gone GROUP BY topic), \
+     counted AS (INSERT INTO topic_counters (topic, shard, expired) \
+     SELECT topic, 0, n FROM per_topic ORDER BY topic \
+     ON CONFLICT (topic, shard) DO UPDATE SET expired = topic_counters.expired + EXCLUDED.expired \
+     RETURNING 1) \
+     SELECT count(*) FROM gone";
+
+const COMPACT: &str = "WITH old AS (SELECT batch_key FROM consumed_batches \
+     WHERE consumed_at < $1::timestamptz AND NOT (batch_key = ANY($2::text[])) \
+     ORDER BY consumed_at LIMIT $3), \
+     gone AS (DELETE FROM consumed_batches WHERE batch_key IN (SELECT batch_key FROM old) \
+     RETURNING batch_key), \
+     failures AS (DELETE FROM entry_failures WHERE batch_key IN (SELECT batch_key FROM gone)) \
+     SELECT count(*) FROM gone";
+
+const TOUCH: &str = "UPDATE consumed_batches SET consumed_at = now() \
+     WHERE batch_key = ANY($1::text[]) RETURNING batch_key";
+
+const SNAPSHOT: &str = concat!(
+    "SELECT (SELECT COALESCE(SUM(received), 0)::bigint FROM topic_counters), \
+     (SELECT COALESCE(SUM(inserted), 0)::bigint FROM topic_counters), \
+     (SELECT COALESCE(SUM(expired), 0)::bigint FROM topic_counters), \
+     (SELECT COALESCE(SUM(received) FILTER (WHERE status <> 'applied'), 0)::bigint FROM dead_letters), \
+     (SELECT count(*) FILTER (WHERE status = 'pending') FROM dead_letters), \
+     (SELECT count(DISTINCT topic) FROM topic_counters WHERE topic <> ''), \
+     (SELECT COALESCE(json_agg(t ORDER BY t.topic), '[]')::text FROM (\
+       SELECT topic, SUM(received)::bigint AS received, SUM(inserted)::bigint AS unique_processed, \
+       (SUM(received) - SUM(inserted))::bigint AS duplicate_dropped, SUM(expired)::bigint AS expired, ",
+    utc_text!("MAX(last_event_at)"),
+    " AS last_event_at FROM topic_counters WHERE topic <> '' AND ($2::text IS NULL OR topic = $2) \
+       GROUP BY topic ORDER BY topic LIMIT $3) AS t), \
+     ARRAY(SELECT batch_key FROM consumed_batches WHERE batch_key = ANY($1::text[])), ",
+    "(SELECT value FROM meta WHERE key = 'started_at')"
+);
 
 /// The event store on PostgreSQL.
 pub struct PostgresStore {
     db: Connection,
 }
 
+/// Retrying helps for these SQLSTATE classes: connection (08), rollback such as
+/// deadlock or serialization (40), resources (53), lock/state (55), operator
+/// intervention (57), system (58). Data (22) and integrity (23) errors are the data's.
+fn kind_of(code: &str) -> ErrorKind {
+    match code.get(..2) {
+        Some("08" | "40" | "53" | "55" | "57" | "58") => ErrorKind::Transient,
+        Some("22" | "23") => ErrorKind::Permanent,
+        _ => ErrorKind::Unknown,
+    }
+}
+
 fn pg_error(e: PgError) -> StoreError {
     match e {
-        PgError::ConnectionFailed(m) => StoreError::new("connection failed", m),
+        PgError::ConnectionFailed(m) => {
+            StoreError::new(connection_summary(&m), m).kind(ErrorKind::Transient)
+        }
         PgError::QueryFailed(QueryError::DbError(db)) => StoreError::new(
             format!("query failed (SQLSTATE {})", db.code),
             format!("SQLSTATE {} {}: {}", db.code, db.severity, db.message),
-        ),
-        PgError::QueryFailed(QueryError::Text(t)) => StoreError::new("query failed", t),
+        )
+        .kind(kind_of(&db.code)),
+        PgError::QueryFailed(QueryError::Text(t)) => {
+            let kind = if t.contains("timed out") || t.contains("closed") {
+                ErrorKind::Transient
+            } else {
+                ErrorKind::Unknown
+            };
+            StoreError::new("query failed", t).kind(kind)
+        }
         PgError::BadParameter(m) => StoreError::new("bad parameter", m),
         PgError::ValueConversionFailed(m) => StoreError::new("value conversion failed", m),
         PgError::Other(m) => StoreError::new("postgres error", m),
     }
+}
+
+/// Names the cause of a failed connection in words safe to show (no address, no credentials).
+pub fn connection_summary(message: &str) -> String {
+    let m = message.to_ascii_lowercase();
+    let cause = if m.contains("does not exist") && m.contains("database") {
+        "the database does not exist"
+    } else if m.contains("password") || m.contains("authentication") {
+        "authentication failed"
+    } else if m.contains("certificate") || m.contains("tls") || m.contains("ssl") {
+        "TLS negotiation failed (check sslmode and the server certificate)"
+    } else if m.contains("refused") {
+        "connection refused"
+    } else if m.contains("timed out") || m.contains("timeout") {
+        "connection timed out"
+    } else if m.contains("not allowed") || m.contains("allowed_outbound_hosts") {
+        "address not allowed by allowed_outbound_hosts"
+    } else if m.contains("resolve") || m.contains("lookup") || m.contains("dns") {
+        "host name could not be resolved"
+    } else {
+        return "connection failed".to_owned();
+    };
+    format!("connection failed: {cause}")
 }
 
 fn decode<T: Decode>(row: &[DbValue], i: usize) -> Result<T, StoreError> {
@@ -84,8 +197,43 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+fn text(s: &str) -> ParameterValue {
+    ParameterValue::Str(s.to_owned())
+}
+
+fn int(n: u64) -> ParameterValue {
+    ParameterValue::Int64(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 fn text_array<'a>(values: impl Iterator<Item = &'a str>) -> ParameterValue {
     ParameterValue::ArrayStr(values.map(|s| Some(s.to_owned())).collect())
+}
+
+fn strings(row: &[DbValue], i: usize) -> Result<Vec<String>, StoreError> {
+    Ok(decode::<Vec<Option<String>>>(row, i)?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+fn first_row(rows: &RowSet, what: &str) -> Result<Vec<DbValue>, StoreError> {
+    rows.rows
+        .first()
+        .cloned()
+        .ok_or_else(|| StoreError::new("empty result", format!("{what} returned no row")))
+}
+
+fn letter(r: &[DbValue], with_batch: bool) -> Result<DeadLetter, StoreError> {
+    Ok(DeadLetter {
+        seq: decode(r, 0)?,
+        id: decode(r, 1)?,
+        received: count(decode(r, 2)?),
+        reason: decode(r, 3)?,
+        attempts: u32::try_from(decode::<i32>(r, 4)?).unwrap_or(0),
+        failed_at: decode(r, 5)?,
+        status: decode(r, 6)?,
+        batch: if with_batch { decode(r, 7)? } else { None },
+    })
 }
 
 /// One `DO` block that takes the migration lock, then applies every migration not yet recorded.
@@ -108,6 +256,17 @@ fn migration_block() -> String {
     block
 }
 
+/// The apply statement, with the dead-letter guard when the group settles one.
+fn apply_statement(settles: bool) -> String {
+    if settles {
+        APPLY
+            .replace("{SETTLE}", SETTLE)
+            .replace("{SETTLED}", " WHERE EXISTS (SELECT 1 FROM settle)")
+    } else {
+        APPLY.replace("{SETTLE}", "").replace("{SETTLED}", "")
+    }
+}
+
 impl PostgresStore {
     /// Connects to `database_url`; failure means "store unavailable".
     pub fn open(database_url: &str) -> Result<PostgresStore, StoreError> {
@@ -120,16 +279,9 @@ impl PostgresStore {
         self.db.query(statement, params).map_err(pg_error)
     }
 
-    fn stored_marker(&self, key: &str) -> Result<Applied, StoreError> {
-        let rows = self.query(sql::SELECT_MARKER, &[ParameterValue::Str(key.to_owned())])?;
-        let row = rows
-            .rows
-            .first()
-            .ok_or_else(|| StoreError::new("marker vanished", format!("no marker for {key}")))?;
-        Ok(Applied::already(
-            count(decode(row, 0)?),
-            count(decode(row, 1)?),
-        ))
+    fn scalar(&self, statement: &str, params: &[ParameterValue]) -> Result<i64, StoreError> {
+        let rows = self.query(statement, params)?;
+        decode(&first_row(&rows, "scalar")?, 0)
     }
 }
 
@@ -151,81 +303,79 @@ impl EventStore for PostgresStore {
             .map_err(pg_error)
     }
 
-    fn apply_batch(&self, key: &str, events: &[Event]) -> Result<Applied, StoreError> {
-        let batch = Prepared::new(events);
-        let unique = || batch.unique.iter();
-        let params = [
-            ParameterValue::Str(key.to_owned()),
-            text_array(unique().map(|e| e.topic())),
-            text_array(unique().map(|e| e.event_id())),
-            text_array(unique().map(|e| e.timestamp())),
-            text_array(unique().map(|e| e.source())),
-            text_array(unique().map(|e| e.payload().get())),
-            ParameterValue::Int64(i64::try_from(batch.received).unwrap_or(i64::MAX)),
+    fn apply(&self, group: &Group<'_>) -> Result<Applied, StoreError> {
+        let batches = &group.batches;
+        let events = || batches.iter().flat_map(|b| b.events.iter());
+        let batch_index: Vec<Option<i64>> = batches
+            .iter()
+            .enumerate()
+            .flat_map(|(i, b)| std::iter::repeat_n(Some(i as i64 + 1), b.events.len()))
+            .collect();
+        let mut params = vec![
+            text_array(batches.iter().map(|b| b.key)),
+            ParameterValue::ArrayInt64(
+                batches
+                    .iter()
+                    .map(|b| Some(b.events.len() as i64))
+                    .collect(),
+            ),
+            ParameterValue::ArrayInt64(batch_index),
+            text_array(events().map(|e| e.topic())),
+            text_array(events().map(|e| e.event_id())),
+            text_array(events().map(|e| e.timestamp())),
+            text_array(events().map(|e| e.source())),
+            text_array(events().map(|e| e.payload().get())),
+            ParameterValue::Int16(group.shard),
         ];
-        let rows = self.query(APPLY_BATCH, &params)?;
-        let row = rows
-            .rows
-            .first()
-            .ok_or_else(|| StoreError::new("empty result", "apply_batch returned no row"))?;
-        let Some(inserted) = decode::<Option<i64>>(row, 0)? else {
-            // Another consumer applied this entry first; report what it recorded.
-            return self.stored_marker(key);
-        };
-        let topics: Vec<Option<String>> = decode(row, 1)?;
-        let ids: Vec<Option<String>> = decode(row, 2)?;
-        let mut sample = batch.repeated.clone();
-        sample.extend(
-            topics
-                .into_iter()
-                .zip(ids)
-                .filter_map(|(t, id)| Some((t?, id?))),
-        );
-        sample.truncate(super::DUPLICATE_SAMPLE);
+        if let Some(id) = group.settles {
+            params.push(text(id));
+        }
+        let rows = self.query(&apply_statement(group.settles.is_some()), &params)?;
+        let row = first_row(&rows, "apply")?;
+        let fresh = strings(&row, 0)?;
+        let topics = strings(&row, 3)?;
+        let ids = strings(&row, 4)?;
         Ok(Applied {
-            fresh: true,
-            received: batch.received,
-            inserted: count(inserted),
-            duplicate_sample: sample,
+            settled: group.settles.is_none() || !fresh.is_empty(),
+            fresh,
+            received: count(decode(&row, 1)?),
+            inserted: count(decode(&row, 2)?),
+            duplicate_sample: topics.into_iter().zip(ids).collect(),
         })
     }
 
-    fn snapshot(&self, pending_keys: &[String]) -> Result<Snapshot, StoreError> {
-        let statement = format!(
-            "SELECT c.received, c.inserted, ARRAY({topics}), \
-             ARRAY(SELECT batch_key FROM consumed_batches WHERE batch_key = ANY($1::text[])), \
-             {started} FROM {sums}",
-            topics = sql::DISTINCT_TOPICS,
-            started = sql::STARTED_AT,
-            sums = sql::SUMS,
-        );
-        let rows = self.query(
-            &statement,
-            &[text_array(pending_keys.iter().map(String::as_str))],
-        )?;
-        let row = rows
-            .rows
-            .first()
-            .ok_or_else(|| StoreError::new("empty snapshot", "snapshot returned no row"))?;
-        let strings = |i| -> Result<Vec<String>, StoreError> {
-            Ok(decode::<Vec<Option<String>>>(row, i)?
-                .into_iter()
-                .flatten()
-                .collect())
+    fn snapshot(&self, pending: &[String], topics: &TopicFilter) -> Result<Snapshot, StoreError> {
+        let topic = match &topics.topic {
+            Some(t) => text(t),
+            None => ParameterValue::DbNull,
         };
-        let mut topics = strings(2)?;
-        topics.sort();
+        let rows = self.query(
+            SNAPSHOT,
+            &[
+                text_array(pending.iter().map(String::as_str)),
+                topic,
+                int(u64::from(topics.limit)),
+            ],
+        )?;
+        let row = first_row(&rows, "snapshot")?;
+        let per_topic: Vec<TopicStats> = serde_json::from_str(&decode::<String>(&row, 6)?)
+            .map_err(|e| StoreError::new("unexpected postgres value", e.to_string()))?;
         Ok(Snapshot {
-            received: count(decode(row, 0)?),
-            unique: count(decode(row, 1)?),
-            topics,
-            consumed: strings(3)?,
-            started_at: decode(row, 4)?,
+            received: count(decode(&row, 0)?),
+            unique: count(decode(&row, 1)?),
+            expired: count(decode(&row, 2)?),
+            dead_lettered: count(decode(&row, 3)?),
+            dead_letters_pending: count(decode(&row, 4)?),
+            topic_count: count(decode(&row, 5)?),
+            topics: per_topic,
+            consumed: strings(&row, 7)?,
+            started_at: decode(&row, 8)?,
         })
     }
 
     fn list(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        let (statement, params) = sql::list_events(LIST_COLUMNS, query);
+        let (statement, params) =
+            sql::list_events(LIST_COLUMNS, query, |n| format!("${n}::timestamptz"));
         let params: Vec<ParameterValue> = params.iter().map(bind).collect();
         let rows = self.query(&statement, &params)?;
         rows.rows
@@ -249,6 +399,70 @@ impl EventStore for PostgresStore {
     fn ping(&self) -> Result<(), StoreError> {
         self.query(sql::PING, &[]).map(|_| ())
     }
+
+    fn bury(&self, letter: &NewDeadLetter<'_>) -> Result<(), StoreError> {
+        let params = [
+            text(letter.key),
+            int(letter.received),
+            text(letter.id),
+            text(letter.reason),
+            text(&letter.batch.replace('\0', "")),
+            ParameterValue::Int32(i32::try_from(letter.attempts).unwrap_or(i32::MAX)),
+        ];
+        self.db.execute(BURY, &params).map(|_| ()).map_err(pg_error)
+    }
+
+    fn record_failure(&self, key: &str, error: &str) -> Result<u32, StoreError> {
+        let rows = self.query(RECORD_FAILURE, &[text(key), text(error)])?;
+        let attempts: i32 = decode(&first_row(&rows, "record_failure")?, 0)?;
+        Ok(u32::try_from(attempts).unwrap_or(0))
+    }
+
+    fn dead_letters(&self, after: i64, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        let statement = format!(
+            "SELECT {LETTER_COLUMNS} FROM dead_letters WHERE seq > $1 ORDER BY seq LIMIT $2"
+        );
+        let rows = self.query(
+            &statement,
+            &[ParameterValue::Int64(after), int(u64::from(limit))],
+        )?;
+        rows.rows.iter().map(|r| letter(r, false)).collect()
+    }
+
+    fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let statement = format!("SELECT {LETTER_COLUMNS}, batch FROM dead_letters WHERE id = $1");
+        let rows = self.query(&statement, &[text(id)])?;
+        rows.rows.first().map(|r| letter(r, true)).transpose()
+    }
+
+    fn discard(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let rows = self.query(DISCARD, &[text(id)])?;
+        decode(&first_row(&rows, "discard")?, 0)
+    }
+
+    fn expire(&self, cutoff: &str, chunk: u32) -> Result<u64, StoreError> {
+        self.scalar(EXPIRE, &[text(cutoff), int(u64::from(chunk))])
+            .map(count)
+    }
+
+    fn compact_markers(
+        &self,
+        cutoff: &str,
+        queued: &[String],
+        chunk: u32,
+    ) -> Result<u64, StoreError> {
+        let params = [
+            text(cutoff),
+            text_array(queued.iter().map(String::as_str)),
+            int(u64::from(chunk)),
+        ];
+        self.scalar(COMPACT, &params).map(count)
+    }
+
+    fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
+        let rows = self.query(TOUCH, &[text_array(keys.iter().map(String::as_str))])?;
+        rows.rows.iter().map(|r| decode(r, 0)).collect()
+    }
 }
 
 #[cfg(test)]
@@ -261,7 +475,7 @@ mod tests {
         assert!(block.starts_with("DO $edgelog_migrate$\nBEGIN\nPERFORM pg_advisory_xact_lock("));
         assert!(block.ends_with("END\n$edgelog_migrate$"));
         assert!(block.contains("WHERE version = 1) THEN"));
-        assert!(block.contains("INSERT INTO schema_migrations (version) VALUES (1);"));
+        assert!(block.contains("INSERT INTO schema_migrations (version) VALUES (2);"));
         for (_, script) in MIGRATIONS {
             assert!(
                 !script.contains(DO_TAG),
@@ -276,15 +490,42 @@ mod tests {
         assert!(LIST_COLUMNS.contains(
             "to_char(\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
         ));
-        assert!(LIST_COLUMNS.contains("payload::text"));
     }
 
     #[test]
-    fn apply_statement_uses_seven_parameters() {
-        for n in 1..=7 {
-            assert!(APPLY_BATCH.contains(&format!("${n}")), "${n}");
+    fn apply_statement_variants() {
+        let plain = apply_statement(false);
+        for n in 1..=9 {
+            assert!(plain.contains(&format!("${n}")), "${n}");
         }
-        assert!(!APPLY_BATCH.contains("$8"));
-        assert!(APPLY_BATCH.contains(&format!("LIMIT {}", super::super::DUPLICATE_SAMPLE)));
+        assert!(!plain.contains("$10") && !plain.contains('{'));
+        let settling = apply_statement(true);
+        assert!(settling.contains("WHERE id = $10 AND status = 'pending'"));
+        assert!(settling.contains("FROM batch WHERE EXISTS (SELECT 1 FROM settle)"));
+    }
+
+    #[test]
+    fn sqlstate_classes() {
+        assert_eq!(kind_of("08006"), ErrorKind::Transient);
+        assert_eq!(kind_of("40P01"), ErrorKind::Transient);
+        assert_eq!(kind_of("57P01"), ErrorKind::Transient);
+        assert_eq!(kind_of("22003"), ErrorKind::Permanent);
+        assert_eq!(kind_of("23514"), ErrorKind::Permanent);
+        assert_eq!(kind_of("42P01"), ErrorKind::Unknown);
+        assert_eq!(kind_of(""), ErrorKind::Unknown);
+    }
+
+    #[test]
+    fn connection_causes_are_named_without_secrets() {
+        let s = connection_summary("db error: FATAL: database \"edgelog\" does not exist");
+        assert_eq!(s, "connection failed: the database does not exist");
+        let s = connection_summary("FATAL: password authentication failed for user \"bob\"");
+        assert_eq!(s, "connection failed: authentication failed");
+        assert!(!s.contains("bob"));
+        assert_eq!(
+            connection_summary("Connection refused (os error 111)"),
+            "connection failed: connection refused"
+        );
+        assert_eq!(connection_summary("weird"), "connection failed");
     }
 }

@@ -8,11 +8,20 @@
 use spin_sdk::sqlite3::{Connection, Error, QueryResult, Value};
 
 use super::sql::{self, Param};
-use super::{Applied, EventQuery, EventStore, Prepared, Snapshot, StoreError, StoredEvent};
+use super::{
+    Applied, DeadLetter, ErrorKind, EventQuery, EventStore, Group, NewDeadLetter, Prepared,
+    Snapshot, StoreError, StoredEvent, TopicFilter, TopicStats,
+};
 use crate::validate::Event;
 
 /// Embedded migrations, applied in order; the version is the file's number.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_counters_dead_letters.sql"),
+    ),
+];
 
 /// SQLite's default bound-parameter limit (`SQLITE_MAX_VARIABLE_NUMBER`).
 const MAX_PARAMS: usize = 32_766;
@@ -22,18 +31,44 @@ const PARAMS_PER_EVENT: usize = 5;
 const ROWS_PER_INSERT: usize = MAX_PARAMS / PARAMS_PER_EVENT;
 const _: () = assert!(ROWS_PER_INSERT * PARAMS_PER_EVENT <= MAX_PARAMS);
 
+/// The current time in the service's timestamp format.
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')";
+
 const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
      version INTEGER PRIMARY KEY, \
      applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')))";
 
 const RECORD_MIGRATION: &str = "INSERT INTO schema_migrations (version) VALUES ($1)";
 
-const INSERT_MARKER: &str = "INSERT INTO consumed_batches (batch_key, received, inserted) \
+const LIST_COLUMNS: &str = "id, topic, event_id, \"timestamp\", source, payload, processed_at";
+
+const LETTER_COLUMNS: &str = "seq, id, received, reason, attempts, failed_at, status";
+
+const SETTLE: &str = "UPDATE dead_letters SET status = 'applied', attempts = attempts + 1 \
+     WHERE id = $1 AND status = 'pending' RETURNING id";
+
+const COUNT: &str = "INSERT INTO topic_counters (topic, shard, received, inserted, last_event_at) \
+     VALUES ($1, 0, $2, $3, $4) ON CONFLICT (topic, shard) DO UPDATE SET \
+     received = received + excluded.received, inserted = inserted + excluded.inserted, \
+     last_event_at = max(coalesce(last_event_at, ''), excluded.last_event_at)";
+
+const RECORD_FAILURE: &str = "INSERT INTO entry_failures (batch_key, attempts, last_error) \
+     VALUES ($1, 1, $2) ON CONFLICT (batch_key) DO UPDATE SET \
+     attempts = attempts + 1, last_error = excluded.last_error, \
+     updated_at = strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') RETURNING attempts";
+
+const BURY_MARKER: &str = "INSERT INTO consumed_batches (batch_key, received, inserted) \
      VALUES ($1, $2, 0) ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key";
 
-const UPDATE_MARKER: &str = "UPDATE consumed_batches SET inserted = $1 WHERE batch_key = $2";
+const BURY_LETTER: &str = "INSERT INTO dead_letters (id, received, reason, batch, attempts) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
 
-const LIST_COLUMNS: &str = "id, topic, event_id, \"timestamp\", source, payload, processed_at";
+/// The oldest `$2` events (by id), if stored before `$1`.
+const EXPIRED_HEAD: &str = "SELECT id, topic FROM (SELECT id, topic, processed_at FROM events \
+     ORDER BY id LIMIT $2) WHERE processed_at < $1";
+
+const COUNT_EXPIRED: &str = "INSERT INTO topic_counters (topic, shard, expired) VALUES ($1, 0, $2) \
+     ON CONFLICT (topic, shard) DO UPDATE SET expired = expired + excluded.expired";
 
 /// The event store on SQLite.
 pub struct SqliteStore {
@@ -41,14 +76,43 @@ pub struct SqliteStore {
 }
 
 fn sqlite_error(e: Error) -> StoreError {
-    let summary = match &e {
-        Error::NoSuchDatabase => "sqlite database \"default\" is not configured",
-        Error::AccessDenied => "access to the sqlite database was denied",
-        Error::InvalidConnection => "invalid sqlite connection",
-        Error::DatabaseFull => "the sqlite database is full",
-        Error::Io(_) => "sqlite query failed",
+    let (summary, kind) = match &e {
+        Error::NoSuchDatabase => (
+            "sqlite database \"default\" is not configured",
+            ErrorKind::Transient,
+        ),
+        Error::AccessDenied => (
+            "access to the sqlite database was denied",
+            ErrorKind::Transient,
+        ),
+        Error::InvalidConnection => ("invalid sqlite connection", ErrorKind::Transient),
+        Error::DatabaseFull => ("the sqlite database is full", ErrorKind::Transient),
+        Error::Io(m) => ("sqlite query failed", io_kind(m)),
     };
-    StoreError::new(summary, format!("sqlite: {e:?}"))
+    StoreError::new(summary, format!("sqlite: {e:?}")).kind(kind)
+}
+
+/// Busy, locked or I/O trouble is the database's; constraint and type errors are the data's.
+fn io_kind(message: &str) -> ErrorKind {
+    let m = message.to_ascii_lowercase();
+    if ["locked", "busy", "disk i/o", "unable to open", "readonly"]
+        .iter()
+        .any(|s| m.contains(s))
+    {
+        ErrorKind::Transient
+    } else if [
+        "constraint",
+        "datatype mismatch",
+        "too big",
+        "malformed json",
+    ]
+    .iter()
+    .any(|s| m.contains(s))
+    {
+        ErrorKind::Permanent
+    } else {
+        ErrorKind::Unknown
+    }
 }
 
 fn bind(p: &Param<'_>) -> Value {
@@ -83,6 +147,39 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+fn t(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+fn n(v: u64) -> Value {
+    Value::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+fn json_list(v: Option<&Value>) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(&text(v)?)
+        .map_err(|e| StoreError::new("unexpected sqlite value", e.to_string()))
+}
+
+fn letter(r: &[Value], with_batch: bool) -> Result<DeadLetter, StoreError> {
+    let v = |i| r.get(i);
+    Ok(DeadLetter {
+        seq: int(v(0))?,
+        id: text(v(1))?,
+        received: count(int(v(2))?),
+        reason: text(v(3))?,
+        attempts: u32::try_from(int(v(4))?).unwrap_or(0),
+        failed_at: text(v(5))?,
+        status: text(v(6))?,
+        batch: if with_batch { text(v(7)).ok() } else { None },
+    })
+}
+
+/// `(?, ?, …)` repeated: `rows` groups of `width` placeholders.
+fn placeholders(rows: usize, width: usize) -> String {
+    let one = format!("({})", vec!["?"; width].join(", "));
+    vec![one; rows].join(", ")
+}
+
 impl SqliteStore {
     /// Opens the `default` database.
     ///
@@ -112,27 +209,15 @@ impl SqliteStore {
         int(rows.rows.first().and_then(|r| r.values.first()))
     }
 
-    fn stored_marker(&self, key: &str) -> Result<Applied, StoreError> {
-        let rows = self.run(sql::SELECT_MARKER, &[Value::Text(key.to_owned())])?;
-        let row = rows
-            .rows
-            .first()
-            .ok_or_else(|| StoreError::new("marker vanished", format!("no marker for {key}")))?;
-        Ok(Applied::already(
-            count(int(row.values.first())?),
-            count(int(row.values.get(1))?),
-        ))
-    }
-
     /// Inserts one chunk of events, returning the keys actually inserted.
     fn insert_chunk(&self, chunk: &[&Event]) -> Result<Vec<(String, String)>, StoreError> {
         let mut params = Vec::with_capacity(chunk.len() * PARAMS_PER_EVENT);
         for e in chunk {
-            params.push(Value::Text(e.topic().to_owned()));
-            params.push(Value::Text(e.event_id().to_owned()));
-            params.push(Value::Text(e.timestamp().to_owned()));
-            params.push(Value::Text(e.source().to_owned()));
-            params.push(Value::Text(e.payload().get().to_owned()));
+            params.push(t(e.topic()));
+            params.push(t(e.event_id()));
+            params.push(t(e.timestamp()));
+            params.push(t(e.source()));
+            params.push(t(e.payload().get()));
         }
         let rows = self.run(&insert_events_sql(chunk.len()), &params)?;
         rows.rows
@@ -140,22 +225,65 @@ impl SqliteStore {
             .map(|r| Ok((text(r.values.first())?, text(r.values.get(1))?)))
             .collect()
     }
+
+    /// Inserts the markers of a group; returns the keys whose marker is new.
+    fn mark(&self, group: &Group<'_>) -> Result<Vec<String>, StoreError> {
+        let mut fresh = Vec::new();
+        for chunk in group.batches.chunks(MAX_PARAMS / 2) {
+            let statement = format!(
+                "INSERT INTO consumed_batches (batch_key, received, inserted) VALUES {} \
+                 ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key",
+                placeholders(chunk.len(), 2).replace("?)", "?, 0)")
+            );
+            let params: Vec<Value> = chunk
+                .iter()
+                .flat_map(|b| [t(b.key), n(b.events.len() as u64)])
+                .collect();
+            for row in self.run(&statement, &params)?.rows {
+                fresh.push(text(row.values.first())?);
+            }
+        }
+        if fresh.len() < group.batches.len() {
+            let old: Vec<String> = group
+                .batches
+                .iter()
+                .map(|b| b.key.to_owned())
+                .filter(|k| !fresh.contains(k))
+                .collect();
+            self.touch(&old)?;
+        }
+        Ok(fresh)
+    }
+
+    fn touch(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut touched = Vec::new();
+        for chunk in keys.chunks(MAX_PARAMS) {
+            let statement = format!(
+                "UPDATE consumed_batches SET consumed_at = {NOW} WHERE batch_key IN ({}) \
+                 RETURNING batch_key",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let params: Vec<Value> = chunk.iter().map(|k| t(k)).collect();
+            for row in self.run(&statement, &params)?.rows {
+                touched.push(text(row.values.first())?);
+            }
+        }
+        Ok(touched)
+    }
+
+    fn scalar(&self, statement: &str, params: &[Value]) -> Result<i64, StoreError> {
+        let rows = self.run(statement, params)?;
+        int(rows.rows.first().and_then(|r| r.values.first()))
+    }
 }
 
 /// `INSERT … VALUES (?, ?, ?, ?, ?), … ON CONFLICT DO NOTHING RETURNING topic, event_id`.
 fn insert_events_sql(rows: usize) -> String {
-    let mut text = String::with_capacity(200 + rows * 18);
-    text.push_str(sql::INSERT_EVENTS_INTO);
-    text.push_str(" VALUES ");
-    for i in 0..rows {
-        text.push_str(if i == 0 {
-            "(?, ?, ?, ?, ?)"
-        } else {
-            ", (?, ?, ?, ?, ?)"
-        });
-    }
-    text.push_str(" ON CONFLICT (topic, event_id) DO NOTHING RETURNING topic, event_id");
-    text
+    format!(
+        "{} VALUES {} ON CONFLICT (topic, event_id) DO NOTHING RETURNING topic, event_id",
+        sql::INSERT_EVENTS_INTO,
+        placeholders(rows, PARAMS_PER_EVENT)
+    )
 }
 
 /// Splits a migration script into statements: drops `--` comment lines, splits on `;`.
@@ -179,6 +307,10 @@ impl EventStore for SqliteStore {
         if self.schema_version().is_ok_and(|v| v >= latest) {
             return Ok(());
         }
+        // Write-ahead logging persists in the file: one fsync per commit instead of the
+        // rollback journal's several, on hosts that open files with SQLite's defaults
+        // (Spin). Not possible inside a transaction; harmless if another instance did it.
+        let _ = self.run("PRAGMA journal_mode=WAL", &[]);
         self.write_tx(|| {
             self.run(CREATE_SCHEMA_MIGRATIONS, &[])?;
             let current = self.schema_version()?;
@@ -192,67 +324,85 @@ impl EventStore for SqliteStore {
         })
     }
 
-    fn apply_batch(&self, key: &str, events: &[Event]) -> Result<Applied, StoreError> {
-        let batch = Prepared::new(events);
+    fn apply(&self, group: &Group<'_>) -> Result<Applied, StoreError> {
         self.write_tx(|| {
-            let received = i64::try_from(batch.received).unwrap_or(i64::MAX);
-            let params = [Value::Text(key.to_owned()), Value::Integer(received)];
-            if self.run(INSERT_MARKER, &params)?.rows.is_empty() {
-                return self.stored_marker(key);
+            if let Some(id) = group.settles
+                && self.run(SETTLE, &[t(id)])?.rows.is_empty()
+            {
+                return Ok(Applied::default());
             }
-            let mut inserted = Vec::with_capacity(batch.unique.len());
-            for chunk in batch.unique.chunks(ROWS_PER_INSERT) {
+            let fresh = self.mark(group)?;
+            let batches = group
+                .batches
+                .iter()
+                .filter(|b| fresh.iter().any(|k| k == b.key));
+            let prepared = Prepared::new(batches);
+            let mut inserted = Vec::with_capacity(prepared.unique.len());
+            for chunk in prepared.unique.chunks(ROWS_PER_INSERT) {
                 inserted.extend(self.insert_chunk(chunk)?);
             }
-            let n = inserted.len() as i64;
-            self.run(
-                UPDATE_MARKER,
-                &[Value::Integer(n), Value::Text(key.to_owned())],
-            )?;
             inserted.sort_unstable();
+            let per_topic_inserted = prepared.inserted_per_topic(&inserted);
+            for ((topic, received, last), stored) in
+                prepared.per_topic.iter().zip(per_topic_inserted)
+            {
+                self.run(COUNT, &[t(topic), n(*received), n(stored), t(last)])?;
+            }
             Ok(Applied {
-                fresh: true,
-                received: batch.received,
+                settled: true,
+                received: prepared.received,
                 inserted: inserted.len() as u64,
-                duplicate_sample: batch.duplicate_sample(&inserted),
+                duplicate_sample: prepared.duplicate_sample(&inserted),
+                fresh,
             })
         })
     }
 
-    fn snapshot(&self, pending_keys: &[String]) -> Result<Snapshot, StoreError> {
-        let statement = format!(
-            "SELECT c.received, c.inserted, \
-             (SELECT json_group_array(topic) FROM ({topics})), \
+    fn snapshot(&self, pending: &[String], topics: &TopicFilter) -> Result<Snapshot, StoreError> {
+        let statement = "SELECT \
+             (SELECT COALESCE(SUM(received), 0) FROM topic_counters), \
+             (SELECT COALESCE(SUM(inserted), 0) FROM topic_counters), \
+             (SELECT COALESCE(SUM(expired), 0) FROM topic_counters), \
+             (SELECT COALESCE(SUM(received), 0) FROM dead_letters WHERE status <> 'applied'), \
+             (SELECT count(*) FROM dead_letters WHERE status = 'pending'), \
+             (SELECT count(DISTINCT topic) FROM topic_counters WHERE topic <> ''), \
+             (SELECT json_group_array(json_object('topic', topic, 'received', r, \
+                'unique_processed', i, 'duplicate_dropped', r - i, 'expired', x, \
+                'last_event_at', l)) FROM (SELECT topic, SUM(received) AS r, SUM(inserted) AS i, \
+                SUM(expired) AS x, MAX(last_event_at) AS l FROM topic_counters \
+                WHERE topic <> '' AND ($2 IS NULL OR topic = $2) \
+                GROUP BY topic ORDER BY topic LIMIT $3)), \
              (SELECT json_group_array(batch_key) FROM consumed_batches \
               WHERE batch_key IN (SELECT value FROM json_each($1))), \
-             {started} FROM {sums}",
-            topics = sql::DISTINCT_TOPICS,
-            started = sql::STARTED_AT,
-            sums = sql::SUMS,
-        );
-        let keys = serde_json::to_string(pending_keys).unwrap_or_else(|_| "[]".into());
-        let rows = self.run(&statement, &[Value::Text(keys)])?;
+             (SELECT value FROM meta WHERE key = 'started_at')";
+        let keys = serde_json::to_string(pending).unwrap_or_else(|_| "[]".into());
+        let topic = topics.topic.as_deref().map_or(Value::Null, t);
+        let rows = self.run(
+            statement,
+            &[Value::Text(keys), topic, n(u64::from(topics.limit))],
+        )?;
         let row = rows
             .rows
             .first()
             .ok_or_else(|| StoreError::new("empty snapshot", "snapshot returned no row"))?;
-        let json_list = |v: Option<&Value>| -> Result<Vec<String>, StoreError> {
-            serde_json::from_str(&text(v)?)
-                .map_err(|e| StoreError::new("unexpected sqlite value", e.to_string()))
-        };
-        let mut topics = json_list(row.values.get(2))?;
-        topics.sort();
+        let v = |i| row.values.get(i);
+        let per_topic: Vec<TopicStats> = serde_json::from_str(&text(v(6))?)
+            .map_err(|e| StoreError::new("unexpected sqlite value", e.to_string()))?;
         Ok(Snapshot {
-            received: count(int(row.values.first())?),
-            unique: count(int(row.values.get(1))?),
-            topics,
-            consumed: json_list(row.values.get(3))?,
-            started_at: text(row.values.get(4)).ok(),
+            received: count(int(v(0))?),
+            unique: count(int(v(1))?),
+            expired: count(int(v(2))?),
+            dead_lettered: count(int(v(3))?),
+            dead_letters_pending: count(int(v(4))?),
+            topic_count: count(int(v(5))?),
+            topics: per_topic,
+            consumed: json_list(v(7))?,
+            started_at: text(v(8)).ok(),
         })
     }
 
     fn list(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        let (statement, params) = sql::list_events(LIST_COLUMNS, query);
+        let (statement, params) = sql::list_events(LIST_COLUMNS, query, |n| format!("${n}"));
         let params: Vec<Value> = params.iter().map(bind).collect();
         let rows = self.run(&statement, &params)?;
         rows.rows
@@ -277,6 +427,114 @@ impl EventStore for SqliteStore {
     fn ping(&self) -> Result<(), StoreError> {
         self.run(sql::PING, &[]).map(|_| ())
     }
+
+    fn bury(&self, letter: &NewDeadLetter<'_>) -> Result<(), StoreError> {
+        self.write_tx(|| {
+            let marked = self.run(BURY_MARKER, &[t(letter.key), n(letter.received)])?;
+            if !marked.rows.is_empty() {
+                let params = [
+                    t(letter.id),
+                    n(letter.received),
+                    t(letter.reason),
+                    t(letter.batch),
+                    n(u64::from(letter.attempts)),
+                ];
+                self.run(BURY_LETTER, &params)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn record_failure(&self, key: &str, error: &str) -> Result<u32, StoreError> {
+        let attempts = self.scalar(RECORD_FAILURE, &[t(key), t(error)])?;
+        Ok(u32::try_from(attempts).unwrap_or(0))
+    }
+
+    fn dead_letters(&self, after: i64, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        let statement = format!(
+            "SELECT {LETTER_COLUMNS} FROM dead_letters WHERE seq > $1 ORDER BY seq LIMIT $2"
+        );
+        let rows = self.run(&statement, &[Value::Integer(after), n(u64::from(limit))])?;
+        rows.rows.iter().map(|r| letter(&r.values, false)).collect()
+    }
+
+    fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let statement = format!("SELECT {LETTER_COLUMNS}, batch FROM dead_letters WHERE id = $1");
+        let rows = self.run(&statement, &[t(id)])?;
+        rows.rows
+            .first()
+            .map(|r| letter(&r.values, true))
+            .transpose()
+    }
+
+    fn discard(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.run(
+            "UPDATE dead_letters SET status = 'discarded' WHERE id = $1 AND status = 'pending'",
+            &[t(id)],
+        )?;
+        let rows = self.run("SELECT status FROM dead_letters WHERE id = $1", &[t(id)])?;
+        rows.rows
+            .first()
+            .map(|r| text(r.values.first()))
+            .transpose()
+    }
+
+    fn expire(&self, cutoff: &str, chunk: u32) -> Result<u64, StoreError> {
+        self.write_tx(|| {
+            let head = self.run(EXPIRED_HEAD, &[t(cutoff), n(u64::from(chunk))])?;
+            if head.rows.is_empty() {
+                return Ok(0);
+            }
+            let mut per_topic: std::collections::BTreeMap<String, u64> = Default::default();
+            let mut ids = Vec::with_capacity(head.rows.len());
+            for row in &head.rows {
+                ids.push(Value::Integer(int(row.values.first())?));
+                *per_topic.entry(text(row.values.get(1))?).or_default() += 1;
+            }
+            for chunk in ids.chunks(MAX_PARAMS) {
+                let statement = format!(
+                    "DELETE FROM events WHERE id IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                self.run(&statement, chunk)?;
+            }
+            for (topic, gone) in &per_topic {
+                self.run(COUNT_EXPIRED, &[t(topic), n(*gone)])?;
+            }
+            Ok(ids.len() as u64)
+        })
+    }
+
+    fn compact_markers(
+        &self,
+        cutoff: &str,
+        queued: &[String],
+        chunk: u32,
+    ) -> Result<u64, StoreError> {
+        let keys = serde_json::to_string(queued).unwrap_or_else(|_| "[]".into());
+        self.write_tx(|| {
+            let statement = "DELETE FROM consumed_batches WHERE batch_key IN (\
+                 SELECT batch_key FROM consumed_batches WHERE consumed_at < $1 \
+                 AND batch_key NOT IN (SELECT value FROM json_each($2)) \
+                 ORDER BY consumed_at LIMIT $3) RETURNING batch_key";
+            let gone = self.run(statement, &[t(cutoff), t(&keys), n(u64::from(chunk))])?;
+            let names: Vec<String> = gone
+                .rows
+                .iter()
+                .map(|r| text(r.values.first()))
+                .collect::<Result<_, _>>()?;
+            let names = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
+            self.run(
+                "DELETE FROM entry_failures WHERE batch_key IN (SELECT value FROM json_each($1))",
+                &[t(&names)],
+            )?;
+            Ok(gone.rows.len() as u64)
+        })
+    }
+
+    fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
+        self.write_tx(|| self.touch(keys))
+    }
 }
 
 #[cfg(test)]
@@ -284,12 +542,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn migration_splits_into_whole_statements() {
+    fn migrations_split_into_whole_statements() {
         let statements = split_statements(MIGRATIONS[0].1);
         assert_eq!(statements.len(), 5);
         assert!(statements[0].starts_with("CREATE TABLE IF NOT EXISTS events"));
         assert!(statements[4].starts_with("INSERT INTO meta"));
-        assert!(statements.iter().all(|s| !s.contains("--")));
+        let second = split_statements(MIGRATIONS[1].1);
+        assert!(
+            second
+                .iter()
+                .any(|s| s.contains("CREATE TABLE IF NOT EXISTS dead_letters"))
+        );
+        for s in statements.iter().chain(&second) {
+            assert!(!s.contains("--"), "{s}");
+        }
     }
 
     #[test]
@@ -303,5 +569,16 @@ mod tests {
         let text = insert_events_sql(3);
         assert_eq!(text.matches('?').count(), 15);
         assert!(text.ends_with("DO NOTHING RETURNING topic, event_id"));
+        assert_eq!(placeholders(2, 2), "(?, ?), (?, ?)");
+    }
+
+    #[test]
+    fn error_kinds() {
+        assert_eq!(io_kind("database is locked"), ErrorKind::Transient);
+        assert_eq!(
+            io_kind("CHECK constraint failed: poison"),
+            ErrorKind::Permanent
+        );
+        assert_eq!(io_kind("something else"), ErrorKind::Unknown);
     }
 }
