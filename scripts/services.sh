@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the tests talk to is installed and running: the wasm32-wasip2 target,
-# PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres) and Redis on 127.0.0.1:6379.
+# PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres) and Redis on 127.0.0.1:6379, and for
+# the web console test Debian's chromium, Node.js and tests/console's npm packages (npm ci).
 # Safe to run again: it only installs or starts what is missing.
 set -euo pipefail
 
@@ -46,3 +47,18 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping
+
+# Web console browser test (tests/console.rs): Debian's chromium, Node.js and playwright-core.
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium (headless browser for the console test)"
+  apt_install chromium
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  say "installing Node.js and npm"
+  apt_install nodejs npm
+fi
+console_dir="$(dirname "$0")/../tests/console"
+if ! cmp -s "$console_dir/package-lock.json" "$console_dir/node_modules/.edgelog-lock"; then
+  say "npm ci in tests/console"
+  (cd "$console_dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.edgelog-lock)
+fi

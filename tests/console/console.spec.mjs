@@ -1,0 +1,235 @@
+// Drives Debian's chromium (headless, through playwright-core) against a live edge-host serving
+// the real edgelog.wasm, and asserts what a user of the web console sees after events were
+// published over HTTP. Run by tests/console.rs; by hand:
+//   node tests/console/console.spec.mjs --url http://127.0.0.1:3000 [--auth-url URL --tokens publish,read,admin]
+//     [--dead-lettered N] [--screenshot out.png]
+// --url is a fresh service (access control off) into which N events were dead-lettered by the
+// caller; --auth-url (optional) is a fresh service with the three token groups set.
+// Exits non-zero on the first failed check; it skips nothing.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    'auth-url': { type: 'string' },
+    tokens: { type: 'string' },
+    'dead-lettered': { type: 'string', default: '0' },
+    screenshot: { type: 'string' },
+    chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
+  },
+});
+assert.ok(args.url, '--url is required');
+const DEAD = Number(args['dead-lettered']);
+
+let checks = 0;
+function ok(what) {
+  checks += 1;
+  console.log('ok ' + checks + ' - ' + what);
+}
+
+/** Polls `probe` until it returns a truthy value; fails with `what` and the last value after `ms`. */
+async function until(what, probe, ms = 20000) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (e) {
+      last = e.message;
+    }
+    if (Date.now() > deadline) assert.fail(what + ' (last seen: ' + JSON.stringify(last) + ')');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function publish(base, events, token) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = 'Bearer ' + token;
+  const res = await fetch(new URL('publish/batch', base), { method: 'POST', headers, body: JSON.stringify({ events }) });
+  const body = await res.json();
+  assert.equal(res.status, 200, 'publish answered ' + res.status + ' ' + JSON.stringify(body));
+  return body;
+}
+
+const ev = (topic, id, minute, source = 'checkout') => ({
+  topic, event_id: id, source,
+  timestamp: '2026-11-23T10:' + String(minute).padStart(2, '0') + ':00Z',
+  payload: { n: minute, note: '<b>not html</b>' },
+});
+
+const text = (page, sel) => page.locator(sel).textContent().then((t) => t.trim());
+const count = (page, sel) => text(page, sel).then((t) => Number(t.replace(/,/g, '')));
+const eventIds = (page) => page.locator('#events tbody tr[data-event-id]').evaluateAll((rows) => rows.map((r) => r.dataset.eventId));
+const sorted = (a) => [...a].sort();
+
+async function showEvents(page, { topic = '', since = '', until: to = '', limit = '20' } = {}) {
+  await page.getByLabel('Topic').fill(topic);
+  await page.getByLabel('From (UTC)').fill(since);
+  await page.getByLabel('Until (UTC)').fill(to);
+  await page.getByLabel('Per page').fill(limit);
+  await page.getByRole('button', { name: 'Show' }).click();
+}
+
+async function openService(context) {
+  const base = new URL(args.url.replace(/\/?$/, '/'));
+  // 12 orders at 10:00..10:11, 3 audit events, then two resends: 17 received, 15 stored, 2 duplicates.
+  const orders = Array.from({ length: 12 }, (_, i) => ev('orders', 'ord-' + String(i + 1).padStart(2, '0'), i));
+  const audit = [1, 2, 3].map((i) => ev('audit', 'aud-' + i, 30 + i, 'iam'));
+  assert.deepEqual(await publish(base, [...orders, ...audit]).then((b) => [b.processed, b.duplicates]), [15, 0]);
+  assert.deepEqual(await publish(base, orders.slice(0, 2)).then((b) => [b.processed, b.duplicates]), [0, 2]);
+  ok('published 17 events over HTTP (15 new, 2 resent)');
+
+  // Non-browser clients keep the JSON summary at the same URL.
+  const summary = await fetch(base, { headers: { accept: 'application/json' } }).then((r) => r.json());
+  assert.equal(summary.service, 'Log Aggregator');
+  assert.equal(summary.status, 'running');
+  ok('GET / with Accept: application/json is the JSON summary');
+
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push('console error: ' + m.text()); });
+  const res = await page.goto(base.href);
+  assert.match(res.headers()['content-type'], /^text\/html/);
+  assert.equal(await page.title(), 'edgelog console');
+  ok('a browser at / gets the console page');
+
+  await until('received counter shows 17 + dead-lettered', async () => (await count(page, '#c-received')) === 17 + DEAD);
+  assert.equal(await count(page, '#c-stored'), 15);
+  assert.equal(await count(page, '#c-duplicates'), 2);
+  assert.equal(await count(page, '#c-queued'), 0);
+  assert.equal(await count(page, '#c-dead'), DEAD);
+  assert.match(await text(page, '#health'), /^healthy/);
+  ok('counters: received ' + (17 + DEAD) + ', stored 15, duplicates 2, queued 0, dead-lettered ' + DEAD);
+
+  const row = async (topic) => page.locator(`#topics tbody tr[data-topic="${topic}"] td`).allTextContents();
+  await until('topic rows', async () => (await row('orders')).length && (await row('audit')).length);
+  assert.deepEqual((await row('orders')).slice(0, 4), ['orders', '14', '12', '2']);
+  assert.deepEqual((await row('audit')).slice(0, 4), ['audit', '3', '3', '0']);
+  assert.equal((await row('audit'))[5], '2026-11-23T10:33:00.000000Z');
+  ok('topic table: orders 14/12/2, audit 3/3/0 with its last event time');
+
+  await until('dead letters pending shown', async () => (await count(page, '#dl-pending')) === (DEAD ? 1 : 0));
+  assert.equal(await page.locator('#dead-letters tbody tr').count(), DEAD ? 1 : 0);
+  ok('queue 0 and ' + (DEAD ? 1 : 0) + ' dead letter(s) listed');
+
+  const all = [...orders, ...audit].map((e) => e.event_id);
+  await until('all published events listed', async () => (await eventIds(page)).length === 15);
+  assert.deepEqual(sorted(await eventIds(page)), sorted(all));
+  assert.equal(await page.locator('#events tbody code').first().textContent().then((t) => t.includes('<b>not html</b>')), true);
+  assert.equal(await page.locator('#events tbody b').count(), 0, 'payload text must not become markup');
+  ok('latest events list every published event id; payloads shown as text');
+
+  await showEvents(page, { topic: 'audit' });
+  await until('topic filter narrows to audit', async () => JSON.stringify(sorted(await eventIds(page))) === JSON.stringify(['aud-1', 'aud-2', 'aud-3']));
+  ok('topic filter shows only that topic');
+
+  await showEvents(page, { topic: 'orders', since: '2026-11-23T10:03:00', until: '2026-11-23T10:06:00' });
+  await until('time range narrows to 10:03 <= t < 10:06', async () => JSON.stringify(sorted(await eventIds(page))) === JSON.stringify(['ord-04', 'ord-05', 'ord-06']));
+  ok('time range (since inclusive, until exclusive) narrows the list');
+
+  // Cursor paging: 15 events, 4 per page = 4 pages (4, 4, 4, 3), each shown once, then Older is off.
+  await page.getByLabel('Live refresh').uncheck();
+  await showEvents(page, { limit: '4' });
+  const seen = [];
+  for (let p = 1; p <= 4; p++) {
+    await until('page ' + p, async () => (await text(page, '#page')) === 'page ' + p && (await eventIds(page)).length === (p < 4 ? 4 : 3));
+    seen.push(...(await eventIds(page)));
+    if (p < 4) await page.getByRole('button', { name: 'Older' }).click();
+  }
+  assert.equal(await page.getByRole('button', { name: 'Older' }).isDisabled(), true);
+  assert.deepEqual(sorted(seen), sorted(all), 'every event once across the pages');
+  await page.getByRole('button', { name: 'Newest' }).click();
+  await until('back on page 1', async () => (await text(page, '#page')) === 'page 1' && (await eventIds(page))[0] === seen[0]);
+  ok('cursor paging walks 4 pages with each event exactly once, and back to the newest');
+
+  // Live refresh: counters and the sparkline follow new traffic without a reload.
+  await page.getByLabel('Live refresh').check();
+  await showEvents(page, { limit: '10' });
+  await publish(base, Array.from({ length: 5 }, (_, i) => ev('payments', 'pay-' + i, 40 + i, 'billing')));
+  await until('received counter follows new events', async () => (await count(page, '#c-received')) === 22 + DEAD);
+  await until('payments topic appears', async () => (await row('payments')).length > 0);
+  await until('sparkline drawn', async () => (await page.locator('#spark polyline').getAttribute('points')).split(' ').length >= 2);
+  assert.match(await text(page, '#rate'), /^Rate: [\d.,]+ events\/s now, peak [\d.,]+ events\/s/);
+  ok('live refresh: counters, topics and the rate sparkline update');
+
+  if (args.screenshot) {
+    mkdirSync(dirname(args.screenshot), { recursive: true });
+    await page.screenshot({ path: args.screenshot, fullPage: true });
+    ok('screenshot saved to ' + args.screenshot);
+  }
+  assert.deepEqual(problems, [], 'no script errors or CSP violations');
+  ok('no script errors or CSP violations');
+  await page.close();
+}
+
+async function authService(context) {
+  const base = new URL(args['auth-url'].replace(/\/?$/, '/'));
+  const [publishToken, readToken, adminToken] = (args.tokens || '').split(',');
+  assert.ok(publishToken && readToken && adminToken, '--tokens publish,read,admin');
+  await publish(base, [ev('secure', 'sec-1', 1), ev('secure', 'sec-2', 2)], publishToken);
+
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  await page.goto(base.href);
+  await until('token form shown', () => page.locator('#token-form').isVisible());
+  assert.match(await text(page, '#token-reason'), /requires an access token/);
+  assert.equal(await text(page, '#c-received'), '–');
+  ok('with access control on, the console asks for a token and shows no counters');
+
+  await page.getByLabel('Access token (read or admin)').fill('wrong-token');
+  await page.getByRole('button', { name: 'Use token' }).click();
+  await until('wrong token rejected', async () => (await page.locator('#token-form').isVisible()) && /not accepted/.test(await text(page, '#token-reason')));
+  ok('an unknown token is refused and the form asks again');
+
+  await page.getByLabel('Access token (read or admin)').fill(readToken);
+  await page.getByRole('button', { name: 'Use token' }).click();
+  await until('counters with the read token', async () => (await count(page, '#c-received')) === 2);
+  assert.equal(await page.locator('#token-form').isVisible(), false);
+  assert.deepEqual(sorted(await until('events listed', async () => { const ids = await eventIds(page); return ids.length === 2 && ids; })), ['sec-1', 'sec-2']);
+  await until('dead letters need admin', async () => /needs an admin token/.test(await text(page, '#dl-note')));
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('edgelog-token')), readToken);
+  ok('a read token shows counters and events (kept in sessionStorage); dead letters ask for admin');
+
+  await page.getByRole('button', { name: 'Enter an admin token' }).click();
+  await page.getByLabel('Access token (read or admin)').fill(adminToken);
+  await page.getByRole('button', { name: 'Use token' }).click();
+  await until('dead letters with the admin token', async () => (await text(page, '#dl-note')) === 'No dead letters.');
+  assert.equal(await count(page, '#c-stored'), 2);
+  await page.reload();
+  await until('token survives a reload', async () => (await count(page, '#c-received')) === 2);
+  ok('an admin token lists dead letters and also reads; it survives a reload');
+  assert.deepEqual(problems, []);
+  await page.close();
+}
+
+// A fresh profile per run; playwright takes it as userDataDir (it refuses a --user-data-dir flag).
+const profile = mkdtempSync(join(tmpdir(), 'edgelog-chromium-'));
+let context;
+try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: args.chromium,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 900 },
+    timezoneId: 'UTC',
+    locale: 'en-US',
+  });
+  await openService(context);
+  if (args['auth-url']) await authService(context);
+  console.log(checks + ' passed, 0 failed');
+} catch (e) {
+  console.error('not ok ' + (checks + 1) + ' - ' + (e.stack || e));
+  process.exitCode = 1;
+} finally {
+  if (context) await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
