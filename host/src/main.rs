@@ -2,6 +2,7 @@
 //! format, Spin's interfaces) on wasmtime, for machines where the `spin` CLI cannot be installed.
 //! The command line is shaped like `spin up`.
 
+mod admission;
 mod app;
 mod bindings;
 mod kv;
@@ -10,6 +11,7 @@ mod outbound;
 mod output;
 mod postgres;
 mod postgres_v3;
+mod reply;
 mod router;
 mod runtime_config;
 mod server;
@@ -78,6 +80,17 @@ struct UpArgs {
     /// Guest instances alive at once; further requests wait for a free one.
     #[arg(long, default_value_t = 256)]
     max_instances: u32,
+    /// Seconds a client has to send a request's headers (also how long an idle keep-alive
+    /// connection stays open); the connection is closed after that.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds without request-body bytes before the request is answered `408`.
+    #[arg(long, default_value_t = 10)]
+    body_idle_timeout_secs: u64,
+    /// Connections that may be sending a request body at once (they hold no instance slot);
+    /// a request beyond that gets `503` with `Retry-After` at once.
+    #[arg(long, default_value_t = 2048)]
+    max_pending_connections: usize,
 }
 
 fn main() {
@@ -139,6 +152,9 @@ fn up(args: UpArgs) -> Result<()> {
             request_timeout: Duration::from_secs(args.request_timeout_secs),
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
             max_instances: args.max_instances,
+            header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+            body_idle_timeout: Duration::from_secs(args.body_idle_timeout_secs.max(1)),
+            max_pending_connections: args.max_pending_connections.max(1),
         };
         let server = Arc::new(server::Server::new(loaded, limits, local));
         server.serve(listener, shutdown).await

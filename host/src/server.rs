@@ -2,16 +2,21 @@
 //! request on a fresh `Store` (Spin's model) through `wasi:http/incoming-handler`. Requests run
 //! concurrently on the multi-threaded runtime, bounded by the instance pool; shutdown stops
 //! accepting, then lets in-flight requests and guests finish within a bound.
+//!
+//! Slow clients never hold an instance slot: headers must arrive within the header timeout
+//! (hyper closes the connection otherwise), and a request takes its slot only once the
+//! admission stage (`admission`) has received its body. Everything the host answers by itself
+//! is JSON (`reply`).
 
+use crate::admission::{BodyPolicy, ReceivedBody, ReceivingPool};
 use crate::app::{AppRuntime, ComponentEntry};
 use crate::output::GuestOutput;
 use crate::state::RequestState;
+use crate::{admission, reply};
 use anyhow::{Context, Result};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::body::{Body, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +45,23 @@ pub struct Limits {
     pub shutdown_timeout: Duration,
     /// Guest instances alive at once (the rest wait).
     pub max_instances: u32,
+    /// Time a client has to send a request's headers (and an idle keep-alive connection to
+    /// start its next request) before the connection is closed.
+    pub header_timeout: Duration,
+    /// Longest gap between two pieces of a request body before the request gets `408`.
+    pub body_idle_timeout: Duration,
+    /// Connections that may be sending a request body at once; more get `503` at once.
+    pub max_pending_connections: usize,
+}
+
+/// `Retry-After` seconds sent with `503` when the receiving pool is full.
+const RETRY_AFTER_SECS: u64 = 1;
+
+/// How a guest's run ended.
+enum GuestEnd {
+    Finished,
+    Failed,
+    TimedOut,
 }
 
 /// A running server's shared state.
@@ -47,6 +69,8 @@ pub struct Server {
     app: AppRuntime,
     limits: Limits,
     permits: Arc<Semaphore>,
+    receiving: ReceivingPool,
+    body_policy: BodyPolicy,
     guests: TaskTracker,
     local_addr: SocketAddr,
 }
@@ -55,10 +79,17 @@ impl Server {
     /// Wraps a loaded app.
     pub fn new(app: AppRuntime, limits: Limits, local_addr: SocketAddr) -> Self {
         let permits = Arc::new(Semaphore::new(limits.max_instances as usize));
+        let receiving = ReceivingPool::new(limits.max_pending_connections);
+        let body_policy = BodyPolicy {
+            idle_timeout: limits.body_idle_timeout,
+            total_timeout: limits.request_timeout,
+        };
         Server {
             app,
             limits,
             permits,
+            receiving,
+            body_policy,
             guests: TaskTracker::new(),
             local_addr,
         }
@@ -72,7 +103,10 @@ impl Server {
     ) -> Result<()> {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.keep_alive(true);
+        builder
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_timeout);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -128,7 +162,7 @@ impl Server {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("{method} {path}: {e:#}");
-                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+                reply::host_failed()
             }
         };
         tracing::info!(
@@ -142,13 +176,39 @@ impl Server {
 
     async fn dispatch(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         client: SocketAddr,
     ) -> Result<Response<HyperOutgoingBody>> {
+        let started = tokio::time::Instant::now();
         let Some(route) = self.app.router.route(req.uri().path()) else {
-            return Ok(plain(StatusCode::NOT_FOUND, "Not Found\n"));
+            return Ok(reply::not_found());
         };
         let entry = &self.app.components[route.component];
+
+        // Admission: receive the body before taking an instance slot (see `admission`).
+        let (parts, body) = req.into_parts();
+        let mut body = if body.is_end_stream() {
+            ReceivedBody::empty(&self.body_policy)
+        } else {
+            let Some(_place) = self.receiving.try_enter() else {
+                tracing::warn!(
+                    "{} {}: every receiving place is taken (--max-pending-connections {})",
+                    parts.method,
+                    parts.uri.path(),
+                    self.limits.max_pending_connections
+                );
+                return Ok(reply::overloaded(RETRY_AFTER_SECS));
+            };
+            match admission::receive(body, &self.body_policy, started).await {
+                Ok(b) => b,
+                Err(failure) => {
+                    tracing::info!("{} {}: {failure}", parts.method, parts.uri.path());
+                    return Ok(failure.response());
+                }
+            }
+        };
+        let stall = body.stall_signal();
+        let mut req = Request::from_parts(parts, body);
         add_spin_headers(&mut req, &route, client, self.local_addr);
 
         let permit = self.permits.clone().acquire_owned().await?;
@@ -175,37 +235,43 @@ impl Server {
                     .await
             };
             match tokio::time::timeout(timeout, run).await {
-                Ok(Ok(())) => Ok(()),
+                Ok(Ok(())) => GuestEnd::Finished,
                 Ok(Err(e)) => {
                     tracing::error!("component `{id}` failed: {e:?}");
-                    Err(())
+                    GuestEnd::Failed
                 }
                 Err(_) => {
                     tracing::error!("component `{id}` exceeded the request timeout of {timeout:?}");
-                    Err(())
+                    GuestEnd::TimedOut
                 }
             }
         });
 
-        match receiver.await {
+        let answered = match stall {
+            None => receiver.await,
+            // A streamed body that stalls ends the request with 408, unless the guest answered
+            // first.
+            Some(stall) => tokio::select! {
+                answered = receiver => answered,
+                Ok(failure) = stall => {
+                    task.abort();
+                    return Ok(failure.response());
+                }
+            },
+        };
+        match answered {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(code)) => {
                 tracing::error!(
                     "component `{}` answered with error {code:?}",
                     entry.runtime.id
                 );
-                Ok(plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal Server Error\n",
-                ))
+                Ok(reply::guest_failed())
             }
-            Err(_) => {
-                let _ = task.await;
-                Ok(plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal Server Error\n",
-                ))
-            }
+            Err(_) => Ok(match task.await {
+                Ok(GuestEnd::TimedOut) => reply::guest_timed_out(timeout),
+                _ => reply::guest_failed(),
+            }),
         }
     }
 
@@ -239,8 +305,8 @@ impl Server {
     }
 }
 
-fn add_spin_headers(
-    req: &mut Request<Incoming>,
+fn add_spin_headers<B>(
+    req: &mut Request<B>,
     route: &crate::router::RouteMatch,
     client: SocketAddr,
     local: SocketAddr,
@@ -270,19 +336,6 @@ fn add_spin_headers(
     put("spin-component-route", &route.component_route);
     put("spin-base-path", "/");
     put("spin-client-addr", &client.to_string());
-}
-
-fn plain(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {
-    let body = Full::new(Bytes::from_static(body.as_bytes()))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut resp = Response::new(body);
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain"),
-    );
-    resp
 }
 
 /// Binds the listener with a clear message when the port is taken.
