@@ -9,6 +9,9 @@ mod kv;
 mod manifest;
 mod outbound;
 mod output;
+mod pg_error;
+mod pg_pool;
+mod pg_tls;
 mod postgres;
 mod postgres_v3;
 mod reply;
@@ -87,6 +90,11 @@ struct UpArgs {
     /// Seconds without request-body bytes before the request is answered `408`.
     #[arg(long, default_value_t = 10)]
     body_idle_timeout_secs: u64,
+    /// How SQLite files (key-value `spin` stores, SQLite databases) are opened: `tuned` (WAL,
+    /// synchronous=NORMAL) or `spin` (Spin's exact settings: no pragmas, rollback journal,
+    /// synchronous=FULL).
+    #[arg(long = "sqlite-mode", value_enum, default_value_t = sqlite_pool::SqliteMode::Tuned)]
+    sqlite_mode: sqlite_pool::SqliteMode,
     /// Connections that may be sending a request body at once (they hold no instance slot);
     /// a request beyond that gets `503` with `Retry-After` at once.
     #[arg(long, default_value_t = 2048)]
@@ -127,6 +135,7 @@ fn up(args: UpArgs) -> Result<()> {
         build(&app)?;
     }
     let state_dir = app.dir.join(&args.state_dir);
+    sqlite_pool::set_mode(args.sqlite_mode);
     let config =
         runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &state_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,33 +1,30 @@
 //! `spin:postgres/postgres@4.0.0` on `tokio-postgres` with one connection pool per address, so a
-//! request borrows a warm connection instead of paying a connection set-up. Addresses must match
-//! the component's `allowed_outbound_hosts`. Values are mapped the way Spin maps them (both
-//! `timestamp` and `timestamptz` are a naive UTC date-time); Postgres errors keep their SQLSTATE.
+//! request borrows a warm connection instead of paying a connection set-up (pools, TLS and time
+//! limits: `pg_pool`, `pg_tls`). Addresses must match the component's `allowed_outbound_hosts`.
+//! Values are mapped the way Spin maps them (both `timestamp` and `timestamptz` are a naive UTC
+//! date-time); Postgres errors keep their SQLSTATE, connection failures their root cause
+//! (`pg_error`). A statement that gets no answer within `QUERY_TIMEOUT`, or fails because the
+//! connection broke, costs that connection: it is never returned to the pool.
 
 use crate::bindings::spin::postgres4_0_0::postgres as pg;
+use crate::pg_error::describe;
+use crate::pg_pool::{PgPool, QUERY_TIMEOUT};
 use crate::state::RequestState;
 use bytes::BytesMut;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use parking_lot::Mutex;
-use std::collections::HashMap;
+use deadpool_postgres::Object;
 use std::error::Error as StdError;
-use std::str::FromStr;
+use std::sync::Arc;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use wasmtime::component::Resource;
 
-/// Connections kept per address.
-const POOL_SIZE: usize = 32;
-
-/// Connection pools by address, shared by every request of the process.
-#[derive(Debug, Default)]
-pub struct PgPools {
-    pools: Mutex<HashMap<String, Pool>>,
-}
+pub use crate::pg_pool::PgPools;
 
 /// A guest's open connection: a pooled client, discarded instead of reused if the guest left a
-/// transaction open.
+/// transaction open or the connection failed.
 pub struct PgHandle {
     client: Option<Object>,
+    pool: Option<Arc<PgPool>>,
     in_transaction: bool,
 }
 
@@ -47,26 +44,6 @@ impl Drop for PgHandle {
             // Never hand a half-done transaction to the next request.
             drop(Object::take(client));
         }
-    }
-}
-
-impl PgPools {
-    fn pool(&self, address: &str) -> anyhow::Result<Pool> {
-        let mut pools = self.pools.lock();
-        if let Some(p) = pools.get(address) {
-            return Ok(p.clone());
-        }
-        let config = tokio_postgres::Config::from_str(address)?;
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager).max_size(POOL_SIZE).build()?;
-        pools.insert(address.to_string(), pool.clone());
-        Ok(pool)
     }
 }
 
@@ -101,14 +78,15 @@ impl pg::HostConnection for RequestState {
         }
         let pool = match self.component.postgres.pool(&address) {
             Ok(p) => p,
-            Err(e) => return Ok(Err(pg::Error::ConnectionFailed(format!("{e}")))),
+            Err(e) => return Ok(Err(pg::Error::ConnectionFailed(e))),
         };
         match pool.get().await {
             Ok(client) => Ok(Ok(self.table.push(PgHandle {
                 client: Some(client),
+                pool: Some(pool),
                 in_transaction: false,
             })?)),
-            Err(e) => Ok(Err(pg::Error::ConnectionFailed(format!("{e}")))),
+            Err(e) => Ok(Err(pg::Error::ConnectionFailed(e))),
         }
     }
 
@@ -121,7 +99,9 @@ impl pg::HostConnection for RequestState {
         let handle = self.table.get_mut(&conn)?;
         track_transaction(handle, &statement);
         let Some(client) = handle.client.as_ref() else {
-            return Ok(Err(pg::Error::ConnectionFailed("connection closed".into())));
+            return Ok(Err(pg::Error::ConnectionFailed(
+                "connection closed after an earlier failure; open a new one".into(),
+            )));
         };
         let params = match params
             .into_iter()
@@ -132,13 +112,15 @@ impl pg::HostConnection for RequestState {
             Err(e) => return Ok(Err(e)),
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let stmt = match client.prepare_cached(&statement).await {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(query_error(e))),
-        };
-        let rows = match client.query(&stmt, &refs).await {
+        let answer = tokio::time::timeout(QUERY_TIMEOUT, async {
+            let stmt = client.prepare_cached(&statement).await?;
+            let rows = client.query(&stmt, &refs).await?;
+            Ok::<_, tokio_postgres::Error>((stmt, rows))
+        })
+        .await;
+        let (stmt, rows) = match settle(handle, answer) {
             Ok(r) => r,
-            Err(e) => return Ok(Err(query_error(e))),
+            Err(e) => return Ok(Err(e)),
         };
         let columns = stmt
             .columns()
@@ -176,7 +158,9 @@ impl pg::HostConnection for RequestState {
         let handle = self.table.get_mut(&conn)?;
         track_transaction(handle, &statement);
         let Some(client) = handle.client.as_ref() else {
-            return Ok(Err(pg::Error::ConnectionFailed("connection closed".into())));
+            return Ok(Err(pg::Error::ConnectionFailed(
+                "connection closed after an earlier failure; open a new one".into(),
+            )));
         };
         let params = match params
             .into_iter()
@@ -187,25 +171,26 @@ impl pg::HostConnection for RequestState {
             Err(e) => return Ok(Err(e)),
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let result = if refs.is_empty() {
-            // Lets a guest send statements that cannot be prepared (BEGIN, SET, DDL batches),
-            // while still reporting the rows affected (summed over the statements), as Spin does.
-            client.simple_query(&statement).await.map(|messages| {
-                messages
-                    .iter()
-                    .map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::CommandComplete(n) => *n,
-                        _ => 0,
-                    })
-                    .sum()
-            })
-        } else {
-            match client.prepare_cached(&statement).await {
-                Ok(stmt) => client.execute(&stmt, &refs).await,
-                Err(e) => Err(e),
+        let work = async {
+            if refs.is_empty() {
+                // Lets a guest send statements that cannot be prepared (BEGIN, SET, DDL batches),
+                // while still reporting the rows affected (summed over the statements), as Spin does.
+                client.simple_query(&statement).await.map(|messages| {
+                    messages
+                        .iter()
+                        .map(|m| match m {
+                            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => *n,
+                            _ => 0,
+                        })
+                        .sum()
+                })
+            } else {
+                let stmt = client.prepare_cached(&statement).await?;
+                client.execute(&stmt, &refs).await
             }
         };
-        Ok(result.map_err(query_error))
+        let answer = tokio::time::timeout(QUERY_TIMEOUT, work).await;
+        Ok(settle(handle, answer))
     }
 
     async fn drop(&mut self, conn: Resource<PgHandle>) -> wasmtime::Result<()> {
@@ -226,6 +211,53 @@ fn track_transaction(handle: &mut PgHandle, statement: &str) {
         "COMMIT" | "ROLLBACK" | "END" | "ABORT" => handle.in_transaction = false,
         _ => {}
     }
+}
+
+/// Turns a timed statement's outcome into the guest's answer. A timeout or a broken connection
+/// takes the connection out of the handle (cancelling the statement on the server after a
+/// timeout), so it is never reused; later calls on the handle get `connection-failed`.
+fn settle<T>(
+    handle: &mut PgHandle,
+    answer: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
+) -> Result<T, pg::Error> {
+    let failure = match answer {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(e)) if e.as_db_error().is_none() && broken(&e) => {
+            format!("the connection to PostgreSQL broke: {}", describe(&e))
+        }
+        Ok(Err(e)) => return Err(query_error(e)),
+        Err(_) => {
+            if let (Some(client), Some(pool)) = (&handle.client, &handle.pool) {
+                pool.cancel(client);
+            }
+            format!(
+                "no answer from PostgreSQL within {} s; the statement was cancelled and the connection closed",
+                QUERY_TIMEOUT.as_secs()
+            )
+        }
+    };
+    if let Some(pool) = &handle.pool {
+        pool.warn(&failure);
+    }
+    if let Some(client) = handle.client.take() {
+        drop(Object::take(client));
+    }
+    Err(pg::Error::ConnectionFailed(failure))
+}
+
+/// Whether a (non-server) error means the connection itself is unusable.
+fn broken(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    let mut next = e.source();
+    while let Some(layer) = next {
+        if layer.is::<std::io::Error>() {
+            return true;
+        }
+        next = layer.source();
+    }
+    false
 }
 
 fn query_error(e: tokio_postgres::Error) -> pg::Error {
@@ -252,13 +284,7 @@ fn query_error(e: tokio_postgres::Error) -> pg::Error {
             extras,
         }));
     }
-    if e.is_closed() {
-        return pg::Error::ConnectionFailed(e.to_string());
-    }
-    pg::Error::QueryFailed(pg::QueryError::Text(
-        e.source()
-            .map_or_else(|| e.to_string(), |s| format!("{e}: {s}")),
-    ))
+    pg::Error::QueryFailed(pg::QueryError::Text(describe(&e)))
 }
 
 /// A guest parameter, encoded for whatever type the server expects (so a date-time binds to
@@ -535,6 +561,7 @@ mod tests {
     fn transaction_tracking_follows_statements() {
         let mut h = PgHandle {
             client: None,
+            pool: None,
             in_transaction: false,
         };
         track_transaction(&mut h, "  begin isolation level serializable");

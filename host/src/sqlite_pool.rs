@@ -11,13 +11,20 @@
 //! background thread per file, not inside whichever request's commit crosses SQLite's
 //! auto-checkpoint threshold while it holds the write turn. The auto-checkpoint stays on at a
 //! high threshold as a safety net, should the background thread fall behind.
+//!
+//! All of that is the `tuned` mode (the default). `edge-host up --sqlite-mode spin` opens files
+//! exactly as Spin does instead — plain `rusqlite::Connection::open`, no pragmas: the rollback
+//! journal unless the file itself is in WAL mode, `synchronous=FULL`, rusqlite's 5 s busy
+//! timeout, SQLite's own auto-checkpoint — so an app can be measured and tested under the
+//! durability and speed it gets on `spin up`. The write turns stay in both modes (they order
+//! writers, they change no setting of the file).
 
 use anyhow::{Context, Result};
 use parking_lot::Mutex;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
 /// How long a writer waits for another writer before SQLite reports "busy".
@@ -29,10 +36,42 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// WAL pages after which a committing connection checkpoints itself (SQLite's default: 1000).
 const AUTOCHECKPOINT_PAGES: u32 = 20_000;
 
+/// How edge-host opens SQLite files (`--sqlite-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SqliteMode {
+    /// WAL, `synchronous=NORMAL`, background checkpoints: fast, and every commit survives a
+    /// crash of the process (not necessarily of the machine).
+    #[default]
+    Tuned,
+    /// Spin's settings: plain `Connection::open`, no pragmas (rollback journal,
+    /// `synchronous=FULL`, 5 s busy timeout): an fsync per commit, as on `spin up`.
+    Spin,
+}
+
+static MODE: OnceLock<SqliteMode> = OnceLock::new();
+
+/// Chooses the mode for every pool made afterwards; called once at start-up, before any file is
+/// opened (a process-wide setting, like the command-line flag it comes from).
+pub fn set_mode(mode: SqliteMode) {
+    if MODE.set(mode).is_err() && MODE.get() != Some(&mode) {
+        tracing::warn!("SQLite mode already set; {mode:?} ignored");
+    } else if mode == SqliteMode::Spin {
+        tracing::info!(
+            "SQLite files are opened with Spin's settings (no pragmas: rollback journal, synchronous=FULL)"
+        );
+    }
+}
+
+/// The mode pools are opened in.
+pub fn mode() -> SqliteMode {
+    MODE.get().copied().unwrap_or_default()
+}
+
 /// A pool of connections to one SQLite file.
 #[derive(Debug)]
 pub struct SqlitePool {
     path: PathBuf,
+    mode: SqliteMode,
     idle: Mutex<Vec<Connection>>,
     writer: Arc<tokio::sync::Mutex<()>>,
     checkpointer: Once,
@@ -61,6 +100,7 @@ impl SqlitePool {
     pub fn new(path: &Path) -> Self {
         SqlitePool {
             path: path.to_path_buf(),
+            mode: mode(),
             idle: Mutex::new(Vec::new()),
             writer: Arc::new(tokio::sync::Mutex::new(())),
             checkpointer: Once::new(),
@@ -113,13 +153,17 @@ impl SqlitePool {
         }
         let conn = Connection::open(&self.path)
             .with_context(|| format!("cannot open {}", self.path.display()))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        if self.mode == SqliteMode::Spin {
+            // Exactly what Spin does: nothing more (rusqlite already set a 5 s busy timeout).
+            return Ok(conn);
+        }
         conn.busy_handler(Some(wait_while_busy))?;
         // WAL lets readers run beside the writer; NORMAL syncs the WAL at checkpoints, which keeps
         // every committed transaction across a crash of the process (not of the machine).
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
-        conn.set_prepared_statement_cache_capacity(64);
         self.start_checkpointer();
         Ok(conn)
     }
