@@ -103,6 +103,18 @@ impl Tally {
         }
     }
 
+    /// Awaits every worker and merges their tallies (a worker that panicked is an error).
+    pub async fn join(workers: Vec<tokio::task::JoinHandle<Tally>>) -> Tally {
+        let mut tally = Tally::default();
+        for w in workers {
+            match w.await {
+                Ok(t) => tally.merge(t),
+                Err(e) => tally.error(format!("a worker died: {e}")),
+            }
+        }
+        tally
+    }
+
     /// Adds another worker's tally.
     pub fn merge(&mut self, o: Tally) {
         let _ = self.latency_us.add(&o.latency_us);

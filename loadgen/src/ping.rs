@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use chrono::Utc;
 use hyper::Method;
 use rand::RngExt;
@@ -44,11 +44,7 @@ pub struct PingConfig {
 
 /// Runs a ping measurement on a fresh tokio runtime.
 pub fn ping(config: &PingConfig) -> Result<Measurement> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?
-        .block_on(ping_async(config))
+    crate::run::block_on(ping_async(config))
 }
 
 /// Posts every planned body once; any answer but `200` is an error.
@@ -101,13 +97,7 @@ pub async fn ping_async(config: &PingConfig) -> Result<Measurement> {
             tally
         }));
     }
-    let mut tally = Tally::default();
-    for w in workers {
-        match w.await {
-            Ok(t) => tally.merge(t),
-            Err(e) => tally.error(format!("a worker died: {e}")),
-        }
-    }
+    let tally = Tally::join(workers).await;
     let secs = start.elapsed().as_secs_f64();
     Ok(Measurement {
         kind: "ping".into(),

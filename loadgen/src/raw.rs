@@ -203,11 +203,7 @@ impl Work {
 
 /// Runs a raw measurement on a fresh tokio runtime.
 pub fn raw(config: &RawConfig) -> Result<Measurement> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?
-        .block_on(raw_async(config))
+    crate::run::block_on(raw_async(config))
 }
 
 /// Runs a raw measurement: builds the plan, inserts it, checks the row count.
@@ -384,13 +380,7 @@ mod pg {
                 tally
             }));
         }
-        let mut tally = Tally::default();
-        for w in workers {
-            match w.await {
-                Ok(t) => tally.merge(t),
-                Err(e) => tally.error(format!("a worker died: {e}")),
-            }
-        }
+        let tally = Tally::join(workers).await;
         let elapsed = start.elapsed();
         let row = admin
             .query_one(
@@ -521,13 +511,7 @@ mod sqlite {
                 tally
             }));
         }
-        let mut tally = Tally::default();
-        for w in workers {
-            match w.await {
-                Ok(t) => tally.merge(t),
-                Err(e) => tally.error(format!("a worker died: {e}")),
-            }
-        }
+        let tally = Tally::join(workers).await;
         let elapsed = start.elapsed();
         let stored: i64 = admin
             .query_row(

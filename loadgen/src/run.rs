@@ -21,11 +21,17 @@ use crate::verify::{self, Verification};
 
 /// Runs a whole load run on a fresh multi-threaded tokio runtime and returns its report.
 pub fn run(config: &Config) -> Result<Report> {
+    block_on(run_async(config))
+}
+
+/// Runs `f` to completion on a fresh multi-threaded tokio runtime: the synchronous entry point
+/// of every subcommand.
+pub fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?
-        .block_on(run_async(config))
+        .block_on(f)
 }
 
 /// The same as [`run`], for callers that already are on a tokio runtime.
