@@ -155,15 +155,15 @@ fn accepted(n: u64) -> Response {
     )
 }
 
-/// Whether the queue holds more than `max_backlog_events` (0, the default, disables the check).
+/// Whether the queue, with this publish's `n` events, would hold more than `max_backlog_events`.
 ///
-/// Off by default because it lists every key of the queue (Redis `KEYS`) on every publish.
-fn backlog_exceeded(queue: &Queue, config: &Config) -> bool {
+/// Off by default (0) because it lists every key of the queue (Redis `KEYS`) on every publish.
+fn backlog_exceeded(queue: &Queue, config: &Config, n: u64) -> bool {
     if config.max_backlog_events == 0 {
         return false;
     }
     match queue.pending() {
-        Ok(pending) => queue::total(&pending) > config.max_backlog_events,
+        Ok(pending) => queue::total(&pending) + n > config.max_backlog_events,
         Err(e) => {
             eprintln!("WARN could not measure the backlog: {e}");
             false
@@ -183,7 +183,7 @@ pub async fn publish(req: IncomingRequest, query: &str, shape: Shape) -> Handled
     let key = queue::new_key(events.len());
     let deferred = asynchronous || {
         // Only consulted when the limit is set (it lists the queue).
-        config.max_backlog_events > 0 && backlog_exceeded(&open_queue()?, &config)
+        config.max_backlog_events > 0 && backlog_exceeded(&open_queue()?, &config, n)
     };
     if !deferred {
         let applied = store::open(&config.store).and_then(|store| {

@@ -63,9 +63,9 @@ const BURY_MARKER: &str = "INSERT INTO consumed_batches (batch_key, received, in
 const BURY_LETTER: &str = "INSERT INTO dead_letters (id, received, reason, batch, attempts) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
 
-/// The oldest `$2` events (by id), if stored before `$1`.
+/// The oldest `$1` events (by id), if stored before `$2`.
 const EXPIRED_HEAD: &str = "SELECT id, topic FROM (SELECT id, topic, processed_at FROM events \
-     ORDER BY id LIMIT $2) WHERE processed_at < $1";
+     ORDER BY id LIMIT $1) WHERE processed_at < $2";
 
 const COUNT_EXPIRED: &str = "INSERT INTO topic_counters (topic, shard, expired) VALUES ($1, 0, $2) \
      ON CONFLICT (topic, shard) DO UPDATE SET expired = expired + excluded.expired";
@@ -359,6 +359,7 @@ impl EventStore for SqliteStore {
     }
 
     fn snapshot(&self, pending: &[String], topics: &TopicFilter) -> Result<Snapshot, StoreError> {
+        // Placeholders must first appear in order (see `store`): topic, limit, keys.
         let statement = "SELECT \
              (SELECT COALESCE(SUM(received), 0) FROM topic_counters), \
              (SELECT COALESCE(SUM(inserted), 0) FROM topic_counters), \
@@ -370,16 +371,16 @@ impl EventStore for SqliteStore {
                 'unique_processed', i, 'duplicate_dropped', r - i, 'expired', x, \
                 'last_event_at', l)) FROM (SELECT topic, SUM(received) AS r, SUM(inserted) AS i, \
                 SUM(expired) AS x, MAX(last_event_at) AS l FROM topic_counters \
-                WHERE topic <> '' AND ($2 IS NULL OR topic = $2) \
-                GROUP BY topic ORDER BY topic LIMIT $3)), \
+                WHERE topic <> '' AND ($1 IS NULL OR topic = $1) \
+                GROUP BY topic ORDER BY topic LIMIT $2)), \
              (SELECT json_group_array(batch_key) FROM consumed_batches \
-              WHERE batch_key IN (SELECT value FROM json_each($1))), \
+              WHERE batch_key IN (SELECT value FROM json_each($3))), \
              (SELECT value FROM meta WHERE key = 'started_at')";
         let keys = serde_json::to_string(pending).unwrap_or_else(|_| "[]".into());
         let topic = topics.topic.as_deref().map_or(Value::Null, t);
         let rows = self.run(
             statement,
-            &[Value::Text(keys), topic, n(u64::from(topics.limit))],
+            &[topic, n(u64::from(topics.limit)), Value::Text(keys)],
         )?;
         let row = rows
             .rows
@@ -481,7 +482,7 @@ impl EventStore for SqliteStore {
 
     fn expire(&self, cutoff: &str, chunk: u32) -> Result<u64, StoreError> {
         self.write_tx(|| {
-            let head = self.run(EXPIRED_HEAD, &[t(cutoff), n(u64::from(chunk))])?;
+            let head = self.run(EXPIRED_HEAD, &[n(u64::from(chunk)), t(cutoff)])?;
             if head.rows.is_empty() {
                 return Ok(0);
             }
