@@ -43,6 +43,13 @@ function cell(row, value, className) {
   return td;
 }
 
+/** A UTC ISO 8601 time shown as `2026-11-23 10:00:00`; the exact value stays in the tooltip. */
+function timeCell(row, iso) {
+  const td = cell(row, typeof iso === 'string' ? iso.replace('T', ' ').replace(/(\.\d+)?(Z|[+-]00:00)$/, '') : iso, 'time');
+  if (iso) td.title = iso;
+  return td;
+}
+
 function askToken(reason) {
   text('token-reason', reason);
   $('token-form').hidden = false;
@@ -121,7 +128,7 @@ function renderTopics(s) {
     button.addEventListener('click', () => { $('f-topic').value = t.topic; firstPage(); });
     row.insertCell().append(button);
     for (const v of [t.received, t.unique_processed, t.duplicate_dropped, t.expired]) cell(row, typeof v === 'number' ? num(v) : null, 'num');
-    cell(row, t.last_event_at);
+    timeCell(row, t.last_event_at);
     names.append(new Option(t.topic));
   }
   text('topics-note', !rows.length ? 'No topics yet.'
@@ -150,7 +157,10 @@ async function loadDeadLetters() {
   }
   for (const d of r.body.dead_letters) {
     const row = body.insertRow();
-    for (const v of [d.id, d.received, d.reason, d.attempts, d.failed_at, d.status]) cell(row, v);
+    cell(row, d.id, 'id');
+    for (const v of [d.received, d.reason, d.attempts]) cell(row, v);
+    timeCell(row, d.failed_at);
+    cell(row, d.status);
   }
   note.textContent = r.body.dead_letters.length ? (r.body.next_cursor != null ? 'Oldest 10 shown.' : '') : 'No dead letters.';
 }
@@ -193,7 +203,8 @@ async function loadEvents() {
   for (const e of r.body.events || []) {
     const row = body.insertRow();
     row.dataset.eventId = e.event_id;
-    for (const v of [e.timestamp, e.topic, e.event_id, e.source]) cell(row, v);
+    timeCell(row, e.timestamp);
+    for (const v of [e.topic, e.event_id, e.source]) cell(row, v);
     const payload = JSON.stringify(e.payload ?? null);
     const code = document.createElement('code');
     code.textContent = payload.length > 200 ? payload.slice(0, 200) + '…' : payload;

@@ -112,7 +112,7 @@ async function openService(context) {
   await until('topic rows', async () => (await row('orders')).length && (await row('audit')).length);
   assert.deepEqual((await row('orders')).slice(0, 4), ['orders', '14', '12', '2']);
   assert.deepEqual((await row('audit')).slice(0, 4), ['audit', '3', '3', '0']);
-  assert.equal((await row('audit'))[5], '2026-11-23T10:33:00.000000Z');
+  assert.equal((await row('audit'))[5], '2026-11-23 10:33:00');
   ok('topic table: orders 14/12/2, audit 3/3/0 with its last event time');
 
   await until('dead letters pending shown', async () => (await count(page, '#dl-pending')) === (DEAD ? 1 : 0));
