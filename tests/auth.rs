@@ -1,0 +1,579 @@
+//! Access control and CORS, end to end: the real `edgelog.wasm` served by `edge-host` over real
+//! HTTP, with the token and origin variables set through `SPIN_VARIABLE_*` (the variable path
+//! both edge-host and `spin up` implement) or left at spin.toml's empty defaults.
+//!
+//! The route × credential table drives every route with no token, each group's token (the
+//! publish group with both items of a rotated list), an unknown token and malformed headers, and
+//! checks 2xx / 401 / 403 with the contract's headers and bodies. Afterwards the host's whole log
+//! (request lines and guest output, at debug level) must not contain any token.
+
+mod support;
+
+use reqwest::blocking::Response;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU32, Ordering};
+use support::{Host, HostConfig, client};
+
+// Distinctive values, so a leak into the log cannot hide behind a common word.
+const PUBLISH_OLD: &str = "tok-publish-old-41b7e2";
+const PUBLISH_NEW: &str = "tok-publish-new-9c2e55";
+const READ: &str = "tok-read-5d1f08";
+const ADMIN: &str = "tok-admin-e803aa";
+const UNKNOWN: &str = "tok-unknown-aa11c4";
+
+const ALLOWED_ORIGIN: &str = "https://app.example.com";
+const OTHER_ALLOWED_ORIGIN: &str = "https://ops.example.com";
+const REFUSED_ORIGIN: &str = "https://evil.example.net";
+
+/// Who may call a route, as the contract (docs API table) says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Group {
+    Open,
+    Publish,
+    Read,
+    Admin,
+}
+
+/// One route of the API.
+struct Route {
+    method: &'static str,
+    path: &'static str,
+    group: Group,
+    /// The status an authorised call gets here (fresh store, nothing queued); `None` while the
+    /// handler is still being built: then any status but 401/403 counts as let through.
+    authorised: Option<u16>,
+}
+
+const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/",
+        group: Group::Open,
+        authorised: Some(200),
+    },
+    Route {
+        method: "GET",
+        path: "/openapi.json",
+        group: Group::Open,
+        authorised: Some(200),
+    },
+    Route {
+        method: "GET",
+        path: "/health",
+        group: Group::Open,
+        authorised: Some(200),
+    },
+    Route {
+        method: "HEAD",
+        path: "/health",
+        group: Group::Open,
+        authorised: Some(200),
+    },
+    Route {
+        method: "POST",
+        path: "/publish",
+        group: Group::Publish,
+        authorised: Some(200),
+    },
+    Route {
+        method: "POST",
+        path: "/publish/batch",
+        group: Group::Publish,
+        authorised: Some(200),
+    },
+    Route {
+        method: "GET",
+        path: "/events",
+        group: Group::Read,
+        authorised: Some(200),
+    },
+    Route {
+        method: "HEAD",
+        path: "/events",
+        group: Group::Read,
+        authorised: Some(200),
+    },
+    Route {
+        method: "GET",
+        path: "/stats",
+        group: Group::Read,
+        authorised: None,
+    },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        group: Group::Read,
+        authorised: None,
+    },
+    Route {
+        method: "POST",
+        path: "/drain",
+        group: Group::Admin,
+        authorised: Some(200),
+    },
+    Route {
+        method: "POST",
+        path: "/maintenance",
+        group: Group::Admin,
+        authorised: None,
+    },
+    Route {
+        method: "GET",
+        path: "/dead-letters",
+        group: Group::Admin,
+        authorised: None,
+    },
+    Route {
+        method: "GET",
+        path: "/dead-letters/no-such-id",
+        group: Group::Admin,
+        authorised: Some(404),
+    },
+    Route {
+        method: "DELETE",
+        path: "/dead-letters/no-such-id",
+        group: Group::Admin,
+        authorised: Some(404),
+    },
+    Route {
+        method: "POST",
+        path: "/dead-letters/no-such-id/retry",
+        group: Group::Admin,
+        authorised: Some(404),
+    },
+];
+
+/// What a request carries in `Authorization`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Credential {
+    None,
+    PublishOld,
+    PublishNew,
+    Read,
+    Admin,
+    Unknown,
+    /// The admin token under the wrong scheme: the scheme matters, not just the secret.
+    WrongScheme,
+    /// `Bearer` without a token.
+    EmptyBearer,
+    /// Two tokens in one header.
+    TwoWords,
+}
+
+const CREDENTIALS: [Credential; 9] = [
+    Credential::None,
+    Credential::PublishOld,
+    Credential::PublishNew,
+    Credential::Read,
+    Credential::Admin,
+    Credential::Unknown,
+    Credential::WrongScheme,
+    Credential::EmptyBearer,
+    Credential::TwoWords,
+];
+
+impl Credential {
+    fn header(self) -> Option<String> {
+        match self {
+            Credential::None => None,
+            Credential::PublishOld => Some(format!("Bearer {PUBLISH_OLD}")),
+            Credential::PublishNew => Some(format!("bearer {PUBLISH_NEW}")),
+            Credential::Read => Some(format!("Bearer {READ}")),
+            Credential::Admin => Some(format!("Bearer {ADMIN}")),
+            Credential::Unknown => Some(format!("Bearer {UNKNOWN}")),
+            Credential::WrongScheme => Some(format!("Basic {ADMIN}")),
+            Credential::EmptyBearer => Some("Bearer ".to_owned()),
+            Credential::TwoWords => Some(format!("Bearer {READ} {ADMIN}")),
+        }
+    }
+
+    /// The group this credential's token belongs to, if it is a well-formed known token.
+    fn group(self) -> Option<Group> {
+        match self {
+            Credential::PublishOld | Credential::PublishNew => Some(Group::Publish),
+            Credential::Read => Some(Group::Read),
+            Credential::Admin => Some(Group::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// The contract's answer for `credential` on a route of `group` when every group has tokens.
+#[derive(Debug, PartialEq)]
+enum Expect {
+    Through,
+    Unauthorized,
+    Forbidden,
+}
+
+fn expected(group: Group, credential: Credential) -> Expect {
+    match (group, credential.group()) {
+        (Group::Open, _) => Expect::Through,
+        (_, None) => Expect::Unauthorized,
+        (want, Some(have)) if want == have => Expect::Through,
+        (Group::Read, Some(Group::Admin)) => Expect::Through,
+        _ => Expect::Forbidden,
+    }
+}
+
+static NEXT_EVENT: AtomicU32 = AtomicU32::new(0);
+
+/// A valid body for the route (a fresh event for publishes), `None` for routes without one.
+fn body_for(path: &str) -> Option<String> {
+    let n = NEXT_EVENT.fetch_add(1, Ordering::SeqCst);
+    let event = json!({"topic": "auth", "event_id": format!("e-{n}"),
+        "timestamp": "2026-11-23T10:00:00Z", "source": "auth-test"});
+    match path {
+        "/publish" => Some(event.to_string()),
+        "/publish/batch" => Some(json!({ "events": [event] }).to_string()),
+        _ => None,
+    }
+}
+
+/// Sends one request the way a client would.
+fn send(
+    host: &Host,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    origin: Option<&str>,
+) -> Response {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client().request(method, host.at(path));
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    if let Some(body) = body_for(path) {
+        req = req.header("content-type", "application/json").body(body);
+    }
+    req.send().unwrap()
+}
+
+fn header(resp: &Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// Asserts the contract's 401: status, `WWW-Authenticate: Bearer realm="edgelog"…`, JSON body.
+fn assert_unauthorized(resp: Response, what: &str) {
+    assert_eq!(resp.status().as_u16(), 401, "{what}");
+    let www = header(&resp, "www-authenticate").unwrap_or_default();
+    assert!(
+        www.starts_with("Bearer realm=\"edgelog\""),
+        "{what}: WWW-Authenticate {www:?}"
+    );
+    if !what.starts_with("HEAD") {
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        assert_eq!(body["error"], "unauthorized", "{what}: {body}");
+        assert!(
+            body["message"].is_string() && body["details"].is_array(),
+            "{what}: {body}"
+        );
+    }
+}
+
+fn assert_forbidden(resp: Response, what: &str) {
+    assert_eq!(resp.status().as_u16(), 403, "{what}");
+    if !what.starts_with("HEAD") {
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        assert_eq!(body["error"], "forbidden", "{what}: {body}");
+    }
+}
+
+fn assert_through(resp: Response, route: &Route, what: &str) {
+    let status = resp.status().as_u16();
+    match route.authorised {
+        Some(want) => assert_eq!(status, want, "{what}: {}", resp.text().unwrap_or_default()),
+        None => assert!(
+            !matches!(status, 401 | 403),
+            "{what}: refused with {status}"
+        ),
+    }
+}
+
+/// Every token variable set, the publish list with two items (a rotation in progress) and the
+/// messy spacing and empty items an operator's hand produces.
+fn protected() -> HostConfig {
+    HostConfig::default()
+        .env(
+            "SPIN_VARIABLE_PUBLISH_TOKENS",
+            &format!(" {PUBLISH_OLD} ,, {PUBLISH_NEW} , "),
+        )
+        .env("SPIN_VARIABLE_READ_TOKENS", READ)
+        .env("SPIN_VARIABLE_ADMIN_TOKENS", &format!("{ADMIN},"))
+        // The most the host logs: request lines, guest output, and edge-host's own debug lines.
+        .env("RUST_LOG", "info,edge_host=trace")
+}
+
+#[test]
+fn every_route_with_every_credential() {
+    let host = Host::start(protected());
+    for route in ROUTES {
+        for credential in CREDENTIALS {
+            let what = format!("{} {} with {credential:?}", route.method, route.path);
+            let auth = credential.header();
+            let resp = send(&host, route.method, route.path, auth.as_deref(), None);
+            match expected(route.group, credential) {
+                Expect::Through => assert_through(resp, route, &what),
+                Expect::Unauthorized => assert_unauthorized(resp, &what),
+                Expect::Forbidden => assert_forbidden(resp, &what),
+            }
+        }
+    }
+    // What was published with the rotated tokens really was stored, and reads back with the
+    // read token (publish = 2 routes × 2 publish tokens, one event each).
+    let resp = send(
+        &host,
+        "GET",
+        "/stats",
+        Some(&format!("Bearer {READ}")),
+        None,
+    );
+    let stats: Value = resp.json().unwrap();
+    assert_eq!(stats["received"], 4, "{stats}");
+
+    let logs = host.logs();
+    assert!(
+        logs.contains("POST /publish 401"),
+        "the request lines are there"
+    );
+    for token in [PUBLISH_OLD, PUBLISH_NEW, READ, ADMIN, UNKNOWN] {
+        assert!(!logs.contains(token), "token {token} appears in the log");
+    }
+}
+
+#[test]
+fn unset_variables_leave_their_groups_open() {
+    // Publishing and admin protected, reading left open (read_tokens unset on purpose).
+    let host = Host::start(
+        HostConfig::default()
+            .env("SPIN_VARIABLE_PUBLISH_TOKENS", PUBLISH_NEW)
+            .env("SPIN_VARIABLE_ADMIN_TOKENS", ADMIN),
+    );
+    assert_unauthorized(
+        send(&host, "POST", "/publish", None, None),
+        "publish, no token",
+    );
+    let bearer = |t: &str| format!("Bearer {t}");
+    assert_eq!(
+        send(&host, "POST", "/publish", Some(&bearer(PUBLISH_NEW)), None).status(),
+        200
+    );
+    for path in ["/events", "/stats", "/metrics"] {
+        for auth in [None, Some(bearer(UNKNOWN)), Some(bearer(PUBLISH_NEW))] {
+            let resp = send(&host, "GET", path, auth.as_deref(), None);
+            let status = resp.status().as_u16();
+            assert!(!matches!(status, 401 | 403), "{path} with {auth:?} on an open group: {status}");
+        }
+    }
+    // Admin tokens exist, but they do not close the read group: each variable rules its own.
+    assert_unauthorized(send(&host, "POST", "/drain", None, None), "drain");
+    assert_forbidden(
+        send(&host, "POST", "/drain", Some(&bearer(PUBLISH_NEW)), None),
+        "drain with publish token",
+    );
+    assert_eq!(
+        send(&host, "POST", "/drain", Some(&bearer(ADMIN)), None).status(),
+        200
+    );
+}
+
+#[test]
+fn spin_toml_defaults_leave_everything_open_and_send_no_cors_headers() {
+    let host = Host::start(HostConfig::default());
+    for route in ROUTES {
+        let resp = send(&host, route.method, route.path, None, Some(ALLOWED_ORIGIN));
+        let what = format!("{} {} without tokens configured", route.method, route.path);
+        assert!(
+            header(&resp, "access-control-allow-origin").is_none(),
+            "{what}"
+        );
+        assert!(
+            header(&resp, "vary").is_none_or(|v| !v.contains("Origin")),
+            "{what}"
+        );
+        assert_through(resp, route, &what);
+    }
+    let resp = send(&host, "OPTIONS", "/publish", None, Some(ALLOWED_ORIGIN));
+    assert_eq!(resp.status(), 204);
+    assert!(
+        resp.headers()
+            .keys()
+            .all(|k| !k.as_str().starts_with("access-control-")),
+        "{:?}",
+        resp.headers()
+    );
+}
+
+#[test]
+fn an_unusable_token_list_is_a_config_error_that_names_the_variable_not_the_token() {
+    let host = Host::start(
+        HostConfig::default()
+            .env("SPIN_VARIABLE_PUBLISH_TOKENS", PUBLISH_OLD)
+            .env(
+                "SPIN_VARIABLE_ADMIN_TOKENS",
+                &format!("{ADMIN}, half {UNKNOWN}"),
+            ),
+    );
+    let resp = send(
+        &host,
+        "POST",
+        "/drain",
+        Some(&format!("Bearer {ADMIN}")),
+        None,
+    );
+    assert_eq!(resp.status(), 500);
+    let text = resp.text().unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"], "config_error", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("admin_tokens"));
+    assert!(!text.contains(UNKNOWN) && !text.contains(ADMIN), "{text}");
+    // The other groups are unaffected: a refused publish stays a 401, not a 500.
+    assert_unauthorized(
+        send(
+            &host,
+            "POST",
+            "/publish",
+            Some(&format!("Bearer {UNKNOWN}")),
+            None,
+        ),
+        "publish with an unknown token",
+    );
+    assert_eq!(
+        send(
+            &host,
+            "POST",
+            "/publish",
+            Some(&format!("Bearer {PUBLISH_OLD}")),
+            None
+        )
+        .status(),
+        200
+    );
+    let logs = host.logs();
+    assert!(!logs.contains(UNKNOWN) && !logs.contains(ADMIN));
+}
+
+fn cors_host(origins: &str) -> Host {
+    Host::start(protected().env("SPIN_VARIABLE_CORS_ALLOWED_ORIGINS", origins))
+}
+
+fn assert_preflight_allows(resp: &Response, allow_origin: &str) {
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        header(resp, "access-control-allow-origin").as_deref(),
+        Some(allow_origin)
+    );
+    let methods = header(resp, "access-control-allow-methods").unwrap();
+    for m in ["GET", "POST", "DELETE"] {
+        assert!(methods.contains(m), "{methods}");
+    }
+    let headers = header(resp, "access-control-allow-headers").unwrap();
+    for h in ["authorization", "content-type", "prefer"] {
+        assert!(headers.contains(h), "{headers}");
+    }
+    let max_age: u32 = header(resp, "access-control-max-age")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(max_age > 0);
+    assert!(header(resp, "vary").unwrap().contains("Origin"));
+}
+
+#[test]
+fn cors_for_listed_origins() {
+    let host = cors_host(&format!(" {ALLOWED_ORIGIN} , {OTHER_ALLOWED_ORIGIN}/ "));
+    // Preflights never need a token, on any path (even one that does not exist).
+    for path in ["/publish", "/events", "/dead-letters/x", "/nowhere"] {
+        let resp = send(&host, "OPTIONS", path, None, Some(ALLOWED_ORIGIN));
+        assert_preflight_allows(&resp, ALLOWED_ORIGIN);
+    }
+    let resp = send(
+        &host,
+        "OPTIONS",
+        "/publish",
+        None,
+        Some(OTHER_ALLOWED_ORIGIN),
+    );
+    assert_preflight_allows(&resp, OTHER_ALLOWED_ORIGIN);
+
+    // A refused origin's preflight is answered without the allow headers: the browser blocks.
+    let resp = send(&host, "OPTIONS", "/publish", None, Some(REFUSED_ORIGIN));
+    assert_eq!(resp.status(), 204);
+    assert!(header(&resp, "access-control-allow-origin").is_none());
+    assert!(header(&resp, "access-control-allow-headers").is_none());
+    assert!(header(&resp, "vary").unwrap().contains("Origin"));
+
+    // Actual answers: a browser publish with its token, and the 401 a page must be able to read.
+    let auth = format!("Bearer {PUBLISH_NEW}");
+    let resp = send(&host, "POST", "/publish", Some(&auth), Some(ALLOWED_ORIGIN));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "access-control-allow-origin").as_deref(),
+        Some(ALLOWED_ORIGIN)
+    );
+    assert!(header(&resp, "vary").unwrap().contains("Origin"));
+    let expose = header(&resp, "access-control-expose-headers").unwrap();
+    assert!(expose.contains("retry-after"), "{expose}");
+    assert!(header(&resp, "access-control-allow-credentials").is_none());
+    let resp = send(&host, "POST", "/publish", None, Some(ALLOWED_ORIGIN));
+    assert_eq!(
+        header(&resp, "access-control-allow-origin").as_deref(),
+        Some(ALLOWED_ORIGIN)
+    );
+    assert_unauthorized(resp, "browser publish without token");
+
+    // Refused origin: the request is still answered (CORS is the browser's rule, tokens are ours),
+    // but without the allow header.
+    let resp = send(&host, "POST", "/publish", Some(&auth), Some(REFUSED_ORIGIN));
+    assert_eq!(resp.status(), 200);
+    assert!(header(&resp, "access-control-allow-origin").is_none());
+    assert!(header(&resp, "vary").unwrap().contains("Origin"));
+
+    // No Origin (server-to-server publishers): no CORS headers at all.
+    let resp = send(&host, "GET", "/health", None, None);
+    assert!(header(&resp, "access-control-allow-origin").is_none());
+    assert!(header(&resp, "vary").is_none_or(|v| !v.contains("Origin")));
+}
+
+#[test]
+fn cors_wildcard_allows_any_origin() {
+    let host = cors_host("*");
+    let resp = send(
+        &host,
+        "OPTIONS",
+        "/publish/batch",
+        None,
+        Some(REFUSED_ORIGIN),
+    );
+    assert_preflight_allows(&resp, "*");
+    let resp = send(
+        &host,
+        "GET",
+        "/health",
+        None,
+        Some("https://anyone.example"),
+    );
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    // The token is still required: CORS opens the browser's door, not ours.
+    let resp = send(
+        &host,
+        "GET",
+        "/events",
+        None,
+        Some("https://anyone.example"),
+    );
+    assert_eq!(
+        header(&resp, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_unauthorized(resp, "events from any origin without a token");
+}
