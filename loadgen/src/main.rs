@@ -18,6 +18,8 @@ use loadgen::ping::PingConfig;
 use loadgen::raw::{Database, RawConfig, Statement};
 use loadgen::{Config, Mode};
 
+mod slow;
+
 /// At-least-once load generator and verifier for the edge log aggregator.
 ///
 /// Without a subcommand: one load run against --url. Verification compares /stats before and
@@ -41,6 +43,9 @@ enum Sub {
     /// The whole benchmark: edgelog on SQLite and on PostgreSQL + Redis (verified), the raw
     /// limits and the host's floor, in one markdown table (see scripts/bench.sh).
     Bench(BenchArgs),
+    /// Normal publish latency while many connections dribble request bodies (baseline first,
+    /// same run): the slow-client check of edge-host's admission limits.
+    SlowClients(slow::SlowArgs),
 }
 
 /// Shape of the generated events, shared by the subcommands.
@@ -367,6 +372,7 @@ fn main() -> ExitCode {
         Some(Sub::Raw(a)) => return raw_main(a),
         Some(Sub::Ping(a)) => return ping_main(a),
         Some(Sub::Bench(a)) => return bench_main(a),
+        Some(Sub::SlowClients(a)) => return slow::main(a),
         None => {}
     }
     let (config, json) = match cli.run.into_config() {
