@@ -40,6 +40,9 @@ pub struct Faults {
     pub delay: Option<Duration>,
     /// Have no `/drain` route (`404`), so queued events stay queued.
     pub no_drain: bool,
+    /// Disappear (close the listener and every connection) after this many publish requests,
+    /// like a service killed mid-run.
+    pub vanish_after: Option<u64>,
 }
 
 #[derive(Default)]
@@ -54,6 +57,7 @@ struct State {
     queue: Vec<Value>,
     seen: HashSet<(String, String)>,
     rows: Vec<(u64, Value)>,
+    gone: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 fn hits(every: Option<u64>, n: u64) -> bool {
@@ -109,21 +113,30 @@ impl MockServer {
     pub async fn start(faults: Faults) -> MockServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let (gone_tx, gone) = tokio::sync::watch::channel(false);
         let state = Arc::new(Mutex::new(State {
             faults,
+            gone: Some(gone_tx),
             ..State::default()
         }));
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let mut vanish = gone.clone();
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = vanish.wait_for(|g| *g) => return,
+                };
+                let Ok((stream, _)) = accepted else {
                     return;
                 };
                 let state = Arc::clone(&state);
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(Arc::clone(&state), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = vanish.wait_for(|g| *g) => {}
+                    }
                 });
             }
         });
@@ -178,6 +191,12 @@ async fn handle(
                 s.publishes += 1;
                 let p = s.publishes;
                 let f = s.faults.clone();
+                if f.vanish_after.is_some_and(|n| p > n) {
+                    if let Some(gone) = &s.gone {
+                        let _ = gone.send(true);
+                    }
+                    return reply(503, json!({"error": "going away"}));
+                }
                 if hits(f.reject_every, p) {
                     return reply(503, json!({"error": "busy"}));
                 }

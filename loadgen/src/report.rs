@@ -107,8 +107,11 @@ pub struct Report {
     pub error_count: u64,
     /// The first error messages.
     pub errors: Vec<String>,
-    /// Post-run checks, absent with `--no-verify`.
+    /// Post-run checks, absent with `--no-verify` or when they could not run.
     pub verification: Option<Verification>,
+    /// Why verification could not run (the service went away after the requests), so the
+    /// partial report is still printed and the run still fails.
+    pub verification_error: Option<String>,
     /// Whether the run counts as a success (no errors, every check passed).
     pub passed: bool,
 }
@@ -199,8 +202,15 @@ impl Report {
             error_count: ledger.error_count,
             errors: ledger.errors.clone(),
             verification,
+            verification_error: None,
             passed,
         }
+    }
+
+    /// Marks the report as partial: verification could not run, so the run fails.
+    pub fn set_verification_error(&mut self, error: String) {
+        self.verification_error = Some(error);
+        self.passed = false;
     }
 
     /// Whether the run counts as a success.
@@ -224,6 +234,9 @@ impl Report {
         }
         if let Some(v) = &self.verification {
             out.extend(v.mismatches.iter().cloned());
+        }
+        if let Some(e) = &self.verification_error {
+            out.push(format!("verification could not run: {e}"));
         }
         out
     }
@@ -357,6 +370,11 @@ impl Report {
             for n in &v.notes {
                 let _ = writeln!(s, "note             {n}");
             }
+        } else if let Some(e) = &self.verification_error {
+            let _ = writeln!(
+                s,
+                "verification     could not run ({e}); this is a partial report"
+            );
         } else {
             let _ = writeln!(s, "verification     skipped (--no-verify)");
         }

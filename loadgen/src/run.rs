@@ -95,20 +95,22 @@ pub async fn run_with_probe(config: &Config, probe: &mut dyn FnMut(Phase)) -> Re
     let (ledger, elapsed) = send_all(&plan, &client, config, seed).await;
     probe(Phase::SendEnd);
 
-    let verification = match before {
+    // Once requests went out, the report is kept whatever happens next: a service that
+    // disappeared mid-run fails verification, it does not erase what was measured.
+    let (verification, verification_error) = match before {
         Some(before) => {
-            Some(verify_run(&client, &plan, &ledger, config, seed, before, notes).await?)
+            match verify_run(&client, &plan, &ledger, config, seed, before, notes).await {
+                Ok(v) => (Some(v), None),
+                Err(e) => (None, Some(format!("{e:#}"))),
+            }
         }
-        None => None,
+        None => (None, None),
     };
-    Ok(Report::build(
-        config,
-        &plan,
-        seed,
-        &ledger,
-        elapsed,
-        verification,
-    ))
+    let mut report = Report::build(config, &plan, seed, &ledger, elapsed, verification);
+    if let Some(e) = verification_error {
+        report.set_verification_error(e);
+    }
+    Ok(report)
 }
 
 /// Sends the plan with `config.concurrency` workers; returns the merged ledger and the time
@@ -412,6 +414,33 @@ mod tests {
         assert!(report.stopped_early);
         assert!(report.events_sent < 3_000 && report.events_sent > 0);
         assert!(report.passed(), "{:#?}", report.failure_lines());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_service_that_disappears_mid_run_leaves_a_partial_report() {
+        let mock = MockServer::start(Faults {
+            vanish_after: Some(10),
+            ..Faults::default()
+        })
+        .await;
+        let mut cfg = config(mock.url(), Mode::Batch);
+        cfg.max_attempts = 2;
+        let report = run_async(&cfg)
+            .await
+            .expect("a run that started returns its report even when the service goes away");
+        assert!(!report.passed());
+        assert!(report.verification.is_none());
+        let err = report.verification_error.as_deref().unwrap();
+        assert!(err.contains("/stats"), "{err}");
+        // What was measured before the service vanished is all there.
+        assert_eq!(report.acknowledged.ok_200, 10);
+        assert_eq!(report.acknowledged.events, 10 * 50);
+        assert!(report.status_counts.contains_key("connect_error"));
+        let lines = report.failure_lines().join("\n");
+        assert!(lines.contains("verification could not run"), "{lines}");
+        let human = report.render_human();
+        assert!(human.contains("partial report"), "{human}");
+        assert!(report.to_json().contains("\"verification_error\""));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
