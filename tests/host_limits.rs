@@ -487,7 +487,7 @@ fn redis_killed_and_restarted_mid_load_costs_seconds_and_loses_nothing() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 // Every other publish is asynchronous: that path needs Redis.
-                let sent = publish(&http, &host, &topic, &format!("e{n}"), n % 2 == 0);
+                let sent = publish(&http, &host, &topic, &format!("e{n}"), n.is_multiple_of(2));
                 log.lock().unwrap().push(sent);
             }
         })
