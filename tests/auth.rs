@@ -324,6 +324,18 @@ fn every_route_with_every_credential() {
             }
         }
     }
+    // Two Authorization headers are malformed, even when both carry a good token.
+    let mut two = reqwest::header::HeaderMap::new();
+    for _ in 0..2 {
+        two.append("authorization", format!("Bearer {ADMIN}").parse().unwrap());
+    }
+    let resp = client()
+        .post(host.at("/drain"))
+        .headers(two)
+        .send()
+        .unwrap();
+    assert_unauthorized(resp, "drain with two Authorization headers");
+
     // What was published with the rotated tokens really was stored, and reads back with the
     // read token (publish = 2 routes × 2 publish tokens, one event each).
     let resp = send(
@@ -532,6 +544,11 @@ fn cors_for_listed_origins() {
     assert_eq!(resp.status(), 200);
     assert!(header(&resp, "access-control-allow-origin").is_none());
     assert!(header(&resp, "vary").unwrap().contains("Origin"));
+
+    // A handler's own Vary (the console answers by Accept) is kept, Origin added.
+    let resp = send(&host, "GET", "/", None, Some(ALLOWED_ORIGIN));
+    let vary = header(&resp, "vary").unwrap().to_ascii_lowercase();
+    assert!(vary.contains("accept") && vary.contains("origin"), "{vary}");
 
     // No Origin (server-to-server publishers): no CORS headers at all.
     let resp = send(&host, "GET", "/health", None, None);
