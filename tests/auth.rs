@@ -5,7 +5,7 @@
 //! The route × credential table drives every route with no token, each group's token (the
 //! publish group with both items of a rotated list), an unknown token and malformed headers, and
 //! checks 2xx / 401 / 403 with the contract's headers and bodies. Afterwards the host's whole log
-//! (request lines and guest output, at debug level) must not contain any token.
+//! (request lines, guest output, and edge-host at trace level) must not contain any token.
 
 mod support;
 
