@@ -13,9 +13,18 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -q '^wasm32-wasip2$'; then
+# The component's target: rustup does not add it from rust-toolchain.toml to an installed
+# toolchain (grep without -q reads all of rustup's output, so pipefail cannot misfire).
+if command -v rustup >/dev/null 2>&1 \
+  && ! rustup target list --installed 2>/dev/null | grep -x 'wasm32-wasip2' >/dev/null; then
   say "adding the wasm32-wasip2 target"
   rustup target add wasm32-wasip2
+fi
+
+# curl: deploy/chores.sh (the SpinKube CronJob's script) is run by tests/deploy.rs.
+if ! command -v curl >/dev/null 2>&1; then
+  say "installing curl"
+  apt_install curl
 fi
 
 # PostgreSQL
