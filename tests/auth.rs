@@ -44,103 +44,47 @@ struct Route {
     authorised: Option<u16>,
 }
 
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    group: Group,
+    authorised: Option<u16>,
+) -> Route {
+    Route {
+        method,
+        path,
+        group,
+        authorised,
+    }
+}
+
 const ROUTES: &[Route] = &[
-    Route {
-        method: "GET",
-        path: "/",
-        group: Group::Open,
-        authorised: Some(200),
-    },
-    Route {
-        method: "GET",
-        path: "/openapi.json",
-        group: Group::Open,
-        authorised: Some(200),
-    },
-    Route {
-        method: "GET",
-        path: "/health",
-        group: Group::Open,
-        authorised: Some(200),
-    },
-    Route {
-        method: "HEAD",
-        path: "/health",
-        group: Group::Open,
-        authorised: Some(200),
-    },
-    Route {
-        method: "POST",
-        path: "/publish",
-        group: Group::Publish,
-        authorised: Some(200),
-    },
-    Route {
-        method: "POST",
-        path: "/publish/batch",
-        group: Group::Publish,
-        authorised: Some(200),
-    },
-    Route {
-        method: "GET",
-        path: "/events",
-        group: Group::Read,
-        authorised: Some(200),
-    },
-    Route {
-        method: "HEAD",
-        path: "/events",
-        group: Group::Read,
-        authorised: Some(200),
-    },
-    Route {
-        method: "GET",
-        path: "/stats",
-        group: Group::Read,
-        authorised: Some(200),
-    },
-    Route {
-        method: "GET",
-        path: "/metrics",
-        group: Group::Read,
-        authorised: Some(200),
-    },
-    Route {
-        method: "POST",
-        path: "/drain",
-        group: Group::Admin,
-        authorised: Some(200),
-    },
-    Route {
-        method: "POST",
-        path: "/maintenance",
-        group: Group::Admin,
-        authorised: None,
-    },
-    Route {
-        method: "GET",
-        path: "/dead-letters",
-        group: Group::Admin,
-        authorised: None,
-    },
-    Route {
-        method: "GET",
-        path: "/dead-letters/no-such-id",
-        group: Group::Admin,
-        authorised: Some(404),
-    },
-    Route {
-        method: "DELETE",
-        path: "/dead-letters/no-such-id",
-        group: Group::Admin,
-        authorised: Some(404),
-    },
-    Route {
-        method: "POST",
-        path: "/dead-letters/no-such-id/retry",
-        group: Group::Admin,
-        authorised: Some(404),
-    },
+    route("GET", "/", Group::Open, Some(200)),
+    route("GET", "/openapi.json", Group::Open, Some(200)),
+    route("GET", "/health", Group::Open, Some(200)),
+    route("HEAD", "/health", Group::Open, Some(200)),
+    route("POST", "/publish", Group::Publish, Some(200)),
+    route("POST", "/publish/batch", Group::Publish, Some(200)),
+    route("GET", "/events", Group::Read, Some(200)),
+    route("HEAD", "/events", Group::Read, Some(200)),
+    route("GET", "/stats", Group::Read, Some(200)),
+    route("GET", "/metrics", Group::Read, Some(200)),
+    route("POST", "/drain", Group::Admin, Some(200)),
+    route("POST", "/maintenance", Group::Admin, Some(200)),
+    route("GET", "/dead-letters", Group::Admin, Some(200)),
+    route("GET", "/dead-letters/no-such-id", Group::Admin, Some(404)),
+    route(
+        "DELETE",
+        "/dead-letters/no-such-id",
+        Group::Admin,
+        Some(404),
+    ),
+    route(
+        "POST",
+        "/dead-letters/no-such-id/retry",
+        Group::Admin,
+        Some(404),
+    ),
 ];
 
 /// What a request carries in `Authorization`.
