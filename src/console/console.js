@@ -101,11 +101,12 @@ function drawRate() {
     rates.push(dt > 0 ? Math.max(0, samples[i].received - samples[i - 1].received) / dt : 0);
   }
   if (!rates.length) return;
+  if (rates.length === 1) rates.push(rates[0]); // one rate: a flat line across
   const peak = Math.max(...rates);
-  const step = 300 / Math.max(1, SAMPLES - 1);
-  const x0 = 300 - (rates.length - 1) * step;
-  const points = rates.map((r, i) => (x0 + i * step).toFixed(1) + ',' + (38 - (peak ? (r / peak) * 36 : 0)).toFixed(1));
+  const step = 300 / (rates.length - 1); // the window so far fills the width
+  const points = rates.map((r, i) => (i * step).toFixed(1) + ',' + (38 - (peak ? (r / peak) * 36 : 0)).toFixed(1));
   $('spark').querySelector('polyline').setAttribute('points', points.join(' '));
+  $('spark').querySelector('polygon').setAttribute('points', '0,40 ' + points.join(' ') + ' 300,40');
   const fmt = (r) => (r < 10 ? r.toFixed(1) : Math.round(r).toLocaleString('en'));
   text('rate', 'Rate: ' + fmt(rates[rates.length - 1]) + ' events/s now, peak ' + fmt(peak) + ' events/s over the last ' + Math.round((samples[samples.length - 1].t - samples[0].t) / 1000) + ' s');
 }

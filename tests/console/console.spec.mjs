@@ -69,7 +69,7 @@ const eventIds = (page) => page.locator('#events tbody tr[data-event-id]').evalu
 const sorted = (a) => [...a].sort();
 
 async function showEvents(page, { topic = '', since = '', until: to = '', limit = '20' } = {}) {
-  await page.getByLabel('Topic').fill(topic);
+  await page.getByLabel('Topic', { exact: true }).fill(topic);
   await page.getByLabel('From (UTC)').fill(since);
   await page.getByLabel('Until (UTC)').fill(to);
   await page.getByLabel('Per page').fill(limit);
@@ -152,10 +152,15 @@ async function openService(context) {
   // Live refresh: counters and the sparkline follow new traffic without a reload.
   await page.getByLabel('Live refresh').check();
   await showEvents(page, { limit: '10' });
-  await publish(base, Array.from({ length: 5 }, (_, i) => ev('payments', 'pay-' + i, 40 + i, 'billing')));
-  await until('received counter follows new events', async () => (await count(page, '#c-received')) === 22 + DEAD);
-  await until('payments topic appears', async () => (await row('payments')).length > 0);
-  await until('sparkline drawn', async () => (await page.locator('#spark polyline').getAttribute('points')).split(' ').length >= 2);
+  // Three waves of traffic, each waited for on screen, so the sparkline has several points.
+  let sent = 0;
+  for (const wave of [4, 9, 2]) {
+    await publish(base, Array.from({ length: wave }, (_, i) => ev('payments', 'pay-' + (sent + i), sent + i, 'billing')));
+    sent += wave;
+    await until('received counter follows new events', async () => (await count(page, '#c-received')) === 17 + sent + DEAD);
+  }
+  await until('payments topic appears', async () => (await row('payments'))[1] === String(sent));
+  await until('sparkline drawn', async () => (await page.locator('#spark polyline').getAttribute('points')).split(' ').length >= 3);
   assert.match(await text(page, '#rate'), /^Rate: [\d.,]+ events\/s now, peak [\d.,]+ events\/s/);
   ok('live refresh: counters, topics and the rate sparkline update');
 
