@@ -324,6 +324,7 @@ fn probe(host: &Host, url: &str) -> Result<bool, String> {
             "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" }] }),
     );
     if let Some(e) = answer.get("open_error") {
+        eprintln!("open {url}: {e}"); // shown with --nocapture, or when a test fails
         return Err(e["connection-failed"]
             .as_str()
             .unwrap_or_else(|| panic!("not connection-failed: {answer}"))

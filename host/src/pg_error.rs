@@ -68,6 +68,11 @@ fn db_line(db: &tokio_postgres::error::DbError) -> String {
 
 fn tls_line(e: &rustls::Error) -> String {
     match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => format!(
+            "TLS certificate verification failed: {e} (the server's certificate is not signed by a \
+             trusted CA: name its CA with sslrootcert=, or use sslmode=require to encrypt without \
+             verifying)"
+        ),
         rustls::Error::InvalidCertificate(_) => {
             format!("TLS certificate verification failed: {e}")
         }

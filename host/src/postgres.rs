@@ -216,6 +216,7 @@ fn track_transaction(handle: &mut PgHandle, statement: &str) {
 /// Turns a timed statement's outcome into the guest's answer. A timeout or a broken connection
 /// takes the connection out of the handle (cancelling the statement on the server after a
 /// timeout), so it is never reused; later calls on the handle get `connection-failed`.
+#[allow(clippy::result_large_err)] // the guest's own error type, returned as is
 fn settle<T>(
     handle: &mut PgHandle,
     answer: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
