@@ -16,6 +16,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -81,6 +82,11 @@ impl std::fmt::Display for BodyFailure {
 #[derive(Debug, Clone)]
 pub struct ReceivingPool {
     places: Arc<Semaphore>,
+    size: usize,
+    /// Requests turned away since the last warning (one warning a second at most, so an attack
+    /// does not also flood the log).
+    refused: Arc<AtomicU64>,
+    last_warning: Arc<parking_lot::Mutex<Option<std::time::Instant>>>,
 }
 
 impl ReceivingPool {
@@ -88,12 +94,29 @@ impl ReceivingPool {
     pub fn new(size: usize) -> Self {
         ReceivingPool {
             places: Arc::new(Semaphore::new(size)),
+            size,
+            refused: Arc::default(),
+            last_warning: Arc::default(),
         }
     }
 
     /// A place, or `None` at once when all are taken (the caller answers `503`, never waits).
     pub fn try_enter(&self) -> Option<OwnedSemaphorePermit> {
-        self.places.clone().try_acquire_owned().ok()
+        let place = self.places.clone().try_acquire_owned().ok();
+        if place.is_none() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            let mut last = self.last_warning.lock();
+            if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                *last = Some(std::time::Instant::now());
+                let n = self.refused.swap(0, Ordering::Relaxed);
+                tracing::warn!(
+                    "all {} receiving places are taken (--max-pending-connections): \
+                     {n} request(s) answered 503",
+                    self.size
+                );
+            }
+        }
+        place
     }
 }
 

@@ -191,12 +191,6 @@ impl Server {
             ReceivedBody::empty(&self.body_policy)
         } else {
             let Some(_place) = self.receiving.try_enter() else {
-                tracing::warn!(
-                    "{} {}: every receiving place is taken (--max-pending-connections {})",
-                    parts.method,
-                    parts.uri.path(),
-                    self.limits.max_pending_connections
-                );
                 return Ok(reply::overloaded(RETRY_AFTER_SECS));
             };
             match admission::receive(body, &self.body_policy, started).await {

@@ -261,3 +261,68 @@ impl RedisKv {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind;
+
+    fn io(kind: ErrorKind) -> redis::RedisError {
+        std::io::Error::from(kind).into()
+    }
+
+    #[test]
+    fn only_commands_that_are_safe_to_repeat_are_resent() {
+        // Refused: the command never left; any command may go again.
+        assert!(worth_retrying(
+            &io(ErrorKind::ConnectionRefused),
+            Retry::Idempotent
+        ));
+        assert!(worth_retrying(
+            &io(ErrorKind::ConnectionRefused),
+            Retry::OnlyIfNotSent
+        ));
+        // Dropped mid-exchange: it may have run; only an idempotent one goes again.
+        assert!(worth_retrying(
+            &io(ErrorKind::BrokenPipe),
+            Retry::Idempotent
+        ));
+        assert!(!worth_retrying(
+            &io(ErrorKind::BrokenPipe),
+            Retry::OnlyIfNotSent
+        ));
+        // A timeout spent the budget; an answer from the server is final.
+        assert!(!worth_retrying(&io(ErrorKind::TimedOut), Retry::Idempotent));
+        let refused: redis::RedisError = (redis::ErrorKind::ResponseError, "WRONGTYPE").into();
+        assert!(!worth_retrying(&refused, Retry::Idempotent));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_accepts_and_never_answers_fails_the_call_within_the_budget() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "redis://127.0.0.1:{}/0",
+            silent.local_addr().unwrap().port()
+        );
+        let kv = RedisKv::new(&url);
+        for _ in 0..2 {
+            let start = std::time::Instant::now();
+            assert!(kv.set("k", b"v").await.is_err());
+            // The budget plus scheduling slack; without timeouts this call never returns.
+            assert!(start.elapsed() < CALL_BUDGET + Duration::from_secs(5));
+        }
+        drop(silent);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_fails_the_call_at_once() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let kv = RedisKv::new(&format!("redis://127.0.0.1:{port}/0"));
+        let err = kv.get("k").await.unwrap_err();
+        assert!(format!("{err:#}").contains("Redis"), "{err:#}");
+    }
+}
