@@ -144,13 +144,30 @@ impl Client {
 
     /// One attempt: sends the request and reads the whole answer within the timeout.
     pub async fn attempt(&self, method: Method, path: &str, body: Option<Bytes>) -> Attempt {
+        let content_type: &[(&str, &str)] = if body.is_some() {
+            &[("content-type", "application/json")]
+        } else {
+            &[]
+        };
+        self.attempt_with(method, path, content_type, body).await
+    }
+
+    /// [`Client::attempt`] with exactly these extra headers (no implicit content type), for
+    /// `Prefer: respond-async` publishes and hostile requests.
+    pub async fn attempt_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Attempt {
         let uri = format!("{}{}", self.base, path);
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
             .header(header::ACCEPT, "application/json");
-        if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let req = req
             .body(Full::new(body.unwrap_or_default()))

@@ -4,9 +4,12 @@
 //! service's publish routes, retries like a real publisher, and then checks that `/stats` moved
 //! by exactly what the service acknowledged and that acknowledged events read back unchanged.
 //! [`run`] does one whole run; [`raw`] measures the database's own limit, [`ping`] the host's
-//! floor with a trivial component, and [`bench`] runs all of them and compares.
+//! floor with a trivial component, and [`bench`] runs all of them and compares; [`chaos`]
+//! breaks the service on purpose (kills, a Redis blip, a backlog, hostile input) and checks
+//! that nothing acknowledged is lost or stored twice.
 
 pub mod bench;
+pub mod chaos;
 pub mod client;
 pub mod config;
 pub mod ledger;

@@ -1,7 +1,7 @@
 //! The `loadgen` command line: parses flags into a [`loadgen::Config`], runs the load, prints
 //! the report (human or `--json`) and exits 0 only when the run passed. Subcommands: `raw` (the
-//! database's own insert limit), `ping` (the HTTP floor against any handler) and `bench` (all of
-//! it, compared in one table).
+//! database's own insert limit), `ping` (the HTTP floor against any handler), `bench` (all of
+//! it, compared in one table), `slow-clients` and `chaos` (the chaos harness).
 //!
 //! Exit codes: 0 passed (and verified, unless `--no-verify`); 1 the run had errors or a check
 //! failed; 2 the run could not take place (bad flags, service unreachable for the baseline).
@@ -46,6 +46,10 @@ enum Sub {
     /// Normal publish latency while many connections dribble request bodies (baseline first,
     /// same run): the slow-client check of edge-host's admission limits.
     SlowClients(slow::SlowArgs),
+    /// The chaos harness: SIGKILL loops under at-least-once load (SQLite; PostgreSQL + Redis
+    /// with several hosts), a Redis blip, a backlog drain and hostile input, then everything
+    /// read back; one table, exit 1 when anything was lost, stored twice or answered 5xx.
+    Chaos(ChaosArgs),
 }
 
 /// Shape of the generated events, shared by the subcommands.
@@ -161,6 +165,46 @@ struct BenchArgs {
     /// Seconds before one service request counts as timed out.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     timeout: f64,
+}
+
+#[derive(Debug, clap::Args)]
+struct ChaosArgs {
+    /// Seconds of load, all scenarios together (set-up, drains and read-back come on top).
+    #[arg(long, default_value_t = 120.0)]
+    seconds: f64,
+    /// The edge-host binary.
+    #[arg(long, default_value = "target/release/edge-host")]
+    host: PathBuf,
+    /// The edgelog manifest.
+    #[arg(long, default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// PostgreSQL server, without a database: the harness creates and drops its own.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres: String,
+    /// Skip the PostgreSQL + Redis scenarios.
+    #[arg(long)]
+    no_postgres: bool,
+    /// Shared Redis server, without a database number.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// Redis database number the harness owns (FLUSHDB before and after).
+    #[arg(long, default_value_t = 14)]
+    redis_db: u32,
+    /// edge-host processes sharing PostgreSQL + Redis.
+    #[arg(long, default_value_t = 3)]
+    hosts: usize,
+    /// Concurrent publishing workers.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Seed of plans and kill timings; random (and printed) when absent.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Directory for state and logs.
+    #[arg(long, default_value = "target/chaos")]
+    out: PathBuf,
+    /// Print the report as JSON instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -366,6 +410,48 @@ fn bench_main(a: BenchArgs) -> ExitCode {
     }
 }
 
+fn chaos_main(a: ChaosArgs) -> ExitCode {
+    if !a.seconds.is_finite() || a.seconds <= 0.0 || a.hosts == 0 || a.concurrency == 0 {
+        eprintln!("loadgen chaos: --seconds, --hosts and --concurrency must be positive");
+        return ExitCode::from(2);
+    }
+    let config = loadgen::chaos::ChaosConfig {
+        host: a.host,
+        manifest: a.manifest,
+        seconds: a.seconds,
+        postgres: (!a.no_postgres).then_some(a.postgres),
+        redis: a.redis,
+        redis_db: a.redis_db,
+        hosts: a.hosts,
+        concurrency: a.concurrency,
+        out: a.out,
+        seed: a.seed,
+        ..Default::default()
+    };
+    match loadgen::chaos::chaos(&config) {
+        Ok(report) => {
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("report serializes")
+                );
+            } else {
+                print!("{}", report.render());
+            }
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("loadgen chaos: FAILED (see the table)");
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("loadgen chaos: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -373,6 +459,7 @@ fn main() -> ExitCode {
         Some(Sub::Ping(a)) => return ping_main(a),
         Some(Sub::Bench(a)) => return bench_main(a),
         Some(Sub::SlowClients(a)) => return slow::main(a),
+        Some(Sub::Chaos(a)) => return chaos_main(a),
         None => {}
     }
     let (config, json) = match cli.run.into_config() {

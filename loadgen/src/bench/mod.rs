@@ -34,6 +34,9 @@ use report::{Kind, Row, attach_host_times, machine_line, render_markdown};
 use runs::{hello_runs, raw_runs, service_runs};
 use services::{Cleanup, HostProc, WasmtimeServe, host_port, pg_admin, redis_flush, which};
 
+/// `--listen` address meaning "a free port" (the banner says which).
+const ANY_PORT: &str = "127.0.0.1:0";
+
 /// Everything the benchmark needs; paths may be relative to the current directory.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
@@ -110,6 +113,7 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
         let host = HostProc::start(
             &cfg.host,
             &cfg.manifest,
+            ANY_PORT,
             &state,
             None,
             &[],
@@ -177,6 +181,7 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
                 let host = HostProc::start(
                     &cfg.host,
                     &cfg.manifest,
+                    ANY_PORT,
                     &state,
                     Some(&rc),
                     &env,
@@ -201,6 +206,7 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
         let host = HostProc::start(
             &cfg.host,
             &cfg.hello_manifest,
+            ANY_PORT,
             &state,
             None,
             &[],

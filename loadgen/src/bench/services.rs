@@ -22,10 +22,12 @@ pub(crate) struct HostProc {
 }
 
 impl HostProc {
-    /// Starts `edge-host up` on a free port and waits for its `Serving` banner.
+    /// Starts `edge-host up` on `listen` (`127.0.0.1:0`: a free port) and waits for its
+    /// `Serving` banner.
     pub(crate) fn start(
         bin: &Path,
         manifest: &Path,
+        listen: &str,
         state_dir: &Path,
         runtime_config: Option<&Path>,
         env: &[(&str, String)],
@@ -36,7 +38,7 @@ impl HostProc {
         cmd.arg("up")
             .arg("--from")
             .arg(manifest)
-            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .args(["--listen", listen, "--state-dir"])
             .arg(state_dir);
         if let Some(rc) = runtime_config {
             cmd.arg("--runtime-config-file").arg(rc);
@@ -92,6 +94,15 @@ impl HostProc {
     /// The child's process id (0 once stopped), for CPU sampling and signals.
     pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGKILL, no grace: the crash the chaos harness inflicts.
+    pub(crate) fn kill(mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
     }
 
     /// Stops it gracefully (SIGTERM, then SIGKILL after 40 s).

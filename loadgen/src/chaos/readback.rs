@@ -1,0 +1,159 @@
+//! The end of every scenario: drain what is queued, then read every stored event of the run's
+//! topics back through `GET /events` (keyset pages, `before=next_cursor`) and compare with the
+//! client-side ledger: an acknowledged `(topic, event_id)` missing is **lost**, one that comes
+//! back more than once is **stored twice**.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::Value;
+
+use crate::client::{Client, encode_query_value, snippet};
+use crate::ledger::Ledger;
+use crate::plan::Plan;
+
+/// Page size of the read-back (the service's maximum).
+const PAGE: usize = 1000;
+
+/// Lost and stored-twice counts of one scenario.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Tally {
+    /// Distinct `(topic, event_id)` acknowledged at least once.
+    pub acknowledged: u64,
+    /// Acknowledged keys that did not read back.
+    pub lost: u64,
+    /// Keys that read back more than once.
+    pub stored_twice: u64,
+    /// Rows read back in all.
+    pub rows: u64,
+}
+
+/// What one `POST /drain` loop saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Drain {
+    /// `POST /drain` requests made.
+    pub requests: u64,
+    /// Longest of them.
+    pub longest: Duration,
+    /// `5xx` answers among them.
+    pub server_errors: u64,
+    /// Events the drains reported stored (`processed`).
+    pub processed: u64,
+    /// Whether `queued` reached 0.
+    pub emptied: bool,
+}
+
+/// Calls `POST /drain` while it answers `"more": true` (or, from a service without that field,
+/// while `queued` is above 0), until `timeout`.
+pub(super) async fn drain(client: &Client, timeout: Duration) -> Drain {
+    let start = Instant::now();
+    let mut d = Drain::default();
+    while start.elapsed() < timeout {
+        let t0 = Instant::now();
+        let a = client
+            .attempt(Method::POST, "/drain", Some(Bytes::from_static(b"{}")))
+            .await;
+        d.requests += 1;
+        d.longest = d.longest.max(t0.elapsed());
+        let body: Option<Value> = match &a {
+            Ok(ans) if ans.status < 300 => serde_json::from_slice(&ans.body).ok(),
+            Ok(ans) => {
+                if ans.status >= 500 {
+                    d.server_errors += 1;
+                }
+                None
+            }
+            Err(_) => None,
+        };
+        let Some(body) = body else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        d.processed += body.get("processed").and_then(Value::as_u64).unwrap_or(0);
+        let more = body.get("more").and_then(Value::as_bool);
+        let queued = body.get("queued").and_then(Value::as_u64).unwrap_or(0);
+        // `more` (when the service has it) says whether to call again; `queued` is checked
+        // too, so a service without the field is looped until its queue is empty.
+        if more != Some(true) && queued == 0 {
+            d.emptied = true;
+            return d;
+        }
+    }
+    d
+}
+
+/// Reads every row of the plan's topics and compares with the ledger.
+pub(super) async fn compare(client: &Client, plan: &Plan, ledger: &Ledger) -> Result<Tally> {
+    let mut index: HashMap<(u32, &str), u32> = HashMap::with_capacity(plan.events.len());
+    for (i, e) in plan.events.iter().enumerate() {
+        index.insert((e.topic, e.event_id.as_str()), i as u32);
+    }
+    let mut seen = vec![0u32; plan.events.len()];
+    let mut rows = 0u64;
+    for (t, topic) in plan.topics.iter().enumerate() {
+        let mut cursor: Option<String> = None;
+        // Bounded: every page moves the cursor down; a service that loops is a failure.
+        for page_no in 0.. {
+            if page_no > plan.events.len() / PAGE + 1_000 {
+                bail!("read-back of {topic} did not end");
+            }
+            let mut path = format!("/events?topic={}&limit={PAGE}", encode_query_value(topic));
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&before={}", encode_query_value(c)));
+            }
+            let page = get_with_retries(client, &path).await?;
+            let events = page
+                .get("events")
+                .and_then(Value::as_array)
+                .with_context(|| format!("GET {path}: no events array"))?;
+            for e in events {
+                rows += 1;
+                let id = e.get("event_id").and_then(Value::as_str).unwrap_or("");
+                if let Some(&i) = index.get(&(t as u32, id)) {
+                    seen[i as usize] += 1;
+                }
+            }
+            cursor = match page.get("next_cursor") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            if cursor.is_none() || events.is_empty() {
+                break;
+            }
+        }
+    }
+    Ok(Tally {
+        acknowledged: ledger.acked.count(),
+        lost: ledger
+            .acked
+            .iter()
+            .filter(|&i| seen[i as usize] == 0)
+            .count() as u64,
+        stored_twice: seen.iter().filter(|&&n| n > 1).count() as u64,
+        rows,
+    })
+}
+
+/// A read that survives a host still coming up: up to ~30 s of retries.
+pub(super) async fn get_with_retries(client: &Client, path: &str) -> Result<Value> {
+    let mut last = String::new();
+    for _ in 0..60 {
+        match client.attempt(Method::GET, path, None).await {
+            Ok(a) if a.status == 200 => {
+                return serde_json::from_slice(&a.body)
+                    .with_context(|| format!("GET {path}: not JSON: {}", snippet(&a.body)));
+            }
+            Ok(a) if a.status < 500 => {
+                bail!("GET {path}: {} {}", a.status, snippet(&a.body))
+            }
+            Ok(a) => last = format!("{} {}", a.status, snippet(&a.body)),
+            Err(f) => last = f.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bail!("GET {path}: no answer after retries; last: {last}")
+}
