@@ -94,7 +94,8 @@ pub fn drain(
     let mut report = DrainReport::default();
     let mut rest: &[Pending] = &pending;
     while !rest.is_empty() {
-        if started.elapsed() >= budget {
+        // At least one group per call, however small the budget: every call makes progress.
+        if rest.len() < pending.len() && started.elapsed() >= budget {
             report.more = true;
             break;
         }

@@ -10,127 +10,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use support::app::{App, Backend, counts, event};
 use support::{Host, HostConfig, TestDatabase, TestRedis, client, temp_dir};
-
-/// Which stores the app runs on.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Backend {
-    Sqlite,
-    PostgresRedis,
-}
-
-/// A running app plus the resources it owns (dropped after the host).
-struct App {
-    host: Host,
-    db: Option<TestDatabase>,
-    _redis: Option<TestRedis>,
-}
-
-impl App {
-    fn start(backend: Backend) -> App {
-        Self::start_with(backend, HostConfig::default())
-    }
-
-    fn start_with(backend: Backend, mut config: HostConfig) -> App {
-        let (db, redis) = match backend {
-            Backend::Sqlite => (None, None),
-            Backend::PostgresRedis => {
-                let db = TestDatabase::create("edgelog_api");
-                let redis = TestRedis::reserve();
-                let dir = temp_dir("edge-rc-");
-                config.runtime_config = Some(redis.runtime_config(&dir));
-                config = config
-                    .env("SPIN_VARIABLE_STORE", "postgres")
-                    .env("SPIN_VARIABLE_DATABASE_URL", &db.url);
-                (Some(db), Some(redis))
-            }
-        };
-        App {
-            host: Host::start(config),
-            db,
-            _redis: redis,
-        }
-    }
-
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let resp = client()
-            .post(self.host.at(path))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .unwrap();
-        let status = resp.status().as_u16();
-        let mut body: Value = resp.json().unwrap_or(Value::Null);
-        if path.starts_with("/publish") && (status == 200 || status == 202) {
-            // The superset fields of the predecessors' clients: checked here, once.
-            let obj = body.as_object_mut().unwrap();
-            let accepted = obj.remove("accepted").expect("publish answers carry `accepted`");
-            let expected = if status == 200 { &obj["processed"] } else { &obj["queued"] };
-            assert_eq!(&accepted, expected, "accepted = processed (200) / queued (202)");
-            assert!(obj.remove("message").is_some_and(|m| m.is_string()), "a human message");
-        }
-        (status, body)
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        let resp = client().get(self.host.at(path)).send().unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().unwrap_or(Value::Null))
-    }
-
-    fn stats(&self) -> Value {
-        let (status, body) = self.get("/stats");
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(
-            body["received"].as_u64().unwrap(),
-            body["unique_processed"].as_u64().unwrap()
-                + body["duplicate_dropped"].as_u64().unwrap()
-                + body["queued"].as_u64().unwrap()
-                + body["dead_lettered"].as_u64().unwrap(),
-            "stats invariant broken: {body}"
-        );
-        body
-    }
-
-    fn all_events(&self, topic: &str) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut before: Option<i64> = None;
-        loop {
-            let path = match before {
-                Some(b) => format!("/events?topic={topic}&limit=1000&before={b}"),
-                None => format!("/events?topic={topic}&limit=1000"),
-            };
-            let (status, body) = self.get(&path);
-            assert_eq!(status, 200, "{body}");
-            let page = body["events"].as_array().unwrap().clone();
-            out.extend(page);
-            match body["next_cursor"].as_i64() {
-                Some(c) => before = Some(c),
-                None => break,
-            }
-        }
-        out
-    }
-}
-
-fn event(topic: &str, id: &str) -> Value {
-    json!({
-        "topic": topic,
-        "event_id": id,
-        "timestamp": "2024-03-05T06:07:08.123456Z",
-        "source": "test",
-        "payload": {"id": id, "n": [1, 2, 3]}
-    })
-}
-
-fn counts(stats: &Value) -> (u64, u64, u64, u64) {
-    (
-        stats["received"].as_u64().unwrap(),
-        stats["unique_processed"].as_u64().unwrap(),
-        stats["duplicate_dropped"].as_u64().unwrap(),
-        stats["queued"].as_u64().unwrap(),
-    )
-}
 
 // ---------------------------------------------------------------------------------------------
 // The suite. Each function takes the backend; the macro at the bottom runs it on both.
@@ -724,7 +605,7 @@ fn database_outage_queues_then_stores_exactly_once() {
     let app = App {
         host: Host::start(config),
         db: Some(db),
-        _redis: Some(redis),
+        redis: Some(redis),
     };
     assert_eq!(app.post("/publish", &event("out", "before")).0, 200);
 
@@ -863,7 +744,7 @@ fn scale_out_three_hosts_with_one_killed_mid_run() {
     let app = App {
         host: hosts.remove(0),
         db: Some(db),
-        _redis: Some(redis),
+        redis: Some(redis),
     };
     assert_eq!(app.post("/drain", &json!({})).0, 200);
     let stored: Vec<String> = app

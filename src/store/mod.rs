@@ -412,7 +412,7 @@ pub(crate) mod sql {
     /// Only the filters actually requested appear in the text, so each variant
     /// gets its own plan: `(topic, id)` serves `topic = ? AND id < ?`, `(source, id)`
     /// the source filter, `("timestamp", id)` a time range. `ts` turns a text
-    /// parameter into the dialect's timestamp (`$n::timestamptz`, or `$n`).
+    /// parameter into the dialect's timestamp (`$n::text::timestamptz`, or `$n`).
     pub fn list_events<'a>(
         select_list: &str,
         q: &'a super::EventQuery,
@@ -552,7 +552,7 @@ mod tests {
 
     #[test]
     fn listing_query_numbers_parameters_in_order() {
-        let pg = |n: usize| format!("${n}::timestamptz");
+        let pg = |n: usize| format!("${n}::text::timestamptz");
         let q = EventQuery {
             topic: Some("t".into()),
             limit: 10,
@@ -583,8 +583,8 @@ mod tests {
         let (text, params) = list_events("id", &q, pg);
         assert_eq!(
             text,
-            "SELECT id FROM events WHERE source = $1 AND \"timestamp\" >= $2::timestamptz \
-             AND \"timestamp\" < $3::timestamptz ORDER BY id DESC LIMIT $4 OFFSET $5"
+            "SELECT id FROM events WHERE source = $1 AND \"timestamp\" >= $2::text::timestamptz \
+             AND \"timestamp\" < $3::text::timestamptz ORDER BY id DESC LIMIT $4 OFFSET $5"
         );
         assert_eq!(params.len(), 5);
         assert_eq!(

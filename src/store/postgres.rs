@@ -82,7 +82,7 @@ const DISCARD: &str = "WITH u AS (UPDATE dead_letters SET status = 'discarded' \
 /// Deletes the oldest `$2` events (by id) if stored before `$1`, counting them per topic.
 const EXPIRE: &str = "WITH gone AS (DELETE FROM events WHERE id IN (\
      SELECT id FROM (SELECT id, processed_at FROM events ORDER BY id LIMIT $2) AS head \
-     WHERE processed_at < $1::timestamptz) RETURNING topic), \
+     WHERE processed_at < $1::text::timestamptz) RETURNING topic), \
      per_topic AS (SELECT topic, count(*) AS n FROM gone GROUP BY topic), \
      counted AS (INSERT INTO topic_counters (topic, shard, expired) \
      SELECT topic, 0, n FROM per_topic ORDER BY topic \
@@ -91,7 +91,7 @@ const EXPIRE: &str = "WITH gone AS (DELETE FROM events WHERE id IN (\
      SELECT count(*) FROM gone";
 
 const COMPACT: &str = "WITH old AS (SELECT batch_key FROM consumed_batches \
-     WHERE consumed_at < $1::timestamptz AND NOT (batch_key = ANY($2::text[])) \
+     WHERE consumed_at < $1::text::timestamptz AND NOT (batch_key = ANY($2::text[])) \
      ORDER BY consumed_at LIMIT $3), \
      gone AS (DELETE FROM consumed_batches WHERE batch_key IN (SELECT batch_key FROM old) \
      RETURNING batch_key), \
@@ -375,7 +375,7 @@ impl EventStore for PostgresStore {
 
     fn list(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
         let (statement, params) =
-            sql::list_events(LIST_COLUMNS, query, |n| format!("${n}::timestamptz"));
+            sql::list_events(LIST_COLUMNS, query, |n| format!("${n}::text::timestamptz"));
         let params: Vec<ParameterValue> = params.iter().map(bind).collect();
         let rows = self.query(&statement, &params)?;
         rows.rows

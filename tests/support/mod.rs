@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod app;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -358,5 +360,12 @@ impl Drop for TestRedis {
     fn drop(&mut self) {
         self.flush();
         REDIS_DBS.lock().unwrap().retain(|d| *d != self.db);
+    }
+}
+
+impl Host {
+    /// The host's state directory (where its SQLite files live).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 }
