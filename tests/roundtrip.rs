@@ -1,0 +1,625 @@
+//! One definition of a storable event, proven on both stores (issue 9, item 1).
+//!
+//! Generated events — numbers at every edge (`1e999999`, `-1e-20000`, 400-digit integers …),
+//! nesting up to and past the 128-level limit, strings up to tens of KB and across the 64 KiB
+//! payload limit, unicode spelled raw and as `\uXXXX` / surrogate-pair escapes, repeated keys,
+//! empty containers, whitespace between tokens, text fields at 255 and 256 characters, timestamps
+//! with every offset form — are published through the real `edgelog.wasm` on `edge-host` over
+//! HTTP to BOTH backends in the same run (SQLite; PostgreSQL + Redis) and read back with
+//! `GET /events?topic=…`. Both must answer every case alike: what is accepted comes back with
+//! its payload byte for byte the sender's compact text (so nothing grew) and its timestamp
+//! normalised to the same UTC text; what is rejected gets the same status and the same error
+//! body, naming the same fields, and changes no counter. The expected outcome of every case is
+//! computed in `roundtrip/cases.rs`, independently of the service.
+//!
+//! `PROPTEST_CASES` sets the number of generated batches (default 64, each of 20 events);
+//! `PROPTEST_RNG_SEED` replays a run (a failure prints its seed).
+
+mod support;
+
+#[path = "roundtrip/cases.rs"]
+mod cases;
+#[path = "roundtrip/json.rs"]
+mod json;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cases::{Case, Expect, Rendered};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use support::{Host, HostConfig, TestDatabase, TestRedis, client, temp_dir};
+
+/// Events per generated publish.
+const BATCH: usize = 20;
+/// Generated batches when `PROPTEST_CASES` is not set: enough to meet every generator branch
+/// many times while keeping CI fast.
+const DEFAULT_BATCHES: u32 = 64;
+
+/// One running backend: the host and the resources it owns (dropped after the host).
+struct App {
+    name: &'static str,
+    host: Host,
+    _db: Option<TestDatabase>,
+    _redis: Option<TestRedis>,
+}
+
+/// An HTTP answer: status and body text, unparsed (payloads must be compared as text).
+#[derive(Debug, PartialEq)]
+struct Reply {
+    status: u16,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+/// One page of `GET /events`, with each payload kept as the exact text the service sent.
+#[derive(Deserialize)]
+struct Page {
+    events: Vec<StoredEvent>,
+    next_cursor: Option<i64>,
+}
+
+/// An event as read back.
+#[derive(Deserialize)]
+struct StoredEvent {
+    topic: String,
+    event_id: String,
+    timestamp: String,
+    source: String,
+    payload: Box<RawValue>,
+}
+
+impl App {
+    fn sqlite() -> App {
+        App {
+            name: "sqlite",
+            host: Host::start(HostConfig::default()),
+            _db: None,
+            _redis: None,
+        }
+    }
+
+    fn postgres_redis() -> App {
+        let db = TestDatabase::create("edgelog_roundtrip");
+        let redis = TestRedis::reserve();
+        let config = HostConfig {
+            runtime_config: Some(redis.runtime_config(&temp_dir("edge-rc-"))),
+            ..HostConfig::default()
+        }
+        .env("SPIN_VARIABLE_STORE", "postgres")
+        .env("SPIN_VARIABLE_DATABASE_URL", &db.url);
+        App {
+            name: "postgres+redis",
+            host: Host::start(config),
+            _db: Some(db),
+            _redis: Some(redis),
+        }
+    }
+
+    fn send(&self, request: reqwest::blocking::RequestBuilder) -> Reply {
+        let resp = request.send().expect("request to edge-host");
+        Reply {
+            status: resp.status().as_u16(),
+            text: resp.text().expect("response body"),
+        }
+    }
+
+    fn publish(&self, body: &str, respond_async: bool) -> Reply {
+        let mut req = client()
+            .post(self.host.at("/publish"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if respond_async {
+            req = req.header("prefer", "respond-async");
+        }
+        self.send(req)
+    }
+
+    fn post(&self, path: &str) -> Reply {
+        self.send(client().post(self.host.at(path)))
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.send(client().get(self.host.at(path)))
+    }
+
+    /// The events of `topic` whose ids are in `wanted` (pages until all are seen or none is left).
+    fn read_back(
+        &self,
+        topic: &str,
+        wanted: &HashSet<String>,
+    ) -> Result<HashMap<String, StoredEvent>, String> {
+        let mut found = HashMap::new();
+        let mut before: Option<i64> = None;
+        loop {
+            let mut query = vec![("topic", topic.to_string()), ("limit", "1000".into())];
+            if let Some(b) = before {
+                query.push(("before", b.to_string()));
+            }
+            let reply = self.send(client().get(self.host.at("/events")).query(&query));
+            if reply.status != 200 {
+                return Err(format!(
+                    "{}: GET /events?topic={topic:?} answered {}: {}",
+                    self.name,
+                    reply.status,
+                    clip(&reply.text)
+                ));
+            }
+            let page: Page = serde_json::from_str(&reply.text)
+                .map_err(|e| format!("{}: unreadable /events page ({e})", self.name))?;
+            for e in page.events {
+                if wanted.contains(&e.event_id) {
+                    found.insert(e.event_id.clone(), e);
+                }
+            }
+            match page.next_cursor {
+                Some(c) if found.len() < wanted.len() => before = Some(c),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// `/stats`, checked against the extended invariant; returns its counters.
+    fn counters(&self) -> Result<[u64; 5], String> {
+        let reply = self.get("/stats");
+        let body = reply.json();
+        let field = |name: &str| {
+            body[name].as_u64().ok_or_else(|| {
+                format!(
+                    "{}: /stats ({}) has no `{name}`: {}",
+                    self.name,
+                    reply.status,
+                    clip(&reply.text)
+                )
+            })
+        };
+        let c = [
+            field("received")?,
+            field("unique_processed")?,
+            field("duplicate_dropped")?,
+            field("queued")?,
+            field("dead_lettered")?,
+        ];
+        if c[0] != c[1] + c[2] + c[3] + c[4] {
+            return Err(format!(
+                "{}: /stats invariant broken: {}",
+                self.name, reply.text
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// Starts both backends (in parallel: each start builds nothing new but waits for its host).
+fn both() -> [App; 2] {
+    support::build_components();
+    std::thread::scope(|s| {
+        let pg = s.spawn(App::postgres_redis);
+        let lite = App::sqlite();
+        [lite, pg.join().expect("start postgres+redis app")]
+    })
+}
+
+/// Runs `f` on both backends at once.
+fn on_both<T: Send>(apps: &[App; 2], f: impl Fn(&App) -> T + Sync) -> [T; 2] {
+    std::thread::scope(|s| {
+        let second = s.spawn(|| f(&apps[1]));
+        let first = f(&apps[0]);
+        [first, second.join().expect("worker thread")]
+    })
+}
+
+/// The start of a long text, for messages.
+fn clip(s: &str) -> String {
+    const MAX: usize = 300;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        let head: String = s.chars().take(MAX).collect();
+        format!("{head}… ({} bytes)", s.len())
+    }
+}
+
+/// Where two texts first differ, with the surroundings.
+fn first_difference(expected: &str, got: &str) -> String {
+    let at = expected
+        .bytes()
+        .zip(got.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(got.len()));
+    let window = |s: &str| {
+        clip(&String::from_utf8_lossy(
+            &s.as_bytes()[at.saturating_sub(40)..],
+        ))
+    };
+    format!(
+        "lengths sent {} / read back {}; first difference at byte {at}: sent …{} / read back …{}",
+        expected.len(),
+        got.len(),
+        window(expected),
+        window(got)
+    )
+}
+
+/// A fresh 6-character tag, so no two publishes in this process share an event_id.
+fn next_tag() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{:06}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The `details[].field` list of an error body.
+fn detail_fields(body: &Value) -> Vec<Option<String>> {
+    body["details"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|x| x["field"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Publishes one rejected case on both backends: same status, same error body, as expected.
+fn check_rejected(apps: &[App; 2], case: &Rendered) -> Result<(), String> {
+    let Expect::Rejected { status, fields } = &case.expect else {
+        unreachable!("only rejected cases")
+    };
+    let [a, b] = on_both(apps, |app| app.publish(&case.body, false));
+    if a != b {
+        return Err(format!(
+            "the backends disagree on {}:\n  sqlite: {} {}\n  postgres+redis: {} {}",
+            clip(&case.body),
+            a.status,
+            clip(&a.text),
+            b.status,
+            clip(&b.text)
+        ));
+    }
+    let body = a.json();
+    let got_fields = if a.status == 400 {
+        vec![]
+    } else {
+        detail_fields(&body)
+    };
+    if a.status != *status || &got_fields != fields || body["error"].as_str().is_none() {
+        return Err(format!(
+            "expected {status} naming {fields:?} for {}\n  both answered {} {}",
+            clip(&case.body),
+            a.status,
+            clip(&a.text)
+        ));
+    }
+    Ok(())
+}
+
+/// When a batch that should be stored is not, publishes its events one by one to name the culprits.
+fn diagnose(apps: &[App; 2], cases: &[&Case]) -> String {
+    let mut out = Vec::new();
+    for case in cases {
+        let r = case.render(&next_tag());
+        let [a, b] = on_both(apps, |app| app.publish(&r.body, false));
+        if a.status != 200 || b.status != 200 {
+            out.push(format!(
+                "  event {}\n    sqlite: {} {}\n    postgres+redis: {} {}",
+                clip(&r.body),
+                a.status,
+                clip(&a.text),
+                b.status,
+                clip(&b.text)
+            ));
+        }
+    }
+    if out.is_empty() {
+        "every event of it is stored when published alone".into()
+    } else {
+        format!(
+            "published alone, these are not stored with 200:\n{}",
+            out.join("\n")
+        )
+    }
+}
+
+/// Compares one read-back event with what was sent.
+fn check_stored(app: &App, case: &Rendered, got: Option<&StoredEvent>) -> Result<(), String> {
+    let Expect::Stored { payload, timestamp } = &case.expect else {
+        unreachable!("only stored cases")
+    };
+    let id = case.event_id.as_deref().unwrap_or_default();
+    let got = got.ok_or_else(|| {
+        format!(
+            "{}: event {id:?} was acknowledged but GET /events?topic={:?} does not return it",
+            app.name, case.topic
+        )
+    })?;
+    let text = got.payload.get();
+    if text != payload || text.len() != payload.len() {
+        return Err(format!(
+            "{}: payload of {id:?} is not the sender's compact text: {}",
+            app.name,
+            first_difference(payload, text)
+        ));
+    }
+    let same = |what: &str, sent: Option<&str>, read: &str| match sent == Some(read) {
+        true => Ok(()),
+        false => Err(format!(
+            "{}: {what} sent {sent:?}, read back {read:?}",
+            app.name
+        )),
+    };
+    same("topic", case.topic.as_deref(), &got.topic)?;
+    same("event_id", case.event_id.as_deref(), &got.event_id)?;
+    same("source", case.source.as_deref(), &got.source)?;
+    same("timestamp (normalised)", Some(timestamp), &got.timestamp)
+}
+
+/// Publishes a batch of cases to both backends and checks every outcome (see the module doc).
+fn check_batch(apps: &[App; 2], cases: &[Case]) -> Result<(), String> {
+    let before = on_both(apps, App::counters);
+    let rendered: Vec<(&Case, Rendered)> =
+        cases.iter().map(|c| (c, c.render(&next_tag()))).collect();
+    let (good, bad): (Vec<_>, Vec<_>) = rendered
+        .iter()
+        .partition(|(_, r)| matches!(r.expect, Expect::Stored { .. }));
+    for (_, r) in &bad {
+        check_rejected(apps, r)?;
+    }
+    if !good.is_empty() {
+        let body = format!(
+            "[\n {}\n]",
+            good.iter()
+                .map(|(_, r)| r.body.as_str())
+                .collect::<Vec<_>>()
+                .join(" ,\n ")
+        );
+        let [a, b] = on_both(apps, |app| app.publish(&body, false));
+        let processed = |r: &Reply| r.json()["processed"].as_u64();
+        let n = Some(good.len() as u64);
+        if a.status != 200 || b.status != 200 || processed(&a) != n || processed(&b) != n {
+            let culprits: Vec<&Case> = good.iter().map(|(c, _)| *c).collect();
+            return Err(format!(
+                "a batch of {} valid events was not stored on both with 200:\n  sqlite: {} {}\n  \
+                 postgres+redis: {} {}\n{}",
+                good.len(),
+                a.status,
+                clip(&a.text),
+                b.status,
+                clip(&b.text),
+                diagnose(apps, &culprits)
+            ));
+        }
+        let mut by_topic: BTreeMap<&str, HashSet<String>> = BTreeMap::new();
+        for (_, r) in &good {
+            let (topic, id) = (r.topic.as_deref(), r.event_id.clone());
+            by_topic
+                .entry(topic.expect("valid"))
+                .or_default()
+                .insert(id.expect("valid"));
+        }
+        let read = on_both(
+            apps,
+            |app| -> Result<HashMap<String, StoredEvent>, String> {
+                let mut all = HashMap::new();
+                for (topic, ids) in &by_topic {
+                    all.extend(app.read_back(topic, ids)?);
+                }
+                Ok(all)
+            },
+        );
+        for (app, events) in apps.iter().zip(read) {
+            let events = events?;
+            for (_, r) in &good {
+                check_stored(
+                    app,
+                    r,
+                    events.get(r.event_id.as_deref().unwrap_or_default()),
+                )?;
+            }
+        }
+    }
+    // Rejections changed nothing, acceptances were counted once, nothing is left queued.
+    let after = on_both(apps, App::counters);
+    for (app, (b, a)) in apps.iter().zip(before.into_iter().zip(after)) {
+        let (b, a) = (b?, a?);
+        let stored = good.len() as u64;
+        let grew = |i: usize| a[i].checked_sub(b[i]);
+        if grew(0) != Some(stored) || grew(1) != Some(stored) || a[3] != 0 || a[4] != 0 {
+            return Err(format!(
+                "{}: counters [received, unique, duplicates, queued, dead_lettered] went from \
+                 {b:?} to {a:?} for {stored} stored and {} rejected events",
+                app.name,
+                bad.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The proptest configuration: environment overrides, else a modest default and a fixed seed
+/// (drawn here so a failure can print it).
+fn config() -> (Config, u64) {
+    let mut config = Config {
+        failure_persistence: None,
+        ..Config::default()
+    };
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = DEFAULT_BATCHES;
+    }
+    if std::env::var_os("PROPTEST_MAX_SHRINK_ITERS").is_none() {
+        // Each shrink step is a full batch on both backends; the diagnosis names culprits anyway.
+        config.max_shrink_iters = 24;
+    }
+    let seed = match config.rng_seed {
+        RngSeed::Fixed(seed) => seed,
+        RngSeed::Random => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    };
+    config.rng_seed = RngSeed::Fixed(seed);
+    (config, seed)
+}
+
+#[test]
+fn generated_events_round_trip_identically_on_both_backends() {
+    let apps = both();
+    let (config, seed) = config();
+    let cases_run = config.cases;
+    let mut runner = TestRunner::new(config);
+    let strategy = proptest::collection::vec(cases::case(), BATCH);
+    let result = runner.run(&strategy, |batch| {
+        check_batch(&apps, &batch).map_err(TestCaseError::fail)
+    });
+    match result {
+        Ok(()) => eprintln!("{cases_run} batches of {BATCH} events round-tripped (seed {seed})"),
+        Err(TestError::Fail(reason, batch)) => {
+            let bodies: Vec<String> = batch
+                .iter()
+                .map(|c| clip(&c.render("000000").body))
+                .collect();
+            panic!(
+                "{reason}\n(replay with PROPTEST_RNG_SEED={seed}; smallest failing batch after \
+                 shrinking:\n  {})",
+                bodies.join("\n  ")
+            )
+        }
+        Err(TestError::Abort(reason)) => panic!("proptest aborted: {reason} (seed {seed})"),
+    }
+}
+
+#[test]
+fn edge_cases_round_trip_identically_on_both_backends() {
+    let apps = both();
+    let edges = cases::edge_cases();
+    let mut outcomes: BTreeMap<u16, usize> = BTreeMap::new();
+    for e in &edges {
+        let status = match e.render("000000").expect {
+            Expect::Stored { .. } => 200,
+            Expect::Rejected { status, .. } => status,
+        };
+        *outcomes.entry(status).or_default() += 1;
+    }
+    eprintln!(
+        "edge corpus: {} events, expected outcomes by status {outcomes:?}",
+        edges.len()
+    );
+    let mut failures = Vec::new();
+    for chunk in edges.chunks(BATCH) {
+        if let Err(e) = check_batch(&apps, chunk) {
+            failures.push(e);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} edge batches failed:\n{}",
+        failures.len(),
+        edges.len().div_ceil(BATCH),
+        failures.join("\n---\n")
+    );
+}
+
+#[test]
+fn poison_numbers_published_async_are_stored_not_stuck() {
+    let apps = both();
+    let poison = [
+        "1e999999",
+        "[1e-20000]",
+        "{\"n\":1e131071}",
+        "-1e-999999",
+        "[1e400,-0,4.9e-324]",
+    ];
+    let event = |id: &str, payload: &str| {
+        format!(
+            "{{\"topic\":\"poison\",\"event_id\":\"{id}\",\"timestamp\":\"2024-05-01T12:00:00Z\",\
+             \"source\":\"s\",\"payload\": {payload} }}"
+        )
+    };
+    let results = on_both(&apps, |app| -> Result<[u64; 5], String> {
+        let mut sent = Vec::new();
+        let batch: Vec<String> = poison
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                sent.push((format!("b{i}"), p.to_string()));
+                event(&format!("b{i}"), p)
+            })
+            .collect();
+        let mut bodies = vec![format!("[{}]", batch.join(","))];
+        for (i, p) in poison.iter().enumerate() {
+            sent.push((format!("s{i}"), p.to_string()));
+            bodies.push(event(&format!("s{i}"), p));
+        }
+        sent.push(("after".into(), "{\"ok\":true}".into()));
+        bodies.push(event("after", "{\"ok\": true}"));
+        for body in &bodies {
+            let r = app.publish(body, true);
+            if r.status != 202 {
+                return Err(format!(
+                    "{}: async publish answered {} {}",
+                    app.name, r.status, r.text
+                ));
+            }
+        }
+        for round in 0.. {
+            let r = app.post("/drain");
+            if r.status != 200 {
+                return Err(format!(
+                    "{}: /drain answered {} {}",
+                    app.name,
+                    r.status,
+                    clip(&r.text)
+                ));
+            }
+            if r.json()["more"] != Value::Bool(true) {
+                break;
+            }
+            if round > 100 {
+                return Err(format!(
+                    "{}: /drain still says more after 100 calls",
+                    app.name
+                ));
+            }
+        }
+        let counters = app.counters()?;
+        let wanted: HashSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+        let got = app.read_back("poison", &wanted)?;
+        for (id, payload) in &sent {
+            let text = got
+                .get(id)
+                .map(|e| e.payload.get())
+                .ok_or_else(|| format!("{}: {id} (payload {payload}) was not stored", app.name))?;
+            let expected = json::compact(payload);
+            if text != expected {
+                return Err(format!(
+                    "{}: {id}: {}",
+                    app.name,
+                    first_difference(&expected, text)
+                ));
+            }
+        }
+        let health = app.get("/health");
+        if health.status != 200 {
+            return Err(format!(
+                "{}: /health answered {} {}",
+                app.name, health.status, health.text
+            ));
+        }
+        Ok(counters)
+    });
+    let n = (2 * poison.len() + 1) as u64;
+    for (app, r) in apps.iter().zip(results) {
+        let c = r.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c,
+            [n, n, 0, 0, 0],
+            "{}: [received, unique, duplicates, queued, dead_lettered] after the drain",
+            app.name
+        );
+    }
+}
