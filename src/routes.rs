@@ -221,10 +221,23 @@ pub async fn publish(req: IncomingRequest, query: &str, shape: Shape) -> Handled
 pub fn events(query: &str) -> Handled {
     let q = http::parse_event_query(query)?;
     let config = Config::load()?;
-    let queue = open_queue()?;
     let store = connect(&config)?;
-    let drained = consume::drain(&*store, &queue, config.work_budget, config.duplicate_log)
-        .map_err(drain_failed)?;
+    // Consuming first gives read-your-writes for queued publishes; if the queue is down the
+    // stored events are still served, with a warning.
+    let drained = Queue::open().map_err(DrainError::Queue).and_then(|queue| {
+        consume::drain(&*store, &queue, config.work_budget, config.duplicate_log)
+    });
+    let warning = match drained {
+        Ok(report) if report.more => {
+            Some("entries are still queued; they will appear once consumed")
+        }
+        Ok(_) => None,
+        Err(DrainError::Store(e)) => return Err(store_failed(e)),
+        Err(DrainError::Queue(e)) => {
+            eprintln!("WARN {e}; serving stored events only");
+            Some("the queue is unavailable; queued events may be missing")
+        }
+    };
     let events = store.list(&q).map_err(store_failed)?;
     let full = events.len() == q.limit as usize;
     let next_cursor = events.last().filter(|_| full).map(|e| e.id);
@@ -238,9 +251,7 @@ pub fn events(query: &str) -> Handled {
             until: q.until,
             next_cursor,
             events,
-            warning: drained
-                .more
-                .then_some("entries are still queued; they will appear once consumed"),
+            warning,
         },
     ))
 }
