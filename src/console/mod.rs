@@ -146,6 +146,8 @@ mod tests {
         assert_eq!(page.matches("<script>").count(), 1);
         assert_eq!(page.matches("<style>").count(), 1);
         assert!(page.contains(JS) && page.contains(CSS));
+        // Inlined text must not close its own element early.
+        assert!(!JS.contains("</script") && !CSS.contains("</style"));
     }
 
     #[test]

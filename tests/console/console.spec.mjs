@@ -86,10 +86,12 @@ async function openService(context) {
   ok('published 17 events over HTTP (15 new, 2 resent)');
 
   // Non-browser clients keep the JSON summary at the same URL.
-  const summary = await fetch(base, { headers: { accept: 'application/json' } }).then((r) => r.json());
-  assert.equal(summary.service, 'Log Aggregator');
-  assert.equal(summary.status, 'running');
-  ok('GET / with Accept: application/json is the JSON summary');
+  for (const accept of ['application/json', '*/*']) {
+    const summary = await fetch(base, { headers: { accept } }).then((r) => r.json());
+    assert.equal(summary.service, 'Log Aggregator');
+    assert.equal(summary.status, 'running');
+  }
+  ok('GET / with Accept: application/json or */* is the JSON summary');
 
   const page = await context.newPage();
   const problems = [];
