@@ -438,6 +438,27 @@ fn every_sslmode_against_a_cluster_with_its_own_certificate() {
     );
     assert_eq!(probe(&host, &right), Ok(true));
 
+    // `--postgres-tls spin`: Spin's meaning. The same URLs that encrypt without verifying above
+    // fail verification here (as `spin up` fails against a self-signed server), and the
+    // libpq-only options are refused as Spin's `tokio-postgres` refuses them.
+    let spin = start_host(&["--postgres-tls", "spin"]);
+    for q in ["", "sslmode=prefer", "sslmode=require"] {
+        let e = probe(&spin, &ip(q)).unwrap_err();
+        assert!(
+            e.contains("certificate verification failed") && e.contains("UnknownIssuer"),
+            "spin, {q}: {e}"
+        );
+    }
+    for q in [
+        format!("sslmode=verify-full&sslrootcert={ca}"),
+        "sslmode=verify-ca".to_string(),
+        format!("sslrootcert={ca}"),
+    ] {
+        let e = probe(&spin, &ip(&q)).unwrap_err();
+        assert!(e.contains("not accepted by Spin"), "spin, {q}: {e}");
+    }
+    drop(spin);
+
     // The host log keeps the cause too, without the password.
     let logs = host.logs();
     assert!(logs.contains("does not exist (SQLSTATE 3D000)"), "{logs}");

@@ -95,6 +95,11 @@ struct UpArgs {
     /// synchronous=FULL).
     #[arg(long = "sqlite-mode", value_enum, default_value_t = sqlite_pool::SqliteMode::Tuned)]
     sqlite_mode: sqlite_pool::SqliteMode,
+    /// Whose meaning of a PostgreSQL URL's `sslmode` to follow: `libpq` (prefer/require encrypt
+    /// without verifying; verify-ca/verify-full and sslrootcert verify) or `spin` (Spin 4's:
+    /// every TLS connection verified against the system CAs; verify-* and sslrootcert rejected).
+    #[arg(long = "postgres-tls", value_enum, default_value_t = pg_tls::TlsPolicy::Libpq)]
+    postgres_tls: pg_tls::TlsPolicy,
     /// Connections that may be sending a request body at once (they hold no instance slot);
     /// a request beyond that gets `503` with `Retry-After` at once.
     #[arg(long, default_value_t = 2048)]
@@ -136,6 +141,7 @@ fn up(args: UpArgs) -> Result<()> {
     }
     let state_dir = app.dir.join(&args.state_dir);
     sqlite_pool::set_mode(args.sqlite_mode);
+    pg_tls::set_policy(args.postgres_tls);
     let config =
         runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &state_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

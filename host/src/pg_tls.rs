@@ -11,6 +11,12 @@
 //!   which makes it `verify-ca`, as in libpq.
 //! - `verify-ca`: TLS, and the certificate chains to `sslrootcert` (or the system bundle).
 //! - `verify-full`: as `verify-ca`, and the certificate names the host of the URL.
+//!
+//! `edge-host up --postgres-tls spin` gives Spin 4's meaning instead (its outbound PostgreSQL
+//! uses `tokio-postgres` with a default native-tls connector): `prefer` and `require` verify the
+//! certificate against the system CAs and the host name, and `verify-ca`, `verify-full` and
+//! `sslrootcert` are rejected as `tokio-postgres` rejects them — so a URL can be checked on
+//! edge-host before it goes to `spin up`.
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -29,6 +35,31 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// How long a TCP connection attempt may take unless the URL sets `connect_timeout`: long
 /// enough for a distant managed database, short enough that an unreachable address fails fast.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whose meaning of `sslmode` to follow (`--postgres-tls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TlsPolicy {
+    /// libpq's: `prefer`/`require` encrypt without verifying; `verify-ca`/`verify-full` verify.
+    #[default]
+    Libpq,
+    /// Spin 4's: every TLS connection verified against the system CAs and the host name;
+    /// `verify-*` and `sslrootcert` rejected.
+    Spin,
+}
+
+static POLICY: OnceLock<TlsPolicy> = OnceLock::new();
+
+/// Chooses the policy for every pool made afterwards; called once at start-up (a process-wide
+/// setting, like the command-line flag it comes from).
+pub fn set_policy(policy: TlsPolicy) {
+    if POLICY.set(policy).is_err() && POLICY.get() != Some(&policy) {
+        tracing::warn!("PostgreSQL TLS policy already set; {policy:?} ignored");
+    }
+}
+
+fn policy() -> TlsPolicy {
+    POLICY.get().copied().unwrap_or_default()
+}
 
 /// libpq's `sslmode` values that edge-host honours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +127,11 @@ impl std::fmt::Debug for Target {
 /// Parses a `postgres://` URL, resolving `sslmode`/`sslrootcert` into a TLS connector. The
 /// error text is what the guest sees and never contains the URL (it may hold a password).
 pub fn target(address: &str) -> Result<Target, String> {
-    let mut url = url::Url::parse(address)
+    target_with(address, policy())
+}
+
+fn target_with(address: &str, policy: TlsPolicy) -> Result<Target, String> {
+    let url = url::Url::parse(address)
         .map_err(|_| "invalid address: expected postgres://user@host:port/database".to_string())?;
     let mut mode = SslMode::Prefer;
     let mut roots = None;
@@ -132,19 +167,13 @@ pub fn target(address: &str) -> Result<Target, String> {
             _ => kept.push((key.into_owned(), value.into_owned())),
         }
     }
+    if policy == TlsPolicy::Spin {
+        return spin_target(url, mode, roots.is_some(), kept);
+    }
     if mode == SslMode::Require && roots.is_some() {
         mode = SslMode::VerifyCa; // libpq: a root certificate makes `require` verify the chain
     }
-    if kept.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(kept);
-    }
-    let mut config = tokio_postgres::Config::from_str(url.as_str())
-        .map_err(|e| format!("invalid address: {}", crate::pg_error::describe(&e)))?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-    }
+    let mut config = client_config(url, kept)?;
     config.ssl_mode(match mode {
         SslMode::Disable => tokio_postgres::config::SslMode::Disable,
         SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -156,6 +185,60 @@ pub fn target(address: &str) -> Result<Target, String> {
         SslMode::VerifyCa => Tls::Rustls(connector(Verify::Chain(root_store(roots)?))?),
         SslMode::VerifyFull => Tls::Rustls(connector(Verify::Full(root_store(roots)?))?),
     };
+    Ok(Target { config, mode, tls })
+}
+
+/// The tokio-postgres configuration of `url` with only the options it knows (`kept`), and the
+/// default connect limit unless the URL sets one.
+fn client_config(
+    mut url: url::Url,
+    kept: Vec<(String, String)>,
+) -> Result<tokio_postgres::Config, String> {
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    let mut config = tokio_postgres::Config::from_str(url.as_str())
+        .map_err(|e| format!("invalid address: {}", crate::pg_error::describe(&e)))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    Ok(config)
+}
+
+/// `--postgres-tls spin`: what Spin 4 would do with the same URL.
+fn spin_target(
+    url: url::Url,
+    mode: SslMode,
+    has_roots: bool,
+    kept: Vec<(String, String)>,
+) -> Result<Target, String> {
+    if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) {
+        return Err(format!(
+            "invalid address: invalid value for option `sslmode` ({} is not accepted by Spin: use disable, prefer or require; --postgres-tls spin)",
+            mode.as_str()
+        ));
+    }
+    if has_roots {
+        return Err(
+            "invalid address: unknown option `sslrootcert` (not accepted by Spin; --postgres-tls spin)"
+                .into(),
+        );
+    }
+    let mut config = client_config(url, kept)?;
+    let (pg_mode, tls) = match mode {
+        SslMode::Disable => (tokio_postgres::config::SslMode::Disable, Tls::None),
+        SslMode::Require => (
+            tokio_postgres::config::SslMode::Require,
+            Tls::Rustls(connector(Verify::Full(system_roots()))?),
+        ),
+        _ => (
+            tokio_postgres::config::SslMode::Prefer,
+            Tls::Rustls(connector(Verify::Full(system_roots()))?),
+        ),
+    };
+    config.ssl_mode(pg_mode);
     Ok(Target { config, mode, tls })
 }
 
@@ -351,6 +434,22 @@ mod tests {
         assert_eq!(t.config.get_application_name(), Some("x"));
         let t = target("postgres://u@h/db?sslmode=require&sslrootcert=system").unwrap();
         assert_eq!(t.mode, SslMode::VerifyCa);
+    }
+
+    #[test]
+    fn spin_policy_verifies_every_tls_mode_and_rejects_libpq_only_options() {
+        let t = target_with("postgres://u@h/db?sslmode=require", TlsPolicy::Spin).unwrap();
+        assert_eq!(t.mode, SslMode::Require);
+        let t = target_with("postgres://u@h/db?sslmode=disable", TlsPolicy::Spin).unwrap();
+        assert!(matches!(t.tls, Tls::None));
+        for url in [
+            "postgres://u@h/db?sslmode=verify-full",
+            "postgres://u@h/db?sslmode=verify-ca",
+            "postgres://u@h/db?sslrootcert=system",
+        ] {
+            let e = target_with(url, TlsPolicy::Spin).unwrap_err();
+            assert!(e.contains("not accepted by Spin"), "{url}: {e}");
+        }
     }
 
     #[test]
