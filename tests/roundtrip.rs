@@ -623,3 +623,45 @@ fn poison_numbers_published_async_are_stored_not_stuck() {
         );
     }
 }
+
+/// The check is not vacuous: with a trigger that makes PostgreSQL store payloads as the old
+/// `jsonb` column did (`payload::jsonb::text`), the same checks catch each defect of issue 9
+/// item 1 — a reformatted payload, an amplified one, and one the store refuses (`22003`).
+#[test]
+fn the_check_catches_a_store_that_keeps_payloads_as_jsonb() {
+    let apps = both();
+    assert_eq!(
+        apps[1].get("/stats").status,
+        200,
+        "migrate the PostgreSQL store"
+    );
+    let db = apps[1]._db.as_ref().expect("a test database");
+    db.connect()
+        .batch_execute(
+            "CREATE FUNCTION payload_as_jsonb() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN NEW.payload := (NEW.payload::jsonb)::text; RETURN NEW; END $$; \
+             CREATE TRIGGER payload_as_jsonb BEFORE INSERT ON events \
+             FOR EACH ROW EXECUTE FUNCTION payload_as_jsonb();",
+        )
+        .expect("install the jsonb-emulating trigger");
+    let value =
+        |j: json::Json| cases::Case::with_payload(cases::Payload::Value(j, json::Spacing::none()));
+    let obj = |members: &[(&str, &str)]| {
+        json::Json::Obj(
+            members
+                .iter()
+                .map(|(k, n)| (json::plain(k), json::Json::Num(n.to_string())))
+                .collect(),
+        )
+    };
+    for (what, case) in [
+        ("key order", value(obj(&[("b", "1"), ("a", "2")]))),
+        ("amplification", value(obj(&[("n", "1e1000")]))),
+        ("unstorable number", value(obj(&[("n", "1e999999")]))),
+    ] {
+        let err = check_batch(&apps, std::slice::from_ref(&case))
+            .expect_err(&format!("{what}: a jsonb store must fail the check"));
+        assert!(err.contains("postgres+redis"), "{what}: {err}");
+        eprintln!("{what}: caught: {}", clip(&err));
+    }
+}
