@@ -45,7 +45,7 @@ pub fn describe_pool(e: &PoolError, timeouts: &deadpool_postgres::Timeouts) -> S
             secs(timeouts.create)
         ),
         PoolError::Timeout(TimeoutType::Wait) => format!(
-            "every pooled connection stayed busy for {} s",
+            "no pooled connection became free within {} s (all in use or still being set up: the database is slow or unreachable, or the load exceeds the pool)",
             secs(timeouts.wait)
         ),
         PoolError::Timeout(TimeoutType::Recycle) => format!(
