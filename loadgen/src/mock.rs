@@ -34,6 +34,8 @@ pub struct Faults {
     pub slow_every: Option<u64>,
     /// Bug: every n-th new event is remembered as seen but neither stored nor counted.
     pub lose_every: Option<u64>,
+    /// Bug: every n-th new event is stored as two rows.
+    pub store_twice_every: Option<u64>,
     /// Bug: every n-th event is counted twice in `received`.
     pub count_twice_every: Option<u64>,
     /// Delay of every publish answer.
@@ -87,11 +89,18 @@ impl State {
             return true;
         }
         self.unique += 1;
-        let id = self.rows.len() as u64 + 1;
-        let mut row = e;
-        row["id"] = json!(id);
-        row["processed_at"] = json!("2030-01-01T00:00:00Z");
-        self.rows.push((id, row));
+        let copies = if hits(self.faults.store_twice_every, self.new_events) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let id = self.rows.len() as u64 + 1;
+            let mut row = e.clone();
+            row["id"] = json!(id);
+            row["processed_at"] = json!("2030-01-01T00:00:00Z");
+            self.rows.push((id, row));
+        }
         true
     }
 }

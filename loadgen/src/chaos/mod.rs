@@ -590,3 +590,118 @@ fn write_runtime_config(path: &std::path::Path, redis_url: &str) -> Result<()> {
     )
     .with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock::{Faults, MockServer};
+
+    async fn run_against(faults: Faults, windows: Arc<Windows>) -> (readback::Tally, LoadOutcome) {
+        let mock = MockServer::start(faults).await;
+        let plan = Arc::new(
+            Plan::generate(&PlanParams {
+                run_id: "chaosunit".into(),
+                events: 2_000,
+                duplicate_rate: 0.3,
+                batch_size: 20,
+                topics: 3,
+                mode: Mode::Mixed,
+                seed: 3,
+                base_time: Utc::now(),
+            })
+            .unwrap(),
+        );
+        let client = Client::new(&mock.url(), Duration::from_secs(2), 4).unwrap();
+        let spec = LoadSpec {
+            clients: vec![client.clone()],
+            concurrency: 4,
+            deadline: Instant::now() + Duration::from_secs(60),
+            respond_async: false,
+            resend_queued: true,
+            seed: 1,
+        };
+        let load = load::send(&plan, &spec, &windows).await;
+        assert!(readback::drain(&client, Duration::from_secs(10)).await.emptied);
+        let tally = readback::compare(&client, &plan, &load.ledger)
+            .await
+            .unwrap();
+        assert_eq!(tally.acknowledged, plan.events.len() as u64);
+        (tally, load)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_read_back_catches_lost_and_twice_stored_events() {
+        let (t, load) = run_against(Faults::default(), Arc::default()).await;
+        assert_eq!((t.lost, t.stored_twice, load.server_errors), (0, 0, 0));
+
+        let (t, _) = run_against(
+            Faults {
+                lose_every: Some(37),
+                ..Faults::default()
+            },
+            Arc::default(),
+        )
+        .await;
+        assert!(t.lost > 0 && t.stored_twice == 0, "{t:?}");
+
+        let (t, _) = run_against(
+            Faults {
+                store_twice_every: Some(41),
+                queue_every: Some(5),
+                ..Faults::default()
+            },
+            Arc::default(),
+        )
+        .await;
+        assert!(t.lost == 0 && t.stored_twice > 0, "{t:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_5xx_counts_unless_the_harness_had_something_down() {
+        let faults = Faults {
+            reject_every: Some(9),
+            ..Faults::default()
+        };
+        let (t, load) = run_against(faults.clone(), Arc::default()).await;
+        assert_eq!(t.lost, 0, "503s are retried until acknowledged");
+        assert!(load.server_errors > 0 && load.excused_server_errors == 0);
+
+        let windows = Arc::new(Windows::default());
+        windows.open();
+        let (_, load) = run_against(faults, windows).await;
+        assert!(load.server_errors == 0 && load.excused_server_errors > 0);
+    }
+
+    #[test]
+    fn a_row_fails_on_any_count_or_problem() {
+        let ok = ScenarioRow::default();
+        assert!(ok.passed());
+        for bad in [
+            ScenarioRow {
+                lost: 1,
+                ..ScenarioRow::default()
+            },
+            ScenarioRow {
+                stored_twice: 1,
+                ..ScenarioRow::default()
+            },
+            ScenarioRow {
+                server_errors: 1,
+                ..ScenarioRow::default()
+            },
+            ScenarioRow {
+                problems: vec!["x".into()],
+                ..ScenarioRow::default()
+            },
+        ] {
+            assert!(!bad.passed());
+            let report = ChaosReport {
+                seed: 1,
+                seconds: 1.0,
+                elapsed_secs: 1.0,
+                rows: vec![ok.clone(), bad],
+            };
+            assert!(!report.passed());
+        }
+    }
+}
