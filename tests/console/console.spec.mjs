@@ -68,6 +68,13 @@ const count = (page, sel) => text(page, sel).then((t) => Number(t.replace(/,/g, 
 const eventIds = (page) => page.locator('#events tbody tr[data-event-id]').evaluateAll((rows) => rows.map((r) => r.dataset.eventId));
 const sorted = (a) => [...a].sort();
 
+/** Waits until the number shown in `sel` is `n`; on failure says what was shown. */
+async function untilCount(page, sel, n, what) {
+  let shown;
+  await until(what + ': ' + sel + ' = ' + n, async () => (shown = await text(page, sel)).replace(/,/g, '') === String(n))
+    .catch((e) => assert.fail(e.message + ', shown: ' + shown));
+}
+
 async function showEvents(page, { topic = '', since = '', until: to = '', limit = '20' } = {}) {
   await page.getByLabel('Topic', { exact: true }).fill(topic);
   await page.getByLabel('From (UTC)').fill(since);
@@ -102,7 +109,7 @@ async function openService(context) {
   assert.equal(await page.title(), 'edgelog console');
   ok('a browser at / gets the console page');
 
-  await until('received counter shows 17 + dead-lettered', async () => (await count(page, '#c-received')) === 17 + DEAD);
+  await untilCount(page, '#c-received', 17 + DEAD, 'received = 17 published + dead-lettered');
   assert.equal(await count(page, '#c-stored'), 15);
   assert.equal(await count(page, '#c-duplicates'), 2);
   assert.equal(await count(page, '#c-queued'), 0);
@@ -117,7 +124,7 @@ async function openService(context) {
   assert.equal((await row('audit'))[5], '2026-11-23 10:33:00');
   ok('topic table: orders 14/12/2, audit 3/3/0 with its last event time');
 
-  await until('dead letters pending shown', async () => (await count(page, '#dl-pending')) === (DEAD ? 1 : 0));
+  await untilCount(page, '#dl-pending', DEAD ? 1 : 0, 'dead letters pending');
   assert.equal(await page.locator('#dead-letters tbody tr').count(), DEAD ? 1 : 0);
   ok('queue 0 and ' + (DEAD ? 1 : 0) + ' dead letter(s) listed');
 
@@ -159,7 +166,7 @@ async function openService(context) {
   for (const wave of [4, 9, 2]) {
     await publish(base, Array.from({ length: wave }, (_, i) => ev('payments', 'pay-' + (sent + i), sent + i, 'billing')));
     sent += wave;
-    await until('received counter follows new events', async () => (await count(page, '#c-received')) === 17 + sent + DEAD);
+    await untilCount(page, '#c-received', 17 + sent + DEAD, 'received follows new events');
   }
   await until('payments topic appears', async () => (await row('payments'))[1] === String(sent));
   await until('sparkline drawn', async () => (await page.locator('#spark polyline').getAttribute('points')).split(' ').length >= 3);
@@ -198,7 +205,7 @@ async function authService(context) {
 
   await page.getByLabel('Access token (read or admin)').fill(readToken);
   await page.getByRole('button', { name: 'Use token' }).click();
-  await until('counters with the read token', async () => (await count(page, '#c-received')) === 2);
+  await untilCount(page, '#c-received', 2, 'counters with the read token');
   assert.equal(await page.locator('#token-form').isVisible(), false);
   assert.deepEqual(sorted(await until('events listed', async () => { const ids = await eventIds(page); return ids.length === 2 && ids; })), ['sec-1', 'sec-2']);
   await until('dead letters need admin', async () => /needs an admin token/.test(await text(page, '#dl-note')));
@@ -211,7 +218,7 @@ async function authService(context) {
   await until('dead letters with the admin token', async () => (await text(page, '#dl-note')) === 'No dead letters.');
   assert.equal(await count(page, '#c-stored'), 2);
   await page.reload();
-  await until('token survives a reload', async () => (await count(page, '#c-received')) === 2);
+  await untilCount(page, '#c-received', 2, 'token survives a reload');
   ok('an admin token lists dead letters and also reads; it survives a reload');
   assert.deepEqual(problems, []);
   await page.close();
