@@ -93,16 +93,20 @@ pub fn drain(
     let pending = queue.pending().map_err(DrainError::Queue)?;
     let mut report = DrainReport::default();
     let mut rest: &[Pending] = &pending;
+    let mut slowest = Duration::ZERO;
     while !rest.is_empty() {
         // At least one group per call, however small the budget: every call makes progress.
-        if rest.len() < pending.len() && started.elapsed() >= budget {
+        // After that, a group starts only if one as slow as the slowest so far still fits.
+        if rest.len() < pending.len() && started.elapsed() + slowest > budget {
             report.more = true;
             break;
         }
         let take = group_size(rest);
         let (group, tail) = rest.split_at(take);
         rest = tail;
+        let group_started = Instant::now();
         consume_group(store, queue, group, log, &mut report)?;
+        slowest = slowest.max(group_started.elapsed());
     }
     Ok(report)
 }
