@@ -155,7 +155,11 @@ impl Route {
 #[http_component]
 async fn handle(req: IncomingRequest) -> Response {
     let path_with_query = req.path_with_query().unwrap_or_default();
-    let (path, query) = http::split_path_query(&path_with_query);
+    let (full_path, query) = http::split_path_query(&path_with_query);
+    // Route on the path below the app's mount point (Spin's `spin-path-info`), so the app also
+    // works when a manifest mounts it under a prefix such as `/logs/...`.
+    let path_info = http::header(&req, "spin-path-info");
+    let path = path_info.as_deref().unwrap_or(full_path);
     let origin = http::header(&req, "origin");
     let cors = auth::Cors::load(origin.as_deref());
     let method = req.method();
