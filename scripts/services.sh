@@ -71,3 +71,11 @@ if ! cmp -s "$console_dir/package-lock.json" "$console_dir/node_modules/.edgelog
   say "npm ci in tests/console"
   (cd "$console_dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.edgelog-lock)
 fi
+
+# Contract test (tests/contract.rs): Schemathesis and openapi-spec-validator, pinned, in a venv
+# under target/ (scripts/contract.sh install does nothing when they are there).
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1; then
+  say "installing python3 and venv (for the contract test)"
+  apt_install python3 python3-venv
+fi
+"$(dirname "$0")/contract.sh" install
