@@ -377,7 +377,7 @@ impl Harness<'_> {
     ) -> Result<ScenarioRow> {
         let drain = self
             .rt
-            .block_on(readback::drain(client, Duration::from_secs(120)));
+            .block_on(crate::verify::drain(client, Duration::from_secs(120)));
         let tally = self
             .rt
             .block_on(readback::compare(client, plan, &load.ledger))
@@ -499,7 +499,7 @@ impl Harness<'_> {
         let t0 = Instant::now();
         let drain = self
             .rt
-            .block_on(readback::drain(&clients[0], Duration::from_secs(300)));
+            .block_on(crate::verify::drain(&clients[0], Duration::from_secs(300)));
         let secs = t0.elapsed().as_secs_f64();
         let mut row = self.settle_and_count(scenario, &clients[0], &plan, &load)?;
         row.requests += drain.requests;
@@ -621,7 +621,11 @@ mod tests {
             seed: 1,
         };
         let load = load::send(&plan, &spec, &windows).await;
-        assert!(readback::drain(&client, Duration::from_secs(10)).await.emptied);
+        assert!(
+            crate::verify::drain(&client, Duration::from_secs(10))
+                .await
+                .emptied
+        );
         let tally = readback::compare(&client, &plan, &load.ledger)
             .await
             .unwrap();

@@ -1,13 +1,12 @@
-//! The end of every scenario: drain what is queued, then read every stored event of the run's
-//! topics back through `GET /events` (keyset pages, `before=next_cursor`) and compare with the
+//! The end of every scenario (after [`crate::verify::drain`]): read every stored event of the
+//! run's topics back through `GET /events` (keyset pages, `before=next_cursor`) and compare with the
 //! client-side ledger: an acknowledged `(topic, event_id)` missing is **lost**, one that comes
 //! back more than once is **stored twice**.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
 use hyper::Method;
 use serde_json::Value;
 
@@ -29,60 +28,6 @@ pub(super) struct Tally {
     pub stored_twice: u64,
     /// Rows read back in all.
     pub rows: u64,
-}
-
-/// What one `POST /drain` loop saw.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Drain {
-    /// `POST /drain` requests made.
-    pub requests: u64,
-    /// Longest of them.
-    pub longest: Duration,
-    /// `5xx` answers among them.
-    pub server_errors: u64,
-    /// Events the drains reported stored (`processed`).
-    pub processed: u64,
-    /// Whether `queued` reached 0.
-    pub emptied: bool,
-}
-
-/// Calls `POST /drain` while it answers `"more": true` (or, from a service without that field,
-/// while `queued` is above 0), until `timeout`.
-pub(super) async fn drain(client: &Client, timeout: Duration) -> Drain {
-    let start = Instant::now();
-    let mut d = Drain::default();
-    while start.elapsed() < timeout {
-        let t0 = Instant::now();
-        let a = client
-            .attempt(Method::POST, "/drain", Some(Bytes::from_static(b"{}")))
-            .await;
-        d.requests += 1;
-        d.longest = d.longest.max(t0.elapsed());
-        let body: Option<Value> = match &a {
-            Ok(ans) if ans.status < 300 => serde_json::from_slice(&ans.body).ok(),
-            Ok(ans) => {
-                if ans.status >= 500 {
-                    d.server_errors += 1;
-                }
-                None
-            }
-            Err(_) => None,
-        };
-        let Some(body) = body else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        d.processed += body.get("processed").and_then(Value::as_u64).unwrap_or(0);
-        let more = body.get("more").and_then(Value::as_bool);
-        let queued = body.get("queued").and_then(Value::as_u64).unwrap_or(0);
-        // `more` (when the service has it) says whether to call again; `queued` is checked
-        // too, so a service without the field is looped until its queue is empty.
-        if more != Some(true) && queued == 0 {
-            d.emptied = true;
-            return d;
-        }
-    }
-    d
 }
 
 /// Reads every row of the plan's topics and compares with the ledger.
