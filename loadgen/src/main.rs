@@ -165,6 +165,9 @@ struct BenchArgs {
     /// Seconds before one service request counts as timed out.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     timeout: f64,
+    /// Async 20-event publishes of the backlog phase, drained with POST /drain (0 skips it).
+    #[arg(long, default_value_t = 25_000)]
+    backlog_publishes: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -396,6 +399,7 @@ fn bench_main(a: BenchArgs) -> ExitCode {
         redis_db: a.redis_db,
         out: a.out,
         request_timeout: timeout,
+        backlog_publishes: a.backlog_publishes,
     };
     match loadgen::bench::bench(&config) {
         Ok(true) => ExitCode::SUCCESS,

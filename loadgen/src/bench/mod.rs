@@ -2,7 +2,8 @@
 //! limit of the same database measured in the same run.
 //!
 //! 1. edgelog on edge-host with the default stores (SQLite queue and SQLite events): a verified
-//!    batch run and a verified single-event run.
+//!    batch run and a verified single-event run; then the backlog phase (`backlog.rs`): async
+//!    20-event publishes, drained with `POST /drain` in a loop.
 //! 2. The raw SQLite limit (`loadgen raw`): the same rows straight into a fresh file with the
 //!    service's schema, with the bare insert (`plain`) and with the service's own statements.
 //! 3. The same two steps on PostgreSQL (a database created for the run) with the queue in Redis
@@ -16,6 +17,7 @@
 //! Exit status: 0 when every run passed its checks, 1 when one failed (a service run failing
 //! verification included), 2 when the benchmark could not be set up.
 
+mod backlog;
 mod cpu;
 mod report;
 mod runs;
@@ -30,6 +32,7 @@ use serde_json::json;
 
 use crate::config::Mode;
 use crate::raw::Database;
+use backlog::backlog_run;
 use report::{Kind, Row, attach_host_times, machine_line, render_markdown};
 use runs::{hello_runs, raw_runs, service_runs};
 use services::{Cleanup, HostProc, WasmtimeServe, host_port, pg_admin, redis_flush, which};
@@ -72,6 +75,8 @@ pub struct BenchConfig {
     pub out: PathBuf,
     /// Per-request timeout of the service runs.
     pub request_timeout: Duration,
+    /// Async 20-event publishes of the backlog phase (0 skips it).
+    pub backlog_publishes: u64,
 }
 
 /// Runs the benchmark, prints the table, writes `results.json` and `results.md` under `out`;
@@ -120,6 +125,9 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
             &out.join("edge-host-sqlite.log"),
         )?;
         rows.extend(service_runs(&rt, cfg, seed, &host, "sqlite")?);
+        if cfg.backlog_publishes > 0 {
+            rows.push(backlog_run(&rt, cfg, &host, "sqlite")?);
+        }
         host.stop()?;
         attach_host_times(&mut rows, "sqlite", &out.join("edge-host-sqlite.log"));
 
@@ -188,6 +196,9 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
                     &out.join("edge-host-postgres.log"),
                 )?;
                 rows.extend(service_runs(&rt, cfg, seed, &host, "postgres")?);
+                if cfg.backlog_publishes > 0 {
+                    rows.push(backlog_run(&rt, cfg, &host, "postgres")?);
+                }
                 host.stop()?;
                 attach_host_times(&mut rows, "postgres", &out.join("edge-host-postgres.log"));
                 let raw_url = format!("{server}/{raw_db}");

@@ -31,6 +31,8 @@ pub(super) enum Kind {
     HelloEdgeHost,
     /// Trivial component on `wasmtime serve`.
     HelloWasmtime,
+    /// edgelog draining a backlog of async publishes with `POST /drain`.
+    BacklogDrain,
 }
 
 /// Server-side request times from edge-host's log (`POST /publish 200 3.2ms`).
@@ -59,6 +61,8 @@ pub(super) struct Row {
     pub(super) requests: u64,
     pub(super) usage: Option<Usage>,
     pub(super) host_times: Option<HostTimes>,
+    /// Longest `POST /drain` of a backlog row.
+    pub(super) longest_drain_ms: Option<f64>,
     /// The full loadgen report or raw/ping measurement.
     pub(super) detail: serde_json::Value,
 }
@@ -86,6 +90,7 @@ impl Row {
             requests: 0,
             usage: None,
             host_times: None,
+            longest_drain_ms: None,
             detail: serde_json::Value::Null,
         }
     }
@@ -423,6 +428,24 @@ pub(super) fn render_markdown(
             "- SQLite within 2× of PostgreSQL, {mode}: SQLite/PostgreSQL = {} ({})",
             fmt_ratio(r),
             target(r.map(|r| r >= 0.5))
+        );
+    }
+    for (name, store) in [("PostgreSQL", "postgres"), ("SQLite", "sqlite")] {
+        let Some(b) = find(rows, store, Kind::BacklogDrain, Mode::Batch) else {
+            continue;
+        };
+        let r = b
+            .events_per_sec
+            .zip(eps(rows, store, Kind::RawPlain, Mode::Batch))
+            .map(|(v, l)| v / l);
+        let _ = writeln!(
+            s,
+            "- backlog on {name} drains at ≥ 0.8× the raw batched insert rate: {} events/s = {} \
+             ({}); longest POST /drain {} ms",
+            b.events_per_sec.map_or("—".into(), fmt_num),
+            fmt_ratio(r),
+            target(r.map(|r| r >= 0.8)),
+            b.longest_drain_ms.map_or("—".into(), fmt_ms)
         );
     }
     let failed: Vec<String> = rows
