@@ -72,7 +72,7 @@ impl Config {
             StoreKind::Sqlite => StoreChoice::Sqlite,
             StoreKind::Postgres => StoreChoice::Postgres(var(
                 "database_url",
-                "postgres://postgres@127.0.0.1:5432/edgelog",
+                "postgres://postgres@127.0.0.1:5432/edgelog?sslmode=disable",
             )?),
         };
         Ok(Config {
