@@ -165,12 +165,14 @@ pub fn connection_summary(message: &str) -> String {
         "the database does not exist"
     } else if m.contains("password") || m.contains("authentication") {
         "authentication failed"
+    } else if m.contains("pg_hba") {
+        "the server refuses this client (pg_hba.conf; it may require TLS)"
     } else if m.contains("certificate") || m.contains("tls") || m.contains("ssl") {
         "TLS negotiation failed (check sslmode and the server certificate)"
     } else if m.contains("refused") {
         "connection refused"
-    } else if m.contains("timed out") || m.contains("timeout") {
-        "connection timed out"
+    } else if m.contains("timed out") || m.contains("timeout") || m.contains("unreachable") {
+        "the server is unreachable or too slow"
     } else if m.contains("not allowed") || m.contains("allowed_outbound_hosts") {
         "address not allowed by allowed_outbound_hosts"
     } else if m.contains("resolve") || m.contains("lookup") || m.contains("dns") {
@@ -527,5 +529,12 @@ mod tests {
             "connection failed: connection refused"
         );
         assert_eq!(connection_summary("weird"), "connection failed");
+        assert_eq!(
+            connection_summary(
+                "no connection within 5 s (TCP connect, TLS and authentication): the server is unreachable or too slow"
+            ),
+            "connection failed: the server is unreachable or too slow"
+        );
+        assert!(connection_summary("no pg_hba.conf entry for host").contains("pg_hba.conf"));
     }
 }
