@@ -275,6 +275,20 @@ fn a_large_body_streams_to_the_guest_and_echoes_back_whole() {
 }
 
 #[test]
+fn a_large_body_that_stalls_after_streaming_began_gets_408_json() {
+    // 300 KB arrive (past the receive buffer, so the guest has its slot and is reading), then
+    // nothing: the guest (which reads the whole body before answering) is stopped and the client
+    // gets 408, not a 500 at the request timeout.
+    let host = fixture(&["--body-idle-timeout-secs", "1"]);
+    let mut s = open(&host, &post_head("/kv", 400_000, ""));
+    s.write_all(&vec![b' '; 300_000]).unwrap();
+    let answer = read_answer(&mut s, Duration::from_secs(20)).expect("an answer");
+    assert_json_error(&answer, 408, "request_timeout");
+    let resp = client().get(host.at("/exact")).send().unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[test]
 fn guest_traps_and_timeouts_answer_json_errors() {
     let host = fixture(&["--request-timeout-secs", "2"]);
     let resp = client().get(host.at("/panic")).send().unwrap();

@@ -244,13 +244,15 @@ impl Server {
         let answered = match stall {
             None => receiver.await,
             // A streamed body that stalls ends the request with 408, unless the guest answered
-            // first.
+            // earlier. The stall is signalled before the guest sees the read error, so checking
+            // it first answers 408 even when the guest's own error answer is ready as well.
             Some(stall) => tokio::select! {
-                answered = receiver => answered,
+                biased;
                 Ok(failure) = stall => {
                     task.abort();
                     return Ok(failure.response());
                 }
+                answered = receiver => answered,
             },
         };
         match answered {
