@@ -161,7 +161,9 @@ fn pg_error(e: PgError) -> StoreError {
 /// Names the cause of a failed connection in words safe to show (no address, no credentials).
 pub fn connection_summary(message: &str) -> String {
     let m = message.to_ascii_lowercase();
-    let cause = if m.contains("does not exist") && m.contains("database") {
+    let cause = if m.contains("timed out") || m.contains("timeout") || m.contains("unreachable") {
+        "the server is unreachable or too slow"
+    } else if m.contains("does not exist") && m.contains("database") {
         "the database does not exist"
     } else if m.contains("password") || m.contains("authentication") {
         "authentication failed"
@@ -171,8 +173,6 @@ pub fn connection_summary(message: &str) -> String {
         "TLS negotiation failed (check sslmode and the server certificate)"
     } else if m.contains("refused") {
         "connection refused"
-    } else if m.contains("timed out") || m.contains("timeout") || m.contains("unreachable") {
-        "the server is unreachable or too slow"
     } else if m.contains("not allowed") || m.contains("allowed_outbound_hosts") {
         "address not allowed by allowed_outbound_hosts"
     } else if m.contains("resolve") || m.contains("lookup") || m.contains("dns") {
