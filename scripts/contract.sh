@@ -49,9 +49,11 @@ run() {
       fi
     done
   } >"$config"
-  "$VENV/bin/st" --config-file "$config" --no-color run "$url/openapi.json" --url "$url" \
+  # Schemathesis keeps its example database in ./.schemathesis: under target/, not in the tree.
+  mkdir -p target/contract-st
+  (cd target/contract-st && "$VENV/bin/st" --config-file "$config" --no-color run "$url/openapi.json" --url "$url" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection,unsupported_method,ignored_auth \
-    --output-truncate true --request-timeout 30 "$@"
+    --output-truncate true --request-timeout 30 "$@")
 }
 
 case "${1:-}" in

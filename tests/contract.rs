@@ -395,7 +395,12 @@ impl<'a> Probe<'a> {
     }
 
     fn record(&mut self, req: &Req, answer: &Answer) {
-        let path = req.path.split('?').next().unwrap();
+        // edge-host's router ignores one trailing slash (`/stats/` is `/stats`).
+        let raw = req.path.split('?').next().unwrap();
+        let path = match raw.strip_suffix('/') {
+            Some(p) if !p.is_empty() => p,
+            _ => raw,
+        };
         let what = format!("{} {} -> {}", req.method, req.path, answer.status);
         let Some(template) = self.contract.template_of(path) else {
             // Not a documented path: must be the generic 404.
@@ -466,23 +471,20 @@ impl<'a> Probe<'a> {
 fn unprobed(template: &str, method: &str, status: u16) -> Option<&'static str> {
     let publish = method == "POST" && template.starts_with("/publish");
     let uses_config = !matches!(template, "/" | "/openapi.json") && method != "OPTIONS";
+    let slow_body_probed =
+        (template == "/publish" && method == "POST") || (template == "/events" && method == "GET");
+    let needs_refused_batch = (template == "/dead-letters/{id}/retry" && status == 200)
+        || (template == "/dead-letters/{id}" && method == "DELETE" && status == 409);
     match status {
         400 if !publish => Some("edge-host answers 400 only when a body breaks off mid-way"),
-        408 if !(publish && template == "/publish")
-            && !(template == "/events" && method == "GET") =>
-        {
+        408 if !slow_body_probed => {
             Some("edge-host's slow-body 408 is probed on POST /publish and GET /events")
         }
         500 if !uses_config => Some("no configuration is read: 500 only if the guest traps"),
         503 if !uses_config => Some("no store is used: 503 only when edge-host is overloaded"),
-        200 | 409
-            if template == "/dead-letters/{id}/retry"
-                || (template == "/dead-letters/{id}" && status == 409) =>
-        {
-            Some(
-                "needs a dead letter whose readable batch the store refused for good, then accepts",
-            )
-        }
+        _ if needs_refused_batch => Some(
+            "needs a dead letter with a readable batch the store refused for good, then accepts",
+        ),
         _ => None,
     }
 }
@@ -557,6 +559,14 @@ fn inject_unreadable_entry(app: &App) {
             let conn =
                 rusqlite::Connection::open(app.state_dir.join("sqlite_key_value.db")).unwrap();
             conn.busy_timeout(Duration::from_secs(10)).unwrap();
+            // The table edge-host creates on first use (the same statement), in case no request
+            // has touched the queue yet.
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS spin_key_value (
+                    store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+                    PRIMARY KEY (store, key))",
+            )
+            .unwrap();
             conn.execute(
                 "INSERT INTO spin_key_value (store, key, value) VALUES ('default', ?1, ?2)",
                 rusqlite::params![key, value],
@@ -773,8 +783,9 @@ fn routes_and_methods_match_the_document() {
     // Near-misses of every path are not routes.
     for template in contract.paths().keys() {
         let path = concrete(template, "x");
+        // (Not `{path}/`: edge-host's router ignores one trailing slash.)
         for near in [
-            format!("{path}/"),
+            format!("{path}x"),
             format!("{path}/extra"),
             path.to_ascii_uppercase(),
         ] {
@@ -1016,9 +1027,9 @@ fn probe_open_host(probe: &mut Probe, contract: &Contract, app: &App) {
     }
     for path in [
         "/nope",
-        "/publish/",
+        "/publish/x",
         "/events/1",
-        "/dead-letters/",
+        "/dead-letters//retry",
         "/dead-letters/a/b",
     ] {
         probe.send(host, Req::new("GET", path));
@@ -1114,8 +1125,9 @@ fn schemathesis(backend: Backend) {
             &examples,
             "--seed",
             "20261201",
+            // One worker: Hypothesis 6.170 raced in its lambda-source cache with two.
             "--workers",
-            "2",
+            "1",
         ])
         .arg("--report")
         .arg("junit")
@@ -1138,9 +1150,14 @@ fn schemathesis(backend: Backend) {
         stdout.contains("generated"),
         "Schemathesis ran no test case:\n{stdout}"
     );
+    let junit = std::fs::read_dir(&report)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("junit"));
     assert!(
-        report.join("junit.xml").exists(),
-        "Schemathesis wrote no report"
+        junit,
+        "Schemathesis wrote no JUnit report in {}",
+        report.display()
     );
 }
 
