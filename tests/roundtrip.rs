@@ -30,7 +30,8 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunne
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use support::{Host, HostConfig, TestDatabase, TestRedis, client, temp_dir};
+use support::app::{App, Backend};
+use support::client;
 
 /// Events per generated publish.
 const BATCH: usize = 20;
@@ -38,12 +39,10 @@ const BATCH: usize = 20;
 /// many times while keeping CI fast.
 const DEFAULT_BATCHES: u32 = 64;
 
-/// One running backend: the host and the resources it owns (dropped after the host).
-struct App {
+/// One backend under test: the shared harness's app, named for messages.
+struct Side {
     name: &'static str,
-    host: Host,
-    _db: Option<TestDatabase>,
-    _redis: Option<TestRedis>,
+    app: App,
 }
 
 /// An HTTP answer: status and body text, unparsed (payloads must be compared as text).
@@ -76,33 +75,7 @@ struct StoredEvent {
     payload: Box<RawValue>,
 }
 
-impl App {
-    fn sqlite() -> App {
-        App {
-            name: "sqlite",
-            host: Host::start(HostConfig::default()),
-            _db: None,
-            _redis: None,
-        }
-    }
-
-    fn postgres_redis() -> App {
-        let db = TestDatabase::create("edgelog_roundtrip");
-        let redis = TestRedis::reserve();
-        let config = HostConfig {
-            runtime_config: Some(redis.runtime_config(&temp_dir("edge-rc-"))),
-            ..HostConfig::default()
-        }
-        .env("SPIN_VARIABLE_STORE", "postgres")
-        .env("SPIN_VARIABLE_DATABASE_URL", &db.url);
-        App {
-            name: "postgres+redis",
-            host: Host::start(config),
-            _db: Some(db),
-            _redis: Some(redis),
-        }
-    }
-
+impl Side {
     fn send(&self, request: reqwest::blocking::RequestBuilder) -> Reply {
         let resp = request.send().expect("request to edge-host");
         Reply {
@@ -113,7 +86,7 @@ impl App {
 
     fn publish(&self, body: &str, respond_async: bool) -> Reply {
         let mut req = client()
-            .post(self.host.at("/publish"))
+            .post(self.app.host.at("/publish"))
             .header("content-type", "application/json")
             .body(body.to_string());
         if respond_async {
@@ -123,11 +96,11 @@ impl App {
     }
 
     fn post(&self, path: &str) -> Reply {
-        self.send(client().post(self.host.at(path)))
+        self.send(client().post(self.app.host.at(path)))
     }
 
     fn get(&self, path: &str) -> Reply {
-        self.send(client().get(self.host.at(path)))
+        self.send(client().get(self.app.host.at(path)))
     }
 
     /// The events of `topic` whose ids are in `wanted` (pages until all are seen or none is left).
@@ -143,7 +116,7 @@ impl App {
             if let Some(b) = before {
                 query.push(("before", b.to_string()));
             }
-            let reply = self.send(client().get(self.host.at("/events")).query(&query));
+            let reply = self.send(client().get(self.app.host.at("/events")).query(&query));
             if reply.status != 200 {
                 return Err(format!(
                     "{}: GET /events?topic={topic:?} answered {}: {}",
@@ -198,17 +171,23 @@ impl App {
 }
 
 /// Starts both backends (in parallel: each start builds nothing new but waits for its host).
-fn both() -> [App; 2] {
+fn both() -> [Side; 2] {
     support::build_components();
     std::thread::scope(|s| {
-        let pg = s.spawn(App::postgres_redis);
-        let lite = App::sqlite();
+        let pg = s.spawn(|| Side {
+            name: "postgres+redis",
+            app: App::start(Backend::PostgresRedis),
+        });
+        let lite = Side {
+            name: "sqlite",
+            app: App::start(Backend::Sqlite),
+        };
         [lite, pg.join().expect("start postgres+redis app")]
     })
 }
 
 /// Runs `f` on both backends at once.
-fn on_both<T: Send>(apps: &[App; 2], f: impl Fn(&App) -> T + Sync) -> [T; 2] {
+fn on_both<T: Send>(apps: &[Side; 2], f: impl Fn(&Side) -> T + Sync) -> [T; 2] {
     std::thread::scope(|s| {
         let second = s.spawn(|| f(&apps[1]));
         let first = f(&apps[0]);
@@ -267,7 +246,7 @@ fn detail_fields(body: &Value) -> Vec<Option<String>> {
 }
 
 /// Publishes one rejected case on both backends: same status, same error body, as expected.
-fn check_rejected(apps: &[App; 2], case: &Rendered) -> Result<(), String> {
+fn check_rejected(apps: &[Side; 2], case: &Rendered) -> Result<(), String> {
     let Expect::Rejected { status, fields } = &case.expect else {
         unreachable!("only rejected cases")
     };
@@ -300,7 +279,7 @@ fn check_rejected(apps: &[App; 2], case: &Rendered) -> Result<(), String> {
 }
 
 /// When a batch that should be stored is not, publishes its events one by one to name the culprits.
-fn diagnose(apps: &[App; 2], cases: &[&Case]) -> String {
+fn diagnose(apps: &[Side; 2], cases: &[&Case]) -> String {
     let mut out = Vec::new();
     for case in cases {
         let r = case.render(&next_tag());
@@ -327,7 +306,7 @@ fn diagnose(apps: &[App; 2], cases: &[&Case]) -> String {
 }
 
 /// Compares one read-back event with what was sent.
-fn check_stored(app: &App, case: &Rendered, got: Option<&StoredEvent>) -> Result<(), String> {
+fn check_stored(app: &Side, case: &Rendered, got: Option<&StoredEvent>) -> Result<(), String> {
     let Expect::Stored { payload, timestamp } = &case.expect else {
         unreachable!("only stored cases")
     };
@@ -360,8 +339,8 @@ fn check_stored(app: &App, case: &Rendered, got: Option<&StoredEvent>) -> Result
 }
 
 /// Publishes a batch of cases to both backends and checks every outcome (see the module doc).
-fn check_batch(apps: &[App; 2], cases: &[Case]) -> Result<(), String> {
-    let before = on_both(apps, App::counters);
+fn check_batch(apps: &[Side; 2], cases: &[Case]) -> Result<(), String> {
+    let before = on_both(apps, Side::counters);
     let rendered: Vec<(&Case, Rendered)> =
         cases.iter().map(|c| (c, c.render(&next_tag()))).collect();
     let (good, bad): (Vec<_>, Vec<_>) = rendered
@@ -424,7 +403,7 @@ fn check_batch(apps: &[App; 2], cases: &[Case]) -> Result<(), String> {
         }
     }
     // Rejections changed nothing, acceptances were counted once, nothing is left queued.
-    let after = on_both(apps, App::counters);
+    let after = on_both(apps, Side::counters);
     for (app, (b, a)) in apps.iter().zip(before.into_iter().zip(after)) {
         let (b, a) = (b?, a?);
         let stored = good.len() as u64;
@@ -474,7 +453,11 @@ fn generated_events_round_trip_identically_on_both_backends() {
     let mut runner = TestRunner::new(config);
     let strategy = proptest::collection::vec(cases::case(), BATCH);
     let result = runner.run(&strategy, |batch| {
-        check_batch(&apps, &batch).map_err(TestCaseError::fail)
+        check_batch(&apps, &batch).map_err(|e| {
+            // Every failure seen, shrinking included: the first one is the original defect.
+            eprintln!("roundtrip failure: {}", clip(&e));
+            TestCaseError::fail(e)
+        })
     });
     match result {
         Ok(()) => eprintln!("{cases_run} batches of {BATCH} events round-tripped (seed {seed})"),
@@ -635,7 +618,7 @@ fn the_check_catches_a_store_that_keeps_payloads_as_jsonb() {
         200,
         "migrate the PostgreSQL store"
     );
-    let db = apps[1]._db.as_ref().expect("a test database");
+    let db = apps[1].app.db.as_ref().expect("a test database");
     db.connect()
         .batch_execute(
             "CREATE FUNCTION payload_as_jsonb() RETURNS trigger LANGUAGE plpgsql AS $$ \
