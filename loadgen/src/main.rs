@@ -1,7 +1,7 @@
 //! The `loadgen` command line: parses flags into a [`loadgen::Config`], runs the load, prints
 //! the report (human or `--json`) and exits 0 only when the run passed. Subcommands: `raw` (the
 //! database's own insert limit), `ping` (the HTTP floor against any handler), `bench` (all of
-//! it, compared in one table), `slow-clients` and `chaos` (the chaos harness).
+//! it, compared in one table), `slow-clients`, `chaos` (the chaos harness) and `scale` (reads at 10 million events).
 //!
 //! Exit codes: 0 passed (and verified, unless `--no-verify`); 1 the run had errors or a check
 //! failed; 2 the run could not take place (bad flags, service unreachable for the baseline).
@@ -18,6 +18,7 @@ use loadgen::ping::PingConfig;
 use loadgen::raw::{Database, RawConfig, Statement};
 use loadgen::{Config, Mode};
 
+mod scale;
 mod slow;
 
 /// At-least-once load generator and verifier for the edge log aggregator.
@@ -50,6 +51,9 @@ enum Sub {
     /// with several hosts), a Redis blip, a backlog drain and hostile input, then everything
     /// read back; one table, exit 1 when anything was lost, stored twice or answered 5xx.
     Chaos(ChaosArgs),
+    /// Reads at scale (issue 10): the six requests on an empty store and after bulk-loading
+    /// `--events` (10 million) events, on PostgreSQL + Redis and SQLite; see scripts/scale-bench.sh.
+    Scale(scale::ScaleArgs),
 }
 
 /// Shape of the generated events, shared by the subcommands.
@@ -464,6 +468,7 @@ fn main() -> ExitCode {
         Some(Sub::Bench(a)) => return bench_main(a),
         Some(Sub::SlowClients(a)) => return slow::main(a),
         Some(Sub::Chaos(a)) => return chaos_main(a),
+        Some(Sub::Scale(a)) => return scale::main(a),
         None => {}
     }
     let (config, json) = match cli.run.into_config() {
