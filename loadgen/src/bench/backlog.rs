@@ -108,6 +108,12 @@ pub(super) fn backlog_run(
         "  filled: {queued} events queued in {fill_secs:.1} s ({} errors); draining ...",
         tally.error_count
     ));
+    // The backlog is what is still queued now (a service may consume some on its own).
+    let backlog = rt
+        .block_on(crate::verify::stats(&client))
+        .context("reading /stats before the drain")?
+        .queued
+        .unwrap_or(queued);
     let (d, usage) = measure(Some(host.pid()), || {
         let t0 = Instant::now();
         let d = rt.block_on(drain(&client, Duration::from_secs(1_800)));
@@ -127,7 +133,7 @@ pub(super) fn backlog_run(
         if ok { "ok" } else { "FAILED" },
     );
     row.events_per_sec = Some(if secs > 0.0 {
-        queued as f64 / secs
+        backlog as f64 / secs
     } else {
         0.0
     });
@@ -140,8 +146,9 @@ pub(super) fn backlog_run(
     row.usage = Some(usage);
     row.longest_drain_ms = Some(d.longest.as_secs_f64() * 1000.0);
     let mut note = format!(
-        "{queued} events queued by {} publishes in {fill_secs:.1} s ({:.0} events/s); drained by \
-         {} POST /drain in {secs:.1} s; longest /drain {:.0} ms; queue {}",
+        "{queued} events queued by {} publishes in {fill_secs:.1} s ({:.0} events/s); backlog of \
+         {backlog} at the first /drain, drained by {} POST /drain in {secs:.1} s; longest \
+         /drain {:.0} ms; queue {}",
         tally.requests,
         queued as f64 / fill_secs.max(1e-9),
         d.requests,

@@ -54,10 +54,12 @@ pub(super) struct LoadSpec {
     pub clients: Vec<Client>,
     /// Concurrent workers.
     pub concurrency: usize,
-    /// No new request starts after this instant.
+    /// No new request starts after this instant; requests are paced so that the plan lasts
+    /// until then (a scenario's load spans its whole budget, kills included).
     pub deadline: Instant,
-    /// Send `Prefer: respond-async` (the backlog scenario).
-    pub respond_async: bool,
+    /// Send `Prefer: respond-async` on every n-th request (0: never, 1: always), so the queue
+    /// is in the path even where synchronous publishes apply straight to the store.
+    pub async_every: usize,
     /// Resend a request once after a `202`, as a cautious publisher does.
     pub resend_queued: bool,
     /// Seed of the workers' backoff jitter.
@@ -82,6 +84,9 @@ const MAX_ATTEMPTS: u32 = 60;
 /// Sends `plan`'s requests until it runs out or the deadline passes.
 pub(super) async fn send(plan: &Arc<Plan>, spec: &LoadSpec, windows: &Arc<Windows>) -> LoadOutcome {
     let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let pace = spec.deadline.saturating_duration_since(start).as_secs_f64()
+        / plan.requests.len().max(1) as f64;
     let mut workers = Vec::with_capacity(spec.concurrency);
     for w in 0..spec.concurrency {
         let plan = Arc::clone(plan);
@@ -102,14 +107,19 @@ pub(super) async fn send(plan: &Arc<Plan>, spec: &LoadSpec, windows: &Arc<Window
                 let Some(req) = plan.requests.get(i) else {
                     break;
                 };
+                tokio::time::sleep_until((start + Duration::from_secs_f64(pace * i as f64)).into())
+                    .await;
                 out.ledger.issue(req);
                 let body = plan.body(req);
                 let path = req.route.path();
-                let attempts =
-                    send_one(&spec, &mut host, path, &body, &mut rng, &windows, &mut out).await;
+                let how = (
+                    path,
+                    &body,
+                    spec.async_every > 0 && i.is_multiple_of(spec.async_every),
+                );
+                let attempts = send_one(&spec, &mut host, how, &mut rng, &windows, &mut out).await;
                 if out.ledger.record(i, req, &attempts, false) && spec.resend_queued {
-                    let again =
-                        send_one(&spec, &mut host, path, &body, &mut rng, &windows, &mut out).await;
+                    let again = send_one(&spec, &mut host, how, &mut rng, &windows, &mut out).await;
                     out.ledger.record(i, req, &again, true);
                 }
             }
@@ -140,8 +150,7 @@ pub(super) async fn send(plan: &Arc<Plan>, spec: &LoadSpec, windows: &Arc<Window
 async fn send_one(
     spec: &LoadSpec,
     host: &mut usize,
-    path: &str,
-    body: &Bytes,
+    (path, body, respond_async): (&str, &Bytes, bool),
     rng: &mut ChaCha8Rng,
     windows: &Windows,
     out: &mut LoadOutcome,
@@ -152,7 +161,7 @@ async fn send_one(
         max_backoff: Duration::from_secs(1),
     };
     let mut headers = vec![("content-type", "application/json")];
-    if spec.respond_async {
+    if respond_async {
         headers.push(("prefer", "respond-async"));
     }
     let mut attempts = Vec::with_capacity(1);
