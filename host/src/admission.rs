@@ -1,7 +1,8 @@
 //! Admission: what a request must get through before it may take a guest instance slot.
 //!
 //! A slot is scarce (`--max-instances`), so a request does not take one while its client is
-//! still sending. Its body is first received by the host, within a bounded pool of "receiving"
+//! still sending. A body that travels with its headers (any ordinary publish) is taken at once.
+//! Any other body is first received by the host, within a bounded pool of "receiving"
 //! places (`--max-pending-connections`; when full, a new request gets `503` + `Retry-After` at
 //! once), with a time limit between two pieces of body (`--body-idle-timeout-secs`) and for the
 //! whole body (the request timeout); either limit answers `408`. Bodies up to
@@ -173,67 +174,107 @@ impl ReceivedBody {
     }
 }
 
-/// Receives `body` (up to [`BUFFER_BEFORE_SLOT`]) within `policy`, counted from `started`.
-pub async fn receive(
-    mut body: Incoming,
-    policy: &BodyPolicy,
-    started: Instant,
-) -> Result<ReceivedBody, BodyFailure> {
-    let deadline = started + policy.total_timeout;
-    let mut received = VecDeque::new();
-    let mut size = 0usize;
-    let mut trailers = None;
-    loop {
-        let wait = (Instant::now() + policy.idle_timeout).min(deadline);
-        let frame = match tokio::time::timeout_at(wait, body.frame()).await {
-            Err(_) if Instant::now() >= deadline => {
-                return Err(BodyFailure::TooSlow(policy.total_timeout));
-            }
-            Err(_) => return Err(BodyFailure::Idle(policy.idle_timeout)),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(BodyFailure::Broken(e)),
-            Ok(Some(Ok(frame))) => frame,
-        };
-        match frame.into_data() {
-            Ok(data) => {
-                size += data.len();
-                if !data.is_empty() {
-                    received.push_back(data);
-                }
-            }
-            Err(frame) => {
-                if let Ok(t) = frame.into_trailers() {
-                    trailers = Some(t);
-                }
-            }
-        }
-        if body.is_end_stream() {
-            break;
-        }
-        if size > BUFFER_BEFORE_SLOT {
-            // Large body: the rest streams to the guest, still under both limits.
-            let mut b = ReceivedBody {
-                received,
-                trailers,
-                rest: Some(body),
-                policy: policy.clone(),
-                deadline,
-                timer: None,
-                stalled: None,
-            };
-            b.timer = Some(Box::pin(tokio::time::sleep_until(b.next_wait())));
-            return Ok(b);
+/// How long a body that travels with its headers (any ordinary publish) may take to show up
+/// before its request needs a receiving place: such requests are served even when slow clients
+/// fill the pool.
+pub const ARRIVES_WITH_HEADERS: Duration = Duration::from_millis(10);
+
+/// A request body being received: what has arrived so far, and the connection it comes from.
+pub struct Receiving {
+    body: Incoming,
+    received: VecDeque<Bytes>,
+    size: usize,
+    trailers: Option<HeaderMap>,
+    complete: bool,
+    policy: BodyPolicy,
+    deadline: Instant,
+}
+
+impl Receiving {
+    /// Starts receiving `body` under `policy`, its total time counted from `started`.
+    pub fn new(body: Incoming, policy: &BodyPolicy, started: Instant) -> Self {
+        Receiving {
+            body,
+            received: VecDeque::new(),
+            size: 0,
+            trailers: None,
+            complete: false,
+            policy: policy.clone(),
+            deadline: started + policy.total_timeout,
         }
     }
-    Ok(ReceivedBody {
-        received,
-        trailers,
-        rest: None,
-        policy: policy.clone(),
-        deadline,
-        timer: None,
-        stalled: None,
-    })
+
+    /// Receives until the body is complete or past [`BUFFER_BEFORE_SLOT`] (`Ok(true)`), or until
+    /// `until` (`Ok(false)`); the idle and total limits apply throughout.
+    async fn pull(&mut self, until: Option<Instant>) -> Result<bool, BodyFailure> {
+        loop {
+            if self.complete || self.size > BUFFER_BEFORE_SLOT {
+                return Ok(true);
+            }
+            let limit = (Instant::now() + self.policy.idle_timeout).min(self.deadline);
+            let wait = until.map_or(limit, |u| u.min(limit));
+            let frame = match tokio::time::timeout_at(wait, self.body.frame()).await {
+                Err(_) if until.is_some_and(|u| u < limit) => return Ok(false),
+                Err(_) if Instant::now() >= self.deadline => {
+                    return Err(BodyFailure::TooSlow(self.policy.total_timeout));
+                }
+                Err(_) => return Err(BodyFailure::Idle(self.policy.idle_timeout)),
+                Ok(None) => {
+                    self.complete = true;
+                    continue;
+                }
+                Ok(Some(Err(e))) => return Err(BodyFailure::Broken(e)),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            match frame.into_data() {
+                Ok(data) => {
+                    self.size += data.len();
+                    if !data.is_empty() {
+                        self.received.push_back(data);
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(t) = frame.into_trailers() {
+                        self.trailers = Some(t);
+                    }
+                }
+            }
+            if self.body.is_end_stream() {
+                self.complete = true;
+            }
+        }
+    }
+
+    /// Takes what arrives within [`ARRIVES_WITH_HEADERS`]; `Ok(true)` when nothing more needs
+    /// waiting for before the request may take an instance slot.
+    pub async fn arrived_with_headers(&mut self) -> Result<bool, BodyFailure> {
+        self.pull(Some(Instant::now() + ARRIVES_WITH_HEADERS)).await
+    }
+
+    /// Waits for the rest of the body (up to [`BUFFER_BEFORE_SLOT`]) within the limits.
+    pub async fn finish(mut self) -> Result<ReceivedBody, BodyFailure> {
+        self.pull(None).await?;
+        Ok(self.into_body())
+    }
+
+    /// The body as the guest will read it: what arrived, then (for a large body) the rest as it
+    /// streams in, still under both limits.
+    pub fn into_body(self) -> ReceivedBody {
+        let rest = (!self.complete).then_some(self.body);
+        let mut b = ReceivedBody {
+            received: self.received,
+            trailers: self.trailers,
+            rest,
+            policy: self.policy,
+            deadline: self.deadline,
+            timer: None,
+            stalled: None,
+        };
+        if b.rest.is_some() {
+            b.timer = Some(Box::pin(tokio::time::sleep_until(b.next_wait())));
+        }
+        b
+    }
 }
 
 impl Body for ReceivedBody {

@@ -8,11 +8,11 @@
 //! admission stage (`admission`) has received its body. Everything the host answers by itself
 //! is JSON (`reply`).
 
-use crate::admission::{BodyPolicy, ReceivedBody, ReceivingPool};
+use crate::admission::{BodyPolicy, ReceivedBody, Receiving, ReceivingPool};
 use crate::app::{AppRuntime, ComponentEntry};
 use crate::output::GuestOutput;
+use crate::reply;
 use crate::state::RequestState;
-use crate::{admission, reply};
 use anyhow::{Context, Result};
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
@@ -190,10 +190,19 @@ impl Server {
         let mut body = if body.is_end_stream() {
             ReceivedBody::empty(&self.body_policy)
         } else {
-            let Some(_place) = self.receiving.try_enter() else {
-                return Ok(reply::overloaded(RETRY_AFTER_SECS));
+            let mut receiving = Receiving::new(body, &self.body_policy, started);
+            let received = match receiving.arrived_with_headers().await {
+                Ok(true) => Ok(receiving.into_body()),
+                // Still arriving: wait for it in a receiving place, never in an instance slot.
+                Ok(false) => {
+                    let Some(_place) = self.receiving.try_enter() else {
+                        return Ok(reply::overloaded(RETRY_AFTER_SECS));
+                    };
+                    receiving.finish().await
+                }
+                Err(failure) => Err(failure),
             };
-            match admission::receive(body, &self.body_policy, started).await {
+            match received {
                 Ok(b) => b,
                 Err(failure) => {
                     tracing::info!("{} {}: {failure}", parts.method, parts.uri.path());
