@@ -1,0 +1,70 @@
+//! What one backend measured, and its markdown table (each figure beside its empty-store twin).
+
+use std::fmt::Write as _;
+
+use super::KINDS;
+use super::requests::Timing;
+
+/// Everything one backend measured.
+pub(super) struct Outcome {
+    pub(super) store: &'static str,
+    pub(super) empty: Vec<Timing>,
+    pub(super) full: Vec<Timing>,
+    pub(super) loaded: u64,
+    pub(super) load_secs: f64,
+    pub(super) storage: String,
+    pub(super) markers_before: u64,
+    pub(super) markers_after: u64,
+    pub(super) maintenance: (u64, u64, f64),
+    pub(super) plans: String,
+    pub(super) load: Vec<String>,
+}
+
+pub(super) fn ratio_ok(e: &Timing, f: &Timing) -> (f64, bool) {
+    let r = f.q(0.5) / e.q(0.5);
+    (r, f.q(0.5) <= 20.0 && r <= 1.5)
+}
+
+pub(super) fn render(o: &Outcome, events: u64) -> String {
+    let mut s = String::new();
+    let m = if events.is_multiple_of(1_000_000) {
+        format!("{}M", events / 1_000_000)
+    } else {
+        events.to_string()
+    };
+    let _ = writeln!(
+        s,
+        "### {} ({} events loaded in {:.0} s)\n",
+        o.store, o.loaded, o.load_secs
+    );
+    let _ = writeln!(
+        s,
+        "| request | empty p50 / p99 (ms) | {m} p50 / p99 (ms) | rows | ratio p50 | ≤ 20 ms p50 and ≤ 1.5×? |"
+    );
+    let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- |");
+    for (k, name) in KINDS.iter().enumerate() {
+        let (e, f) = (&o.empty[k], &o.full[k]);
+        let (r, ok) = ratio_ok(e, f);
+        let rows = f.rows.map_or("—".into(), |n| n.to_string());
+        let _ = writeln!(
+            s,
+            "| {name} | {:.2} / {:.2} | {:.2} / {:.2} | {rows} | {r:.2}× | {} |",
+            e.q(0.5),
+            e.q(0.99),
+            f.q(0.5),
+            f.q(0.99),
+            if ok { "yes" } else { "**no**" }
+        );
+    }
+    let (calls, compacted, slowest) = o.maintenance;
+    let _ = writeln!(s, "\n- storage: {}", o.storage);
+    let _ = writeln!(
+        s,
+        "- markers: {} before maintenance, {} after ({} compacted in {} `POST /maintenance` calls, slowest {:.0} ms)",
+        o.markers_before, o.markers_after, compacted, calls, slowest
+    );
+    for l in &o.load {
+        let _ = writeln!(s, "- {l}");
+    }
+    s
+}
