@@ -420,6 +420,14 @@ fn check_batch(apps: &[Side; 2], cases: &[Case]) -> Result<(), String> {
     Ok(())
 }
 
+/// The status a case must get (200 when it must be stored), for the run summaries.
+fn outcome(case: &Case) -> u16 {
+    match case.render("000000").expect {
+        Expect::Stored { .. } => 200,
+        Expect::Rejected { status, .. } => status,
+    }
+}
+
 /// The proptest configuration: environment overrides, else a modest default and a fixed seed
 /// (drawn here so a failure can print it).
 fn config() -> (Config, u64) {
@@ -452,7 +460,11 @@ fn generated_events_round_trip_identically_on_both_backends() {
     let cases_run = config.cases;
     let mut runner = TestRunner::new(config);
     let strategy = proptest::collection::vec(cases::case(), BATCH);
+    let tally = std::sync::Mutex::new(BTreeMap::<u16, usize>::new());
     let result = runner.run(&strategy, |batch| {
+        for case in &batch {
+            *tally.lock().unwrap().entry(outcome(case)).or_default() += 1;
+        }
         check_batch(&apps, &batch).map_err(|e| {
             // Every failure seen, shrinking included: the first one is the original defect.
             eprintln!("roundtrip failure: {}", clip(&e));
@@ -460,7 +472,11 @@ fn generated_events_round_trip_identically_on_both_backends() {
         })
     });
     match result {
-        Ok(()) => eprintln!("{cases_run} batches of {BATCH} events round-tripped (seed {seed})"),
+        Ok(()) => eprintln!(
+            "{cases_run} batches of {BATCH} events round-tripped (seed {seed}); events by \
+             expected status: {:?}",
+            tally.lock().unwrap()
+        ),
         Err(TestError::Fail(reason, batch)) => {
             let bodies: Vec<String> = batch
                 .iter()
@@ -482,11 +498,7 @@ fn edge_cases_round_trip_identically_on_both_backends() {
     let edges = cases::edge_cases();
     let mut outcomes: BTreeMap<u16, usize> = BTreeMap::new();
     for e in &edges {
-        let status = match e.render("000000").expect {
-            Expect::Stored { .. } => 200,
-            Expect::Rejected { status, .. } => status,
-        };
-        *outcomes.entry(status).or_default() += 1;
+        *outcomes.entry(outcome(e)).or_default() += 1;
     }
     eprintln!(
         "edge corpus: {} events, expected outcomes by status {outcomes:?}",
