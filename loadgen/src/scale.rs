@@ -31,7 +31,7 @@ mod report;
 mod requests;
 mod sql;
 
-use host::{Host, redis_flush};
+use host::{Host, redis_claim, redis_flush};
 use report::{Outcome, ratio_ok, render};
 use requests::{KINDS, Plan, maintain, phase, seed_store, topic_name};
 use sql::{Param, listing_sql};
@@ -72,8 +72,9 @@ pub struct ScaleArgs {
     /// Redis server, without a database number.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis: String,
-    /// Redis database number the run owns (FLUSHDB before and after).
-    #[arg(long, default_value_t = 14)]
+    /// Redis database number the run owns (must be empty; FLUSHDB before and after). Not 14:
+    /// `loadgen chaos` uses that one by default, and the two may run at once.
+    #[arg(long, default_value_t = 13)]
     redis_db: u32,
     /// Directory for state, logs, plans and results.
     #[arg(long, default_value = "target/scale")]
@@ -179,7 +180,7 @@ fn run_backend(
     }
     let mut rc = None;
     if pg_backend {
-        redis_flush(&a.redis, a.redis_db)?;
+        redis_claim(&a.redis, a.redis_db)?;
         let path = a.out.join("runtime-config-scale.toml");
         let url = format!("{}/{}", a.redis.trim_end_matches('/'), a.redis_db);
         std::fs::write(
