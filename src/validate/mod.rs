@@ -22,11 +22,14 @@
 //! its size is the size of its compact JSON). Unicode escapes the JSON parser lets
 //! through but no store can hold (unpaired surrogates) make the body malformed.
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::error::{ApiError, FieldError};
+
+mod payload;
+mod timestamp;
+pub use timestamp::{normalize_timestamp, parse_timestamp, render_utc};
 
 /// Longest `topic`, `event_id` or `source`, in characters.
 pub const MAX_TEXT_CHARS: usize = 255;
@@ -158,7 +161,7 @@ impl Event {
         let source = text_field(fields.source, &mut problems, "source")?;
         let payload = match fields.payload {
             None => Some(empty_object()),
-            Some(raw) => match compact_payload(raw)? {
+            Some(raw) => match payload::compact(raw)? {
                 Err(m) => problems.invalid("payload", m),
                 Ok(p) if p.get().len() > limits.max_payload_bytes => problems.too_large(
                     "payload",
@@ -266,80 +269,6 @@ fn text_field(
 
 fn empty_object() -> Box<RawValue> {
     RawValue::from_string("{}".to_owned()).expect("`{}` is JSON")
-}
-
-/// Checks a payload's escapes and drops the whitespace between its tokens.
-///
-/// The text is already valid JSON (the parser checked it), so only escapes need a
-/// look: `\u0000` is a rule violation (`Ok(Err)`), an unpaired surrogate makes the body
-/// malformed (`Err`). Text that is already compact is reused without copying.
-fn compact_payload(raw: &RawValue) -> Result<Result<Box<RawValue>, &'static str>, ItemError> {
-    let b = raw.get().as_bytes();
-    let mut out: Vec<u8> = Vec::new();
-    let mut copied = 0; // b[..copied] is accounted for in `out` (only used once whitespace is seen)
-    let mut in_string = false;
-    let mut depth = 0usize;
-    let mut i = 0;
-    let hex = |at: usize| -> Option<u32> {
-        let digits = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
-        u32::from_str_radix(digits, 16).ok()
-    };
-    let lone = || ItemError::Malformed("payload has an unpaired surrogate escape".into());
-    while i < b.len() {
-        let c = b[i];
-        if in_string {
-            match c {
-                b'"' => in_string = false,
-                b'\\' if b.get(i + 1) == Some(&b'u') => {
-                    let unit = hex(i + 2).ok_or_else(lone)?;
-                    if unit == 0 {
-                        return Ok(Err("strings must not contain NUL characters"));
-                    }
-                    if (0xDC00..0xE000).contains(&unit) {
-                        return Err(lone());
-                    }
-                    if (0xD800..0xDC00).contains(&unit) {
-                        let pair = b.get(i + 6..i + 8) == Some(&b"\\u"[..])
-                            && hex(i + 8).is_some_and(|low| (0xDC00..0xE000).contains(&low));
-                        if !pair {
-                            return Err(lone());
-                        }
-                        i += 6;
-                    }
-                    i += 6;
-                    continue;
-                }
-                b'\\' => {
-                    i += 2;
-                    continue;
-                }
-                _ => {}
-            }
-        } else if c == b'"' {
-            in_string = true;
-        } else if c == b'[' || c == b'{' {
-            depth += 1;
-            if depth > MAX_PAYLOAD_DEPTH {
-                return Ok(Err(
-                    "must not nest arrays and objects more than 128 levels deep",
-                ));
-            }
-        } else if c == b']' || c == b'}' {
-            depth -= 1;
-        } else if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
-            out.extend_from_slice(&b[copied..i]);
-            copied = i + 1;
-        }
-        i += 1;
-    }
-    if copied == 0 {
-        return Ok(Ok(raw.to_owned()));
-    }
-    out.extend_from_slice(&b[copied..]);
-    let text = String::from_utf8(out).map_err(|e| ItemError::Malformed(e.to_string()))?;
-    RawValue::from_string(text)
-        .map(Ok)
-        .map_err(|e| ItemError::Malformed(e.to_string()))
 }
 
 /// Problems found in one event, split by the status they lead to.
@@ -506,94 +435,6 @@ fn check_text(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses an ISO 8601 / RFC 3339 date-time and renders it as UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
-pub fn normalize_timestamp(s: &str) -> Result<String, String> {
-    parse_timestamp(s).map(|utc| render_utc(&utc))
-}
-
-/// Renders a UTC instant in the one format this service emits.
-pub fn render_utc(t: &NaiveDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 1_000
-    )
-}
-
-/// Parses a timestamp into a UTC instant (see the module doc for the accepted grammar).
-pub fn parse_timestamp(s: &str) -> Result<NaiveDateTime, String> {
-    const HINT: &str = "must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z";
-    let b = s.as_bytes();
-    if b.len() < 19 || b.len() > 64 {
-        return Err(HINT.into());
-    }
-    let num = |range: std::ops::Range<usize>| -> Result<u32, String> {
-        let part = &b[range];
-        if part.iter().all(u8::is_ascii_digit) {
-            Ok(part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
-        } else {
-            Err(HINT.to_string())
-        }
-    };
-    let sep_ok = b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't' | b' ');
-    if !sep_ok || b[13] != b':' || b[16] != b':' {
-        return Err(HINT.into());
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &b[19..];
-    let mut micros = 0;
-    if let [b'.' | b',', tail @ ..] = rest {
-        let digits = tail.iter().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return Err(HINT.into());
-        }
-        micros = tail[..digits]
-            .iter()
-            .chain(std::iter::repeat(&b'0'))
-            .take(6)
-            .fold(0, |n, d| n * 10 + u32::from(d - b'0'));
-        rest = &tail[digits..];
-    }
-    let offset_minutes: i64 = match rest {
-        [] | [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let digits = [*h1, *h2, *m1, *m2];
-            if !digits.iter().all(u8::is_ascii_digit) {
-                return Err(HINT.into());
-            }
-            let h = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
-            let m = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
-            if h > 23 || m > 59 {
-                return Err("has an offset out of range (max ±23:59)".into());
-            }
-            if *sign == b'+' {
-                h * 60 + m
-            } else {
-                -(h * 60 + m)
-            }
-        }
-        _ => return Err(HINT.into()),
-    };
-    let date = NaiveDate::from_ymd_opt(year as i32, month, day)
-        .ok_or_else(|| format!("is not a real calendar date ({year:04}-{month:02}-{day:02})"))?;
-    if second > 59 {
-        return Err("has seconds out of range (leap seconds are not supported)".into());
-    }
-    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)
-        .ok_or_else(|| "has a time of day out of range".to_string())?;
-    let utc = NaiveDateTime::new(date, time)
-        .checked_sub_signed(TimeDelta::minutes(offset_minutes))
-        .filter(|t| (1..=9999).contains(&t.year()))
-        .ok_or_else(|| "is outside the years 0001-9999 once converted to UTC".to_string())?;
-    Ok(utc)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -632,67 +473,6 @@ mod tests {
         assert_eq!(e.source(), "s");
         assert_eq!(e.timestamp(), "2024-05-01T12:00:00.000000Z");
         assert_eq!(e.payload().get(), r#"{"a":1}"#);
-    }
-
-    #[test]
-    fn timestamps_normalise_to_utc_microseconds() {
-        for (input, expected) in [
-            ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00.000000Z"),
-            ("2024-05-01t12:00:00z", "2024-05-01T12:00:00.000000Z"),
-            ("2024-05-01 12:00:00", "2024-05-01T12:00:00.000000Z"),
-            ("2024-05-01T12:00:00.5+02:00", "2024-05-01T10:00:00.500000Z"),
-            (
-                "2024-05-01T01:30:00.123456789-05:30",
-                "2024-05-01T07:00:00.123456Z",
-            ),
-            ("2024-12-31T23:30:00-01:00", "2025-01-01T00:30:00.000000Z"),
-            ("2024-03-01T00:10:00+00:20", "2024-02-29T23:50:00.000000Z"),
-            ("2024-05-01T12:00:00,25", "2024-05-01T12:00:00.250000Z"),
-            ("2024-05-01T12:00:00-00:00", "2024-05-01T12:00:00.000000Z"),
-        ] {
-            assert_eq!(
-                normalize_timestamp(input).as_deref(),
-                Ok(expected),
-                "{input}"
-            );
-        }
-    }
-
-    #[test]
-    fn bad_timestamps_are_rejected() {
-        for input in [
-            "",
-            "2024-05-01",
-            "2024-05-01T12:00",
-            "2024-05-01X12:00:00Z",
-            "2024-02-30T12:00:00Z",
-            "2023-02-29T00:00:00Z",
-            "2024-05-01T24:00:00Z",
-            "2024-05-01T12:60:00Z",
-            "2024-05-01T12:00:60Z",
-            "2024-05-01T12:00:00.Z",
-            "2024-05-01T12:00:00+2:00",
-            "2024-05-01T12:00:00+24:00",
-            "2024-05-01T12:00:00+0200",
-            "2024-05-01T12:00:00Z junk",
-            "0000-01-01T00:00:00Z",
-            "0001-01-01T00:00:00+01:00",
-            "9999-12-31T23:59:59-00:01",
-            "+2024-05-01T12:00:00Z",
-            "２０２４-05-01T12:00:00Z",
-            "1714564800",
-        ] {
-            assert!(
-                normalize_timestamp(input).is_err(),
-                "{input} should be rejected"
-            );
-        }
-    }
-
-    #[test]
-    fn normalised_form_is_a_fixed_point() {
-        let once = normalize_timestamp("2024-05-01T12:00:00.1234567+03:00").unwrap();
-        assert_eq!(normalize_timestamp(&once).unwrap(), once);
     }
 
     #[test]

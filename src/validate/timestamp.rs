@@ -1,0 +1,163 @@
+//! Timestamps: the one grammar the service accepts and the one form it stores and shows.
+//!
+//! RFC 3339 / ISO 8601 date-times with `T`, `t` or a space between date and time, an
+//! optional fraction (`.` or `,`), and `Z` or `±HH:MM` (none = UTC). Normalised to UTC as
+//! `YYYY-MM-DDTHH:MM:SS.ffffffZ`, truncated to microseconds (what PostgreSQL keeps), so the
+//! text sorts in time order and round-trips exactly through `timestamptz`. Leap seconds and
+//! UTC years outside 0001–9999 are refused: the stores cannot hold them exactly.
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike};
+
+/// Parses an ISO 8601 / RFC 3339 date-time and renders it as UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub fn normalize_timestamp(s: &str) -> Result<String, String> {
+    parse_timestamp(s).map(|utc| render_utc(&utc))
+}
+
+/// Renders a UTC instant in the one format this service emits.
+pub fn render_utc(t: &NaiveDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 1_000
+    )
+}
+
+/// Parses a timestamp into a UTC instant (see the module doc for the accepted grammar).
+pub fn parse_timestamp(s: &str) -> Result<NaiveDateTime, String> {
+    const HINT: &str = "must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z";
+    let b = s.as_bytes();
+    if b.len() < 19 || b.len() > 64 {
+        return Err(HINT.into());
+    }
+    let num = |range: std::ops::Range<usize>| -> Result<u32, String> {
+        let part = &b[range];
+        if part.iter().all(u8::is_ascii_digit) {
+            Ok(part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+        } else {
+            Err(HINT.to_string())
+        }
+    };
+    let sep_ok = b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't' | b' ');
+    if !sep_ok || b[13] != b':' || b[16] != b':' {
+        return Err(HINT.into());
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &b[19..];
+    let mut micros = 0;
+    if let [b'.' | b',', tail @ ..] = rest {
+        let digits = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return Err(HINT.into());
+        }
+        micros = tail[..digits]
+            .iter()
+            .chain(std::iter::repeat(&b'0'))
+            .take(6)
+            .fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+        rest = &tail[digits..];
+    }
+    let offset_minutes: i64 = match rest {
+        [] | [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digits = [*h1, *h2, *m1, *m2];
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return Err(HINT.into());
+            }
+            let h = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
+            let m = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
+            if h > 23 || m > 59 {
+                return Err("has an offset out of range (max ±23:59)".into());
+            }
+            if *sign == b'+' {
+                h * 60 + m
+            } else {
+                -(h * 60 + m)
+            }
+        }
+        _ => return Err(HINT.into()),
+    };
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day)
+        .ok_or_else(|| format!("is not a real calendar date ({year:04}-{month:02}-{day:02})"))?;
+    if second > 59 {
+        return Err("has seconds out of range (leap seconds are not supported)".into());
+    }
+    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)
+        .ok_or_else(|| "has a time of day out of range".to_string())?;
+    let utc = NaiveDateTime::new(date, time)
+        .checked_sub_signed(TimeDelta::minutes(offset_minutes))
+        .filter(|t| (1..=9999).contains(&t.year()))
+        .ok_or_else(|| "is outside the years 0001-9999 once converted to UTC".to_string())?;
+    Ok(utc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_normalise_to_utc_microseconds() {
+        for (input, expected) in [
+            ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00.000000Z"),
+            ("2024-05-01t12:00:00z", "2024-05-01T12:00:00.000000Z"),
+            ("2024-05-01 12:00:00", "2024-05-01T12:00:00.000000Z"),
+            ("2024-05-01T12:00:00.5+02:00", "2024-05-01T10:00:00.500000Z"),
+            (
+                "2024-05-01T01:30:00.123456789-05:30",
+                "2024-05-01T07:00:00.123456Z",
+            ),
+            ("2024-12-31T23:30:00-01:00", "2025-01-01T00:30:00.000000Z"),
+            ("2024-03-01T00:10:00+00:20", "2024-02-29T23:50:00.000000Z"),
+            ("2024-05-01T12:00:00,25", "2024-05-01T12:00:00.250000Z"),
+            ("2024-05-01T12:00:00-00:00", "2024-05-01T12:00:00.000000Z"),
+        ] {
+            assert_eq!(
+                normalize_timestamp(input).as_deref(),
+                Ok(expected),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_timestamps_are_rejected() {
+        for input in [
+            "",
+            "2024-05-01",
+            "2024-05-01T12:00",
+            "2024-05-01X12:00:00Z",
+            "2024-02-30T12:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-05-01T24:00:00Z",
+            "2024-05-01T12:60:00Z",
+            "2024-05-01T12:00:60Z",
+            "2024-05-01T12:00:00.Z",
+            "2024-05-01T12:00:00+2:00",
+            "2024-05-01T12:00:00+24:00",
+            "2024-05-01T12:00:00+0200",
+            "2024-05-01T12:00:00Z junk",
+            "0000-01-01T00:00:00Z",
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-00:01",
+            "+2024-05-01T12:00:00Z",
+            "２０２４-05-01T12:00:00Z",
+            "1714564800",
+        ] {
+            assert!(
+                normalize_timestamp(input).is_err(),
+                "{input} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn normalised_form_is_a_fixed_point() {
+        let once = normalize_timestamp("2024-05-01T12:00:00.1234567+03:00").unwrap();
+        assert_eq!(normalize_timestamp(&once).unwrap(), once);
+    }
+}
