@@ -121,7 +121,7 @@ struct Sent {
 /// through the key-value queue (Redis), while a synchronous publish may go straight to the store.
 fn publish(
     http: &reqwest::blocking::Client,
-    host: &Host,
+    base: &str,
     topic: &str,
     id: &str,
     queued: bool,
@@ -136,7 +136,7 @@ fn publish(
     } else {
         "/publish"
     };
-    let (status, body) = match http.post(host.at(path)).json(&event).send() {
+    let (status, body) = match http.post(format!("{base}{path}")).json(&event).send() {
         Ok(r) => {
             let status = r.status().as_u16();
             (status, r.json().unwrap_or(Value::Null))
@@ -150,6 +150,15 @@ fn publish(
         took: started.elapsed(),
         status,
         body,
+    }
+}
+
+/// Stops the load thread when the test ends, however it ends.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -189,13 +198,15 @@ fn stored_ids(host: &Host, topic: &str) -> Vec<String> {
 fn redis_killed_and_restarted_mid_load_costs_seconds_and_loses_nothing() {
     let db = TestDatabase::create("edgelog_limits");
     let mut redis = OwnRedis::start();
-    let host = Arc::new(edgelog_on(&db, &redis.url()));
+    // Owned here (the load thread gets only the URL), so a failing assertion still stops it.
+    let host = edgelog_on(&db, &redis.url());
     let topic = format!("blip{}", std::process::id());
 
     let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_panic = StopOnDrop(stop.clone());
     let log: Arc<Mutex<Vec<Sent>>> = Arc::default();
     let load = {
-        let (host, stop, log, topic) = (host.clone(), stop.clone(), log.clone(), topic.clone());
+        let (base, stop, log, topic) = (host.url.clone(), stop.clone(), log.clone(), topic.clone());
         std::thread::spawn(move || {
             let http = reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(120))
@@ -205,7 +216,7 @@ fn redis_killed_and_restarted_mid_load_costs_seconds_and_loses_nothing() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 // Every other publish is asynchronous: that path needs Redis.
-                let sent = publish(&http, &host, &topic, &format!("e{n}"), n.is_multiple_of(2));
+                let sent = publish(&http, &base, &topic, &format!("e{n}"), n.is_multiple_of(2));
                 log.lock().unwrap().push(sent);
             }
         })
@@ -318,7 +329,7 @@ fn a_redis_that_never_answers_costs_seconds_not_minutes() {
     let host = edgelog_on(&db, &format!("redis://127.0.0.1:{port}/0"));
     let http = client();
     for i in 0..3 {
-        let sent = publish(&http, &host, "silent", &format!("s{i}"), true);
+        let sent = publish(&http, &host.url, "silent", &format!("s{i}"), true);
         // The queue cannot take it: nothing acknowledged, a JSON 503, and fast (the request
         // timeout is 60 s).
         assert!(sent.took < Duration::from_secs(10), "{sent:?}");
