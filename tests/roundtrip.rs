@@ -19,192 +19,26 @@ mod support;
 
 #[path = "roundtrip/cases.rs"]
 mod cases;
+#[path = "roundtrip/edges.rs"]
+mod edges;
 #[path = "roundtrip/json.rs"]
 mod json;
+#[path = "roundtrip/side.rs"]
+mod side;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cases::{Case, Expect, Rendered};
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
-use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
-use support::app::{App, Backend};
-use support::client;
+use side::{Reply, Side, StoredEvent, both, clip, on_both};
 
 /// Events per generated publish.
 const BATCH: usize = 20;
 /// Generated batches when `PROPTEST_CASES` is not set: enough to meet every generator branch
 /// many times while keeping CI fast.
 const DEFAULT_BATCHES: u32 = 64;
-
-/// One backend under test: the shared harness's app, named for messages.
-struct Side {
-    name: &'static str,
-    app: App,
-}
-
-/// An HTTP answer: status and body text, unparsed (payloads must be compared as text).
-#[derive(Debug, PartialEq)]
-struct Reply {
-    status: u16,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or(Value::Null)
-    }
-}
-
-/// One page of `GET /events`, with each payload kept as the exact text the service sent.
-#[derive(Deserialize)]
-struct Page {
-    events: Vec<StoredEvent>,
-    next_cursor: Option<i64>,
-}
-
-/// An event as read back.
-#[derive(Deserialize)]
-struct StoredEvent {
-    topic: String,
-    event_id: String,
-    timestamp: String,
-    source: String,
-    payload: Box<RawValue>,
-}
-
-impl Side {
-    fn send(&self, request: reqwest::blocking::RequestBuilder) -> Reply {
-        let resp = request.send().expect("request to edge-host");
-        Reply {
-            status: resp.status().as_u16(),
-            text: resp.text().expect("response body"),
-        }
-    }
-
-    fn publish(&self, body: &str, respond_async: bool) -> Reply {
-        let mut req = client()
-            .post(self.app.host.at("/publish"))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if respond_async {
-            req = req.header("prefer", "respond-async");
-        }
-        self.send(req)
-    }
-
-    fn post(&self, path: &str) -> Reply {
-        self.send(client().post(self.app.host.at(path)))
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        self.send(client().get(self.app.host.at(path)))
-    }
-
-    /// The events of `topic` whose ids are in `wanted` (pages until all are seen or none is left).
-    fn read_back(
-        &self,
-        topic: &str,
-        wanted: &HashSet<String>,
-    ) -> Result<HashMap<String, StoredEvent>, String> {
-        let mut found = HashMap::new();
-        let mut before: Option<i64> = None;
-        loop {
-            let mut query = vec![("topic", topic.to_string()), ("limit", "1000".into())];
-            if let Some(b) = before {
-                query.push(("before", b.to_string()));
-            }
-            let reply = self.send(client().get(self.app.host.at("/events")).query(&query));
-            if reply.status != 200 {
-                return Err(format!(
-                    "{}: GET /events?topic={topic:?} answered {}: {}",
-                    self.name,
-                    reply.status,
-                    clip(&reply.text)
-                ));
-            }
-            let page: Page = serde_json::from_str(&reply.text)
-                .map_err(|e| format!("{}: unreadable /events page ({e})", self.name))?;
-            for e in page.events {
-                if wanted.contains(&e.event_id) {
-                    found.insert(e.event_id.clone(), e);
-                }
-            }
-            match page.next_cursor {
-                Some(c) if found.len() < wanted.len() => before = Some(c),
-                _ => return Ok(found),
-            }
-        }
-    }
-
-    /// `/stats`, checked against the extended invariant; returns its counters.
-    fn counters(&self) -> Result<[u64; 5], String> {
-        let reply = self.get("/stats");
-        let body = reply.json();
-        let field = |name: &str| {
-            body[name].as_u64().ok_or_else(|| {
-                format!(
-                    "{}: /stats ({}) has no `{name}`: {}",
-                    self.name,
-                    reply.status,
-                    clip(&reply.text)
-                )
-            })
-        };
-        let c = [
-            field("received")?,
-            field("unique_processed")?,
-            field("duplicate_dropped")?,
-            field("queued")?,
-            field("dead_lettered")?,
-        ];
-        if c[0] != c[1] + c[2] + c[3] + c[4] {
-            return Err(format!(
-                "{}: /stats invariant broken: {}",
-                self.name, reply.text
-            ));
-        }
-        Ok(c)
-    }
-}
-
-/// Starts both backends (in parallel: each start builds nothing new but waits for its host).
-fn both() -> [Side; 2] {
-    support::build_components();
-    std::thread::scope(|s| {
-        let pg = s.spawn(|| Side {
-            name: "postgres+redis",
-            app: App::start(Backend::PostgresRedis),
-        });
-        let lite = Side {
-            name: "sqlite",
-            app: App::start(Backend::Sqlite),
-        };
-        [lite, pg.join().expect("start postgres+redis app")]
-    })
-}
-
-/// Runs `f` on both backends at once.
-fn on_both<T: Send>(apps: &[Side; 2], f: impl Fn(&Side) -> T + Sync) -> [T; 2] {
-    std::thread::scope(|s| {
-        let second = s.spawn(|| f(&apps[1]));
-        let first = f(&apps[0]);
-        [first, second.join().expect("worker thread")]
-    })
-}
-
-/// The start of a long text, for messages.
-fn clip(s: &str) -> String {
-    const MAX: usize = 300;
-    if s.chars().count() <= MAX {
-        s.to_string()
-    } else {
-        let head: String = s.chars().take(MAX).collect();
-        format!("{head}… ({} bytes)", s.len())
-    }
-}
 
 /// Where two texts first differ, with the surroundings.
 fn first_difference(expected: &str, got: &str) -> String {
@@ -495,7 +329,7 @@ fn generated_events_round_trip_identically_on_both_backends() {
 #[test]
 fn edge_cases_round_trip_identically_on_both_backends() {
     let apps = both();
-    let edges = cases::edge_cases();
+    let edges = edges::edge_cases();
     let mut outcomes: BTreeMap<u16, usize> = BTreeMap::new();
     for e in &edges {
         *outcomes.entry(outcome(e)).or_default() += 1;
