@@ -8,10 +8,11 @@
 #                                               # on both backends with N examples per operation (500)
 #
 # `run` reads bearer tokens from EDGELOG_PUBLISH_TOKEN / EDGELOG_READ_TOKEN / EDGELOG_ADMIN_TOKEN
-# (unset = send none) and applies the checks the test suite relies on: no 5xx, every status and
-# content type documented, every body and header valid against its schema (so every 4xx is the
-# JSON error shape), invalid requests rejected, undocumented methods answered 405 + Allow, and
-# protected operations refusing requests without a token.
+# and applies the checks the test suite relies on: no 5xx, every status and content type
+# documented, every body and header valid against its schema (so every 4xx is the JSON error
+# shape), undocumented methods answered 405 + Allow, and, with tokens (access control on),
+# invalid requests rejected and protected operations refusing requests without a token.
+# CONTRACT_SCHEMA=docs/openapi.json tests the file instead of the document the service serves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,10 +50,19 @@ run() {
       fi
     done
   } >"$config"
+  local checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method
+  if [ -n "${EDGELOG_PUBLISH_TOKEN:-}${EDGELOG_READ_TOKEN:-}${EDGELOG_ADMIN_TOKEN:-}" ]; then
+    # With access control on, a request without a token must be refused, like any invalid one.
+    checks="$checks,negative_data_rejection,ignored_auth"
+  else
+    echo "[contract] no EDGELOG_*_TOKEN set: assuming an open service (no auth or rejection checks)" >&2
+  fi
+  local schema="${CONTRACT_SCHEMA:-$url/openapi.json}"
+  case "$schema" in http://*|https://*|/*) ;; *) schema="$PWD/$schema" ;; esac
   # Schemathesis keeps its example database in ./.schemathesis: under target/, not in the tree.
   mkdir -p target/contract-st
-  (cd target/contract-st && "$VENV/bin/st" --config-file "$config" --no-color run "$url/openapi.json" --url "$url" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection,unsupported_method,ignored_auth \
+  (cd target/contract-st && "$VENV/bin/st" --config-file "$config" --no-color run "$schema" --url "$url" \
+    --checks "$checks" \
     --output-truncate true --request-timeout 30 "$@")
 }
 
@@ -65,5 +75,5 @@ case "${1:-}" in
     install
     CONTRACT_MAX_EXAMPLES="$examples" cargo test -p edge-host --test contract schemathesis -- --nocapture --test-threads 1
     ;;
-  *) sed -n '2,15p' "$0"; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | grep '^#'; exit 2 ;;
 esac

@@ -122,6 +122,24 @@ impl Contract {
         }
     }
 
+    /// `name=value` for every value of every enumerated query parameter of an operation.
+    fn enum_queries(&self, template: &str, method: &str) -> Vec<String> {
+        let op = &self.paths()[template][method.to_ascii_lowercase()];
+        let mut out = Vec::new();
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            let (p, _) = self.resolve(p, String::new());
+            if p["in"] != "query" {
+                continue;
+            }
+            for v in p["schema"]["enum"].as_array().into_iter().flatten() {
+                if let (Some(name), Some(v)) = (p["name"].as_str(), v.as_str()) {
+                    out.push(format!("{name}={v}"));
+                }
+            }
+        }
+        out
+    }
+
     /// The documented statuses of an operation.
     fn statuses(&self, template: &str, method: &str) -> BTreeSet<u16> {
         self.paths()[template][method.to_ascii_lowercase()]["responses"]
@@ -910,6 +928,10 @@ fn probe_everything_plain(probe: &mut Probe, contract: &Contract, host: &Host) {
             "HEAD" => continue, // sent with its GET
             "GET" => {
                 probe.get(host, Req::new("GET", &path));
+                // Each value of each enumerated query parameter (e.g. /health?probe=ready).
+                for query in contract.enum_queries(&template, "GET") {
+                    probe.get(host, Req::new("GET", format!("{path}?{query}")));
+                }
                 continue;
             }
             "POST" if template.starts_with("/publish") => {
@@ -1004,6 +1026,7 @@ fn probe_open_host(probe: &mut Probe, contract: &Contract, app: &App) {
     ] {
         probe.get(host, Req::new("GET", format!("/events?{query}")));
     }
+    probe.get(host, Req::new("GET", "/health?probe=sideways"));
     for query in ["topic=contract", "topic=", "topic=nothing-here"] {
         probe.get(host, Req::new("GET", format!("/stats?{query}")));
     }
