@@ -14,7 +14,7 @@
 //! No entry can block the others. When a group fails for a reason that is not the
 //! store being unreachable, its entries are applied one by one; an entry the store
 //! refuses for good (data or integrity errors), or that keeps failing with an unclear
-//! error ([`MAX_ATTEMPTS`] times), becomes a dead letter — its batch and reason kept
+//! error while the store answers otherwise ([`MAX_ATTEMPTS`] times), becomes a dead letter — its batch and reason kept
 //! in the store, atomically with its marker — and the consumer goes on. An outage
 //! (connection, deadlock, overload) never dead-letters: the drain stops and the
 //! entries wait.
@@ -201,9 +201,14 @@ fn consume_alone(
     let attempts = match e.kind {
         ErrorKind::Transient => return Err(DrainError::Store(e)),
         ErrorKind::Permanent => 1,
-        ErrorKind::Unknown => store
-            .record_failure(key, &e.summary)
-            .map_err(DrainError::Store)?,
+        // An unclear error counts against the entry only if the store answers otherwise:
+        // a store that cannot even be pinged is down, and nobody's entry is to blame.
+        ErrorKind::Unknown => match store.ping() {
+            Err(_) => return Err(DrainError::Store(e)),
+            Ok(()) => store
+                .record_failure(key, &e.summary)
+                .map_err(DrainError::Store)?,
+        },
     };
     if e.kind == ErrorKind::Unknown && attempts < MAX_ATTEMPTS {
         eprintln!("WARN entry {key} failed (attempt {attempts} of {MAX_ATTEMPTS}): {e}");

@@ -194,6 +194,27 @@ pub fn parse_page_query(query: &str) -> Result<(u32, i64), ApiError> {
     ))
 }
 
+/// What a `/health` caller asks: everything (default), liveness, or readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Queue and store must both answer.
+    Full,
+    /// The component runs.
+    Live,
+    /// Publishes can be acknowledged (the queue or the store answers).
+    Ready,
+}
+
+/// Parses `GET /health` parameters: `probe` = `live` | `ready` (absent: both dependencies).
+pub fn parse_probe(query: &str) -> Result<Probe, ApiError> {
+    match query_param(query, "probe").as_deref() {
+        None => Ok(Probe::Full),
+        Some("live") => Ok(Probe::Live),
+        Some("ready") => Ok(Probe::Ready),
+        Some(_) => Err(ApiError::bad_query("probe", "must be live or ready")),
+    }
+}
+
 /// Whether the client asked for `202` handling: `Prefer: respond-async` or `?async=true`.
 pub fn wants_async(prefer: Option<&str>, query: &str) -> Result<bool, ApiError> {
     let preferred = prefer.is_some_and(|p| {

@@ -194,7 +194,7 @@ async fn dispatch(
         Route::PublishBatch => routes::publish(req, query, Shape::Batch).await,
         Route::Events => routes::events(query),
         Route::Stats => routes::stats(query),
-        Route::Health => routes::health(),
+        Route::Health => routes::health(query),
         Route::Metrics => routes::metrics(),
         Route::Drain => routes::drain(),
         Route::Maintenance => routes::maintenance(),

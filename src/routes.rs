@@ -316,8 +316,17 @@ pub fn metrics() -> Handled {
 }
 
 /// `GET /health`: probes queue and store without changing anything; 503 names the failing part.
-pub fn health() -> Handled {
+///
+/// `?probe=live` answers 200 without touching a dependency (the component runs: restarting it
+/// fixes nothing else); `?probe=ready` answers 200 while publishes can be acknowledged — the
+/// store or the queue answers — so an orchestrator keeps routing publishers during an outage of
+/// one of them (they get 202s from the queue, or 200s straight from the store).
+pub fn health(query: &str) -> Handled {
+    let asked = http::parse_probe(query)?;
     let config = Config::load()?;
+    if asked == http::Probe::Live {
+        return Ok(http::json(200, &serde_json::json!({"status": "alive"})));
+    }
     let queue = Queue::open();
     let pending = queue.as_ref().map_err(|e| e.to_string()).and_then(|q| {
         q.pending()
@@ -350,8 +359,15 @@ pub fn health() -> Handled {
         }
     };
     let healthy = queue_check == "ok" && store_check == "ok";
+    let ready = queue_check == "ok" || store_check == "ok";
+    let status = match (healthy, ready) {
+        (true, _) => "healthy",
+        (false, true) => "degraded",
+        (false, false) => "unhealthy",
+    };
+    let up = healthy || (asked == http::Probe::Ready && ready);
     let body = Health {
-        status: if healthy { "healthy" } else { "unhealthy" },
+        status,
         store: config.store.name(),
         checks: Checks {
             queue: queue_check,
@@ -361,7 +377,7 @@ pub fn health() -> Handled {
         queue_size: pending.ok(),
         dead_letters,
     };
-    Ok(http::json(if healthy { 200 } else { 503 }, &body))
+    Ok(http::json(if up { 200 } else { 503 }, &body))
 }
 
 /// `POST /drain`: the scheduler/operator hook; consumes within the budget, says if more is left.

@@ -612,6 +612,9 @@ fn database_outage_queues_then_stores_exactly_once() {
     switch.down();
     let (s, body) = app.get("/health");
     assert_eq!(s, 503, "{body}");
+    // Still ready: publishes are acknowledged from the queue while the store is down.
+    let (s, ready) = app.get("/health?probe=ready");
+    assert_eq!((s, &ready["status"]), (200, &json!("degraded")), "{ready}");
     assert!(
         body.to_string().contains("store"),
         "health names the failing part: {body}"
@@ -639,7 +642,7 @@ fn database_outage_queues_then_stores_exactly_once() {
     assert_eq!(s, 200);
     assert_eq!(app.get("/health").0, 200);
     let stored = app.all_events("out");
-    assert_eq!(stored.len(), 6);
+    assert_eq!(stored.len(), 6, "host log:\n{}", app.host.logs());
     assert_eq!(counts(&app.stats()), (11, 6, 5, 0));
 }
 

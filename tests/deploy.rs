@@ -242,11 +242,14 @@ fn spinkube_spinapp_agrees_with_spin_toml() {
         spec["replicas"].as_u64().unwrap() > 1,
         "more than one replica"
     );
-    for probe in ["readiness", "liveness"] {
+    for (probe, path) in [
+        ("readiness", "/health?probe=ready"),
+        ("liveness", "/health?probe=live"),
+    ] {
         assert_eq!(
             spec["checks"][probe]["httpGet"]["path"].as_str(),
-            Some("/health"),
-            "{probe} probe on /health"
+            Some(path),
+            "{probe} probe"
         );
     }
 

@@ -312,6 +312,13 @@ fn queries_filter_by_source_and_time_with_bounded_offsets(b: Backend) {
             "{bad}: {body}"
         );
     }
+    // Probes: liveness touches nothing, readiness and the full check answer while all is up.
+    assert_eq!(
+        app.get("/health?probe=live"),
+        (200, json!({"status": "alive"}))
+    );
+    assert_eq!(app.get("/health?probe=ready").1["status"], "healthy");
+    assert_eq!(app.get("/health?probe=maybe").0, 422);
     // HEAD wherever GET.
     for path in [
         "/events",

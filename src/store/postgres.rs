@@ -145,7 +145,7 @@ fn pg_error(e: PgError) -> StoreError {
         )
         .kind(kind_of(&db.code)),
         PgError::QueryFailed(QueryError::Text(t)) => {
-            let kind = if t.contains("timed out") || t.contains("closed") {
+            let kind = if lost_connection(&t) {
                 ErrorKind::Transient
             } else {
                 ErrorKind::Unknown
@@ -156,6 +156,25 @@ fn pg_error(e: PgError) -> StoreError {
         PgError::ValueConversionFailed(m) => StoreError::new("value conversion failed", m),
         PgError::Other(m) => StoreError::new("postgres error", m),
     }
+}
+
+/// Whether a host's error text says the connection, not the statement, failed.
+fn lost_connection(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "timed out",
+        "no answer",
+        "closed",
+        "broke",
+        "communicating",
+        "eof",
+        "reset",
+        "refused",
+        "connection",
+        "pool",
+    ]
+    .iter()
+    .any(|s| t.contains(s))
 }
 
 /// Names the cause of a failed connection in words safe to show (no address, no credentials).
@@ -515,6 +534,21 @@ mod tests {
         assert_eq!(kind_of("23514"), ErrorKind::Permanent);
         assert_eq!(kind_of("42P01"), ErrorKind::Unknown);
         assert_eq!(kind_of(""), ErrorKind::Unknown);
+    }
+
+    #[test]
+    fn lost_connections_are_transient() {
+        for text in [
+            "the connection to PostgreSQL broke: early eof",
+            "no answer from PostgreSQL within 10 s; the statement was cancelled",
+            "error communicating with the server: Connection reset by peer",
+            "no pooled connection became free within 5 s",
+        ] {
+            assert!(lost_connection(text), "{text}");
+        }
+        assert!(!lost_connection(
+            "value too long for type character varying(3)"
+        ));
     }
 
     #[test]
