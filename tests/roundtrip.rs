@@ -245,13 +245,42 @@ fn check_batch(apps: &[Side; 2], cases: &[Case]) -> Result<(), String> {
         if grew(0) != Some(stored) || grew(1) != Some(stored) || a[3] != 0 || a[4] != 0 {
             return Err(format!(
                 "{}: counters [received, unique, duplicates, queued, dead_lettered] went from \
-                 {b:?} to {a:?} for {stored} stored and {} rejected events",
+                 {b:?} to {a:?} for {stored} stored and {} rejected events{}",
                 app.name,
-                bad.len()
+                bad.len(),
+                foreign_events(app)
             ));
         }
     }
     Ok(())
+}
+
+/// On PostgreSQL, the stored events this test never published (every event_id it sends starts
+/// with six digits): evidence of another process sharing the queue (the same Redis database).
+fn foreign_events(app: &Side) -> String {
+    let Some(db) = &app.app.db else {
+        return String::new();
+    };
+    let rows = db.connect().query(
+        "SELECT topic, event_id FROM events WHERE event_id !~ '^[0-9]{6}' ORDER BY id LIMIT 10",
+        &[],
+    );
+    match rows {
+        Ok(rows) if rows.is_empty() => "; every stored event is one of this test's".into(),
+        Ok(rows) => {
+            let keys: Vec<String> = rows
+                .iter()
+                .map(|r| format!("{}/{}", r.get::<_, String>(0), r.get::<_, String>(1)))
+                .collect();
+            format!(
+                "; events this test never published are stored (another process shares the \
+                 Redis database {}?): {}",
+                app.app.redis.as_ref().map_or("", |r| r.url.as_str()),
+                keys.join(", ")
+            )
+        }
+        Err(e) => format!("; (could not list stored events: {e})"),
+    }
 }
 
 /// The status a case must get (200 when it must be stored), for the run summaries.
