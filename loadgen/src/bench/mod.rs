@@ -299,7 +299,12 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
 
 /// Progress lines on stderr, so stdout keeps only the table.
 pub(crate) fn say(msg: &str) {
-    eprintln!("[bench] {msg}");
+    say_as("bench", msg);
+}
+
+/// [`say`] under another subcommand's name (`chaos`).
+pub(crate) fn say_as(tag: &str, msg: &str) {
+    eprintln!("[{tag}] {msg}");
 }
 
 /// An empty directory at `p` (its old contents removed), for state that must start fresh.

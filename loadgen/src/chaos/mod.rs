@@ -33,7 +33,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 use crate::bench::services::{Cleanup, host_port, pg_admin, redis_flush};
-use crate::bench::{fresh_dir, say};
+use crate::bench::{fresh_dir, say_as};
 use crate::client::Client;
 use crate::config::Mode;
 use crate::plan::{Plan, PlanParams};
@@ -255,6 +255,11 @@ pub fn chaos(cfg: &ChaosConfig) -> Result<ChaosReport> {
         elapsed_secs: started.elapsed().as_secs_f64(),
         rows,
     })
+}
+
+/// Progress on stderr, so stdout keeps only the table.
+fn say(msg: &str) {
+    say_as("chaos", msg);
 }
 
 struct Harness<'a> {
