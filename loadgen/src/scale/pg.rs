@@ -245,9 +245,21 @@ async fn explain(c: &Client, sql: &str, params: &[Param]) -> Result<String> {
         .iter()
         .map(|b| b.as_ref() as &(dyn ToSql + Sync))
         .collect();
-    let rows = c
+    let rows = match c
         .query(&format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"), &refs)
-        .await?;
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            // Too slow to finish under statement_timeout: show the plan it chose instead.
+            let plain = c.query(&format!("EXPLAIN {sql}"), &refs).await?;
+            let mut lines = vec![format!(
+                "EXPLAIN ANALYZE did not finish ({e}); the plan chosen:"
+            )];
+            lines.extend(plain.iter().map(|r| r.get::<_, String>(0)));
+            return Ok(lines.join("\n"));
+        }
+    };
     Ok(rows
         .iter()
         .map(|r| r.get::<_, String>(0))
@@ -258,6 +270,7 @@ async fn explain(c: &Client, sql: &str, params: &[Param]) -> Result<String> {
 /// `EXPLAIN (ANALYZE, BUFFERS)` of the component's `/stats` and listing statements.
 pub(super) async fn plans(url: &str, plan: &Plan, cursor: u64) -> Result<String> {
     let c = connect(url).await?;
+    c.batch_execute("SET statement_timeout = '60s'").await?;
     let mut out = String::new();
     let empty: Vec<String> = vec![];
     for (label, sql) in [

@@ -22,7 +22,30 @@ pub(super) struct Outcome {
 
 pub(super) fn ratio_ok(e: &Timing, f: &Timing) -> (f64, bool) {
     let r = f.q(0.5) / e.q(0.5);
-    (r, f.q(0.5) <= 20.0 && r <= 1.5)
+    let clean = e.failures.is_empty() && f.failures.is_empty();
+    (r, clean && f.q(0.5) <= 20.0 && r <= 1.5)
+}
+
+fn verdict(ok: bool, e: &Timing, f: &Timing) -> String {
+    if ok {
+        return "yes".into();
+    }
+    let mut notes = Vec::new();
+    for (which, t) in [("empty", e), ("loaded", f)] {
+        if let Some(first) = t.failures.first() {
+            notes.push(format!(
+                "{} of {} {which} requests failed ({first}); stopped timing after {}",
+                t.failures.len(),
+                t.ms.len(),
+                t.failures.len()
+            ));
+        }
+    }
+    if notes.is_empty() {
+        "**no**".into()
+    } else {
+        format!("**no**: {}", notes.join("; "))
+    }
 }
 
 pub(super) fn render(o: &Outcome, events: u64) -> String {
@@ -53,7 +76,7 @@ pub(super) fn render(o: &Outcome, events: u64) -> String {
             e.q(0.99),
             f.q(0.5),
             f.q(0.99),
-            if ok { "yes" } else { "**no**" }
+            verdict(ok, e, f)
         );
     }
     let (calls, compacted, slowest) = o.maintenance;
