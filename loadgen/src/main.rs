@@ -151,15 +151,8 @@ struct BenchArgs {
     /// Seed of every plan; random (and printed) when absent.
     #[arg(long)]
     seed: Option<u64>,
-    /// PostgreSQL server, without a database: the benchmark creates and drops its own.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
-    postgres: String,
-    /// Skip the PostgreSQL + Redis runs.
-    #[arg(long)]
-    no_postgres: bool,
-    /// Redis server, without a database number.
-    #[arg(long, default_value = "redis://127.0.0.1:6379")]
-    redis: String,
+    #[command(flatten)]
+    servers: Servers,
     /// Redis database number the benchmark owns (FLUSHDB before and after).
     #[arg(long, default_value_t = 15)]
     redis_db: u32,
@@ -174,6 +167,20 @@ struct BenchArgs {
     backlog_publishes: u64,
 }
 
+/// The PostgreSQL and Redis servers `bench` and `chaos` set their own databases up on.
+#[derive(Debug, clap::Args)]
+struct Servers {
+    /// PostgreSQL server, without a database: a database is created for the run and dropped.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres: String,
+    /// Skip the PostgreSQL + Redis part.
+    #[arg(long)]
+    no_postgres: bool,
+    /// Redis server, without a database number.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+}
+
 #[derive(Debug, clap::Args)]
 struct ChaosArgs {
     /// Seconds of load, all scenarios together (set-up, drains and read-back come on top).
@@ -185,15 +192,8 @@ struct ChaosArgs {
     /// The edgelog manifest.
     #[arg(long, default_value = "spin.toml")]
     manifest: PathBuf,
-    /// PostgreSQL server, without a database: the harness creates and drops its own.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
-    postgres: String,
-    /// Skip the PostgreSQL + Redis scenarios.
-    #[arg(long)]
-    no_postgres: bool,
-    /// Shared Redis server, without a database number.
-    #[arg(long, default_value = "redis://127.0.0.1:6379")]
-    redis: String,
+    #[command(flatten)]
+    servers: Servers,
     /// Redis database number the harness owns (FLUSHDB before and after).
     #[arg(long, default_value_t = 14)]
     redis_db: u32,
@@ -398,8 +398,8 @@ fn bench_main(a: BenchArgs) -> ExitCode {
         topics: a.topics,
         duplicate_rate: a.duplicate_rate,
         seed: a.seed,
-        postgres: (!a.no_postgres).then_some(a.postgres),
-        redis: a.redis,
+        postgres: (!a.servers.no_postgres).then_some(a.servers.postgres),
+        redis: a.servers.redis,
         redis_db: a.redis_db,
         out: a.out,
         request_timeout: timeout,
@@ -427,8 +427,8 @@ fn chaos_main(a: ChaosArgs) -> ExitCode {
         host: a.host,
         manifest: a.manifest,
         seconds: a.seconds,
-        postgres: (!a.no_postgres).then_some(a.postgres),
-        redis: a.redis,
+        postgres: (!a.servers.no_postgres).then_some(a.servers.postgres),
+        redis: a.servers.redis,
         redis_db: a.redis_db,
         hosts: a.hosts,
         concurrency: a.concurrency,
