@@ -85,6 +85,21 @@ struct Shape {
     json: bool,
 }
 
+impl Shape {
+    /// The library's shape of these flags.
+    fn to_shape(&self) -> loadgen::plan::Shape {
+        loadgen::plan::Shape {
+            events: self.events,
+            duplicate_rate: self.duplicate_rate,
+            batch_size: self.batch_size,
+            concurrency: self.concurrency,
+            topics: self.topics,
+            mode: self.mode,
+            seed: self.seed,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct RawArgs {
     /// postgres://user@host:port/database (must exist) or sqlite:PATH.
@@ -330,13 +345,7 @@ fn raw_main(a: RawArgs) -> ExitCode {
     };
     let config = RawConfig {
         database,
-        events: a.shape.events,
-        duplicate_rate: a.shape.duplicate_rate,
-        batch_size: a.shape.batch_size,
-        concurrency: a.shape.concurrency,
-        topics: a.shape.topics,
-        mode: a.shape.mode,
-        seed: a.shape.seed,
+        shape: a.shape.to_shape(),
         statement: a.statement,
         run_id: None,
         migrate: !a.no_migrate,
@@ -360,13 +369,7 @@ fn ping_main(a: PingArgs) -> ExitCode {
     };
     let config = PingConfig {
         url: a.url,
-        events: a.shape.events,
-        duplicate_rate: a.shape.duplicate_rate,
-        batch_size: a.shape.batch_size,
-        concurrency: a.shape.concurrency,
-        topics: a.shape.topics,
-        mode: a.shape.mode,
-        seed: a.shape.seed,
+        shape: a.shape.to_shape(),
         request_timeout: timeout,
     };
     match loadgen::ping::ping(&config) {

@@ -8,15 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
-use chrono::Utc;
+use anyhow::Result;
 use hyper::Method;
-use rand::RngExt;
 
 use crate::client::{Client, snippet};
-use crate::config::Mode;
 use crate::measure::{Measurement, Tally, per_sec};
-use crate::plan::{Plan, PlanParams};
+use crate::plan::Shape;
 use crate::report::Latency;
 
 /// Settings of one ping run.
@@ -24,20 +21,8 @@ use crate::report::Latency;
 pub struct PingConfig {
     /// Base URL.
     pub url: String,
-    /// Events carried, replays included.
-    pub events: u64,
-    /// Fraction of replays (only changes the bodies' content).
-    pub duplicate_rate: f64,
-    /// Events per batch body.
-    pub batch_size: usize,
-    /// Concurrent connections.
-    pub concurrency: usize,
-    /// Number of topics.
-    pub topics: u32,
-    /// Body shape and route.
-    pub mode: Mode,
-    /// Plan seed; random when absent.
-    pub seed: Option<u64>,
+    /// Events, batches, connections, topics, route and seed.
+    pub shape: Shape,
     /// Time limit of one request.
     pub request_timeout: Duration,
 }
@@ -49,26 +34,18 @@ pub fn ping(config: &PingConfig) -> Result<Measurement> {
 
 /// Posts every planned body once; any answer but `200` is an error.
 pub async fn ping_async(config: &PingConfig) -> Result<Measurement> {
-    if config.concurrency == 0 || config.batch_size == 0 || config.events == 0 {
-        bail!("--events, --batch-size and --concurrency must be at least 1");
-    }
-    let seed = config.seed.unwrap_or_else(|| rand::rng().random());
     let run_id = format!("ping{}", crate::run::random_run_id());
-    let plan = Arc::new(Plan::generate(&PlanParams {
-        run_id: run_id.clone(),
-        events: config.events,
-        duplicate_rate: config.duplicate_rate,
-        batch_size: config.batch_size,
-        topics: config.topics,
-        mode: config.mode,
-        seed,
-        base_time: Utc::now(),
-    })?);
-    let client = Client::new(&config.url, config.request_timeout, config.concurrency)?;
+    let (plan, seed) = config.shape.plan(&run_id)?;
+    let plan = Arc::new(plan);
+    let client = Client::new(
+        &config.url,
+        config.request_timeout,
+        config.shape.concurrency,
+    )?;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let mut workers = Vec::with_capacity(config.concurrency);
-    for _ in 0..config.concurrency {
+    let mut workers = Vec::with_capacity(config.shape.concurrency);
+    for _ in 0..config.shape.concurrency {
         let plan = Arc::clone(&plan);
         let client = client.clone();
         let next = Arc::clone(&next);
@@ -103,11 +80,11 @@ pub async fn ping_async(config: &PingConfig) -> Result<Measurement> {
         kind: "ping".into(),
         target: config.url.clone(),
         statement: None,
-        mode: config.mode,
+        mode: config.shape.mode,
         seed,
         run_id,
-        concurrency: config.concurrency,
-        batch_size: config.batch_size,
+        concurrency: config.shape.concurrency,
+        batch_size: config.shape.batch_size,
         events_sent: tally.events,
         unique_ids: plan.events.len() as u64,
         requests: tally.requests,

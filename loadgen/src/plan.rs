@@ -68,6 +68,47 @@ pub struct PlannedRequest {
     pub resend_of: Option<usize>,
 }
 
+/// The shape of a generated load, shared by `ping` and `raw` (and their command lines), so both
+/// measure the same plan from the same settings.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    /// Events carried, replays included.
+    pub events: u64,
+    /// Fraction of replays (exact copies of earlier events).
+    pub duplicate_rate: f64,
+    /// Events per batch.
+    pub batch_size: usize,
+    /// Concurrent connections.
+    pub concurrency: usize,
+    /// Number of topics.
+    pub topics: u32,
+    /// Body shape and route.
+    pub mode: Mode,
+    /// Plan seed; random when absent.
+    pub seed: Option<u64>,
+}
+
+impl Shape {
+    /// The seeded plan of this shape under the topic prefix `run_id`, with the seed it used.
+    pub fn plan(&self, run_id: &str) -> Result<(Plan, u64)> {
+        if self.concurrency == 0 || self.batch_size == 0 || self.events == 0 {
+            anyhow::bail!("--events, --batch-size and --concurrency must be at least 1");
+        }
+        let seed = self.seed.unwrap_or_else(|| rand::rng().random());
+        let plan = Plan::generate(&PlanParams {
+            run_id: run_id.to_string(),
+            events: self.events,
+            duplicate_rate: self.duplicate_rate,
+            batch_size: self.batch_size,
+            topics: self.topics,
+            mode: self.mode,
+            seed,
+            base_time: Utc::now(),
+        })?;
+        Ok((plan, seed))
+    }
+}
+
 /// The inputs of plan generation, separate from `Config` so tests can pin the clock.
 #[derive(Clone, Debug)]
 pub struct PlanParams {

@@ -23,13 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use chrono::Utc;
-use rand::RngExt;
 use serde::Serialize;
 
-use crate::config::Mode;
 use crate::measure::{Measurement, Tally, per_sec};
-use crate::plan::{Plan, PlanParams, SOURCE};
+use crate::plan::{Plan, SOURCE, Shape};
 use crate::report::Latency;
 
 /// The service's PostgreSQL schema, applied with `IF NOT EXISTS` (idempotent).
@@ -108,20 +105,8 @@ impl Database {
 pub struct RawConfig {
     /// Where to insert.
     pub database: Database,
-    /// Events to insert, replays included.
-    pub events: u64,
-    /// Fraction of replays (as in a load run).
-    pub duplicate_rate: f64,
-    /// Events per batch (per transaction in batch mode).
-    pub batch_size: usize,
-    /// Concurrent connections.
-    pub concurrency: usize,
-    /// Number of topics.
-    pub topics: u32,
-    /// Batch: one transaction per batch; single: one per event.
-    pub mode: Mode,
-    /// Plan seed; random when absent.
-    pub seed: Option<u64>,
+    /// Events, batches (one transaction each in batch mode), connections, topics, seed.
+    pub shape: Shape,
     /// Statement set.
     pub statement: Statement,
     /// Topic prefix; random when absent.
@@ -208,24 +193,11 @@ pub fn raw(config: &RawConfig) -> Result<Measurement> {
 
 /// Runs a raw measurement: builds the plan, inserts it, checks the row count.
 pub async fn raw_async(config: &RawConfig) -> Result<Measurement> {
-    if config.concurrency == 0 || config.batch_size == 0 || config.events == 0 {
-        bail!("--events, --batch-size and --concurrency must be at least 1");
-    }
-    let seed = config.seed.unwrap_or_else(|| rand::rng().random());
     let run_id = config
         .run_id
         .clone()
         .unwrap_or_else(|| format!("raw{}", crate::run::random_run_id()));
-    let plan = Plan::generate(&PlanParams {
-        run_id: run_id.clone(),
-        events: config.events,
-        duplicate_rate: config.duplicate_rate,
-        batch_size: config.batch_size,
-        topics: config.topics,
-        mode: config.mode,
-        seed,
-        base_time: Utc::now(),
-    })?;
+    let (plan, seed) = config.shape.plan(&run_id)?;
     let work = Arc::new(Work::build(&plan, config.statement)?);
     let (tally, elapsed, stored) = match &config.database {
         Database::Postgres(url) => pg::run(url, config, Arc::clone(&work)).await?,
@@ -258,11 +230,11 @@ pub async fn raw_async(config: &RawConfig) -> Result<Measurement> {
             }
             .into(),
         ),
-        mode: config.mode,
+        mode: config.shape.mode,
         seed,
         run_id,
-        concurrency: config.concurrency,
-        batch_size: config.batch_size,
+        concurrency: config.shape.concurrency,
+        batch_size: config.shape.batch_size,
         events_sent: tally.events,
         unique_ids: unique,
         requests: tally.requests,
@@ -312,8 +284,8 @@ mod pg {
                 .await
                 .context("applying migrations/postgres/0001_init.sql")?;
         }
-        let mut clients = Vec::with_capacity(config.concurrency);
-        for _ in 0..config.concurrency {
+        let mut clients = Vec::with_capacity(config.shape.concurrency);
+        for _ in 0..config.shape.concurrency {
             clients.push(connect(url).await?);
         }
         let next = Arc::new(AtomicUsize::new(0));
@@ -486,8 +458,8 @@ mod sqlite {
                 .execute_batch(SQLITE_SCHEMA)
                 .context("applying migrations/sqlite/0001_init.sql")?;
         }
-        let mut conns = Vec::with_capacity(config.concurrency);
-        for _ in 0..config.concurrency {
+        let mut conns = Vec::with_capacity(config.shape.concurrency);
+        for _ in 0..config.shape.concurrency {
             conns.push(open(path)?);
         }
         let next = Arc::new(AtomicUsize::new(0));
@@ -527,6 +499,7 @@ mod sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Mode;
 
     #[test]
     fn parses_database_urls() {
@@ -554,13 +527,15 @@ mod tests {
         ] {
             let m = raw(&RawConfig {
                 database: Database::Sqlite(db.clone()),
-                events: 1_000,
-                duplicate_rate: 0.35,
-                batch_size: 50,
-                concurrency: 4,
-                topics: 3,
-                mode,
-                seed: Some(7),
+                shape: Shape {
+                    events: 1_000,
+                    duplicate_rate: 0.35,
+                    batch_size: 50,
+                    concurrency: 4,
+                    topics: 3,
+                    mode,
+                    seed: Some(7),
+                },
                 statement,
                 run_id: None,
                 migrate: true,

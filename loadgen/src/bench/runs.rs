@@ -11,6 +11,7 @@ use super::services::HostProc;
 use super::{BenchConfig, say};
 use crate::config::{Config, Mode};
 use crate::ping::{PingConfig, ping_async};
+use crate::plan::Shape;
 use crate::raw::{Database, RawConfig, Statement, raw_async};
 
 fn events_for(cfg: &BenchConfig, mode: Mode) -> u64 {
@@ -20,16 +21,23 @@ fn events_for(cfg: &BenchConfig, mode: Mode) -> u64 {
     }
 }
 
-fn ping_config(cfg: &BenchConfig, seed: u64, url: &str, mode: Mode) -> PingConfig {
-    PingConfig {
-        url: url.to_string(),
+/// The benchmark's load shape for one mode (and connection count).
+fn shape(cfg: &BenchConfig, seed: u64, mode: Mode, concurrency: usize) -> Shape {
+    Shape {
         events: events_for(cfg, mode),
         duplicate_rate: cfg.duplicate_rate,
         batch_size: cfg.batch_size,
-        concurrency: cfg.concurrency,
+        concurrency,
         topics: cfg.topics,
         mode,
         seed: Some(seed),
+    }
+}
+
+fn ping_config(cfg: &BenchConfig, seed: u64, url: &str, mode: Mode) -> PingConfig {
+    PingConfig {
+        url: url.to_string(),
+        shape: shape(cfg, seed, mode, cfg.concurrency),
         request_timeout: cfg.request_timeout,
     }
 }
@@ -128,20 +136,14 @@ pub(super) fn raw_runs(
         for mode in [Mode::Batch, Mode::Single] {
             let config = RawConfig {
                 database: db.clone(),
-                events: events_for(cfg, mode),
-                duplicate_rate: cfg.duplicate_rate,
-                batch_size: cfg.batch_size,
-                concurrency,
-                topics: cfg.topics,
-                mode,
-                seed: Some(seed),
+                shape: shape(cfg, seed, mode, concurrency),
                 statement,
                 run_id: None,
                 migrate: true,
             };
             say(&format!(
                 "raw {store} {statement:?} {mode:?}, concurrency {concurrency}: {} events ...",
-                config.events
+                config.shape.events
             ));
             let (m, usage) = measure(None, || rt.block_on(raw_async(&config)))?;
             say(&format!(
