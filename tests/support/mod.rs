@@ -303,33 +303,48 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A Redis logical database (1..=15) reserved for one test, flushed before and after use.
+/// A Redis logical database (1..=12) reserved for one test, flushed before and after use.
+///
+/// Reserved across processes too: a lock file per number is held while the test runs, so test
+/// binaries running at the same time (a developer's, a benchmark's) never flush each other's
+/// queue. 13, 14 and 15 are left to `loadgen` (scale, chaos, bench).
 pub struct TestRedis {
     /// `redis://127.0.0.1:6379/N`.
     pub url: String,
     db: u8,
+    _lock: std::fs::File,
 }
 
 static REDIS_DBS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 impl TestRedis {
-    /// Reserves and flushes a database number not used by another test of this binary.
+    /// Reserves and flushes a database number not used by another test (of any process).
     pub fn reserve() -> TestRedis {
-        let db = {
-            let mut used = REDIS_DBS.lock().unwrap();
-            // Test binaries run one after another; within one, tests share the 15 numbers.
-            let db = (1..=15u8)
-                .find(|d| !used.contains(d))
-                .expect("more than 15 Redis tests at once");
-            used.push(db);
-            db
-        };
-        let r = TestRedis {
-            url: format!("redis://127.0.0.1:6379/{db}"),
-            db,
-        };
-        r.flush();
-        r
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        loop {
+            {
+                let mut used = REDIS_DBS.lock().unwrap();
+                for db in (1..=12u8).filter(|d| !used.contains(d)) {
+                    let path = std::env::temp_dir().join(format!("edgelog-test-redis-{db}.lock"));
+                    let file = std::fs::File::create(&path).unwrap();
+                    if file.try_lock().is_ok() {
+                        used.push(db);
+                        let r = TestRedis {
+                            url: format!("redis://127.0.0.1:6379/{db}"),
+                            db,
+                            _lock: file,
+                        };
+                        r.flush();
+                        return r;
+                    }
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no free Redis database for 5 minutes"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 
     /// Empties the database.
