@@ -29,27 +29,38 @@ use crate::measure::{Measurement, Tally, per_sec};
 use crate::plan::{Plan, SOURCE, Shape};
 use crate::report::Latency;
 
-/// The service's PostgreSQL schema, applied with `IF NOT EXISTS` (idempotent).
-pub const PG_SCHEMA: &str = include_str!("../../migrations/postgres/0001_init.sql");
+/// The service's PostgreSQL schema (every migration, in order; each is idempotent), so the raw
+/// limit pays for the same columns and indexes as the service.
+pub const PG_SCHEMA: [&str; 2] = [
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_counters_dead_letters.sql"),
+];
 /// The service's SQLite schema.
-pub const SQLITE_SCHEMA: &str = include_str!("../../migrations/sqlite/0001_init.sql");
+pub const SQLITE_SCHEMA: [&str; 2] = [
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_counters_dead_letters.sql"),
+];
 
 /// `plain` on PostgreSQL: the bare event insert, one statement (one transaction) per batch.
 const PG_PLAIN: &str = "\
 INSERT INTO events (topic, event_id, \"timestamp\", source, payload)
-SELECT topic, event_id, ts::timestamptz, source, payload::jsonb
+SELECT topic, event_id, ts::timestamptz, source, payload
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
     WITH ORDINALITY AS u(topic, event_id, ts, source, payload, ord)
 ORDER BY ord
 ON CONFLICT (topic, event_id) DO NOTHING";
 
-/// `service` on PostgreSQL: the service's own `APPLY_BATCH` (marker included), shared by file.
-const PG_SERVICE: &str = include_str!("../../src/store/postgres_apply_batch.sql");
+/// `service` on PostgreSQL: the service's own apply statement (marker and counters included),
+/// shared by file, for a group of one batch.
+const PG_SERVICE: &str = include_str!("../../src/store/postgres_apply.sql");
 
 /// SQLite `service` statements: copies of those in `src/store/sqlite.rs`.
 const SQLITE_INSERT_MARKER: &str = "INSERT INTO consumed_batches (batch_key, received, inserted) \
      VALUES (?1, ?2, 0) ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key";
-const SQLITE_UPDATE_MARKER: &str = "UPDATE consumed_batches SET inserted = ?1 WHERE batch_key = ?2";
+const SQLITE_COUNT: &str = "INSERT INTO topic_counters (topic, shard, received, inserted, \
+     last_event_at) VALUES (?1, 0, ?2, ?3, ?4) ON CONFLICT (topic, shard) DO UPDATE SET \
+     received = received + excluded.received, inserted = inserted + excluded.inserted, \
+     last_event_at = max(coalesce(last_event_at, ''), excluded.last_event_at)";
 
 /// Busy timeout of edge-host's SQLite connections.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -279,10 +290,12 @@ mod pg {
     ) -> Result<(Tally, Duration, u64)> {
         let admin = connect(url).await?;
         if config.migrate {
-            admin
-                .batch_execute(PG_SCHEMA)
-                .await
-                .context("applying migrations/postgres/0001_init.sql")?;
+            for script in PG_SCHEMA {
+                admin
+                    .batch_execute(script)
+                    .await
+                    .context("applying migrations/postgres/")?;
+            }
         }
         let mut clients = Vec::with_capacity(config.shape.concurrency);
         for _ in 0..config.shape.concurrency {
@@ -298,7 +311,9 @@ mod pg {
                 let mut tally = Tally::default();
                 let text = match work.statement {
                     Statement::Plain => PG_PLAIN,
-                    Statement::Service => PG_SERVICE,
+                    Statement::Service => {
+                        &PG_SERVICE.replace("{SETTLE}", "").replace("{SETTLED}", "")
+                    }
                 };
                 let stmt = match client.prepare(text).await {
                     Ok(s) => s,
@@ -322,23 +337,21 @@ mod pg {
                                 .await
                         }
                         Statement::Service => {
-                            let received = tx.received as i64;
+                            let keys = vec![work.batch_key(i)];
+                            let received = vec![tx.received as i64];
+                            let batch = vec![1i64; tx.events.len()];
+                            let shard = (i % 16) as i16;
                             client
                                 .query_one(
                                     &stmt,
                                     &[
-                                        &work.batch_key(i),
-                                        &topics,
-                                        &ids,
-                                        &ts,
-                                        &sources,
-                                        &payloads,
-                                        &received,
+                                        &keys, &received, &batch, &topics, &ids, &ts, &sources,
+                                        &payloads, &shard,
                                     ],
                                 )
                                 .await
-                                .and_then(|row| row.try_get::<_, Option<i64>>(0))
-                                .map(|n| n.unwrap_or(0) as u64)
+                                .and_then(|row| row.try_get::<_, i64>(2))
+                                .map(|n| n as u64)
                         }
                     };
                     match result {
@@ -430,8 +443,24 @@ mod sqlite {
                 let inserted: Vec<(String, String)> = stmt
                     .query_map(params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<rusqlite::Result<_>>()?;
-                conn.prepare_cached(SQLITE_UPDATE_MARKER)?
-                    .execute(rusqlite::params![inserted.len() as i64, key])?;
+                // The counter rows, per topic, as the service keeps them.
+                let mut per_topic: std::collections::BTreeMap<&str, (i64, i64, &str)> =
+                    Default::default();
+                for &e in &tx.events {
+                    let e = &work.events[e as usize];
+                    let entry = per_topic.entry(e.topic.as_str()).or_insert((0, 0, ""));
+                    entry.0 += 1;
+                    entry.2 = entry.2.max(e.timestamp.as_str());
+                }
+                for (topic, _) in &inserted {
+                    if let Some(entry) = per_topic.get_mut(topic.as_str()) {
+                        entry.1 += 1;
+                    }
+                }
+                let mut count = conn.prepare_cached(SQLITE_COUNT)?;
+                for (topic, (received, stored, last)) in per_topic {
+                    count.execute(rusqlite::params![topic, received, stored, last])?;
+                }
                 Ok(inserted.len() as u64)
             }
         })();
@@ -454,9 +483,11 @@ mod sqlite {
     ) -> Result<(Tally, Duration, u64)> {
         let admin = open(path)?;
         if config.migrate {
-            admin
-                .execute_batch(SQLITE_SCHEMA)
-                .context("applying migrations/sqlite/0001_init.sql")?;
+            for script in SQLITE_SCHEMA {
+                admin
+                    .execute_batch(script)
+                    .context("applying migrations/sqlite/")?;
+            }
         }
         let mut conns = Vec::with_capacity(config.shape.concurrency);
         for _ in 0..config.shape.concurrency {
