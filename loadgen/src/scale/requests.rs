@@ -195,6 +195,10 @@ pub(super) async fn timed(
     (ms, Ok(rows))
 }
 
+/// A request slower than this counts as failed (a page of 100 that takes a second is broken,
+/// and 200 of them would hold the run for minutes).
+const SLOW_MS: f64 = 1000.0;
+
 /// Failed requests of one kind on one store after which that kind stops being timed there
 /// (each may have waited for the host's 10 s statement limit).
 const GIVE_UP: usize = 3;
@@ -224,6 +228,10 @@ pub(super) async fn phase(
                 }
                 let (ms, outcome) = timed(client, k, i, plan, ["empty", "loaded"][side]).await;
                 let t = &mut out[side][k];
+                let outcome = match outcome {
+                    Ok(_) if ms > SLOW_MS => Err(format!("200 after {:.1} s", ms / 1000.0)),
+                    other => other,
+                };
                 match outcome {
                     Ok(rows) if i >= a.warmup => {
                         t.ms.push(ms);
