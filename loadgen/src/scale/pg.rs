@@ -298,6 +298,14 @@ pub(super) async fn plans(url: &str, plan: &Plan, cursor: u64) -> Result<String>
             super::KINDS[k],
             explain(&c, &sql, &params).await?
         );
+        if k == 4 {
+            let alt = sql.replace("ORDER BY id DESC", "ORDER BY \"timestamp\" DESC, id DESC");
+            let _ = writeln!(
+                out,
+                "candidate fix for the time range — `{alt}`:\n\n```\n{}\n```\n",
+                explain(&c, &alt, &params).await?
+            );
+        }
     }
     Ok(out)
 }
