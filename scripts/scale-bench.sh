@@ -3,7 +3,8 @@
 # the edgelog component, then runs `loadgen scale`, which on PostgreSQL + Redis and on SQLite
 # (edge-host defaults)
 #   - starts two edge-hosts with the real component on two fresh stores (PostgreSQL: databases
-#     created for the run and dropped after; Redis database 14, FLUSHDB before and after;
+#     created for the run and dropped after; Redis database 13 (must be empty; 14 is loadgen
+#     chaos's), FLUSHDB before and after;
 #     SQLite: fresh state directories), seeds both with the same 3,100 events (one publish,
 #     which also creates the schema: one event per topic, a full page per cursor and window);
 #   - bulk-loads --events events (10,000,000 by default) into ONE of them through the
@@ -20,8 +21,8 @@
 # Exit 0 when every target is met, 1 when one is missed (the tables say which), 2 on error.
 #
 # Usage: scripts/scale-bench.sh [loadgen scale flags]   e.g. --events 200000 (about 30 s),
-#        --requests 200, --no-postgres, --no-sqlite, --redis-db 14, --keep, --out DIR
-# The default 10 M run takes about 20 minutes on 2 cores and needs ~12 GB of free disk.
+#        --requests 200, --no-postgres, --no-sqlite, --redis-db N, --keep, --out DIR
+# The default 10 M run takes 8–15 minutes on 2 cores and needs ~13 GB of free disk.
 # Environment: BENCH_SKIP_BUILD=1 skips the builds. Needs PostgreSQL on 127.0.0.1:5432 (trust,
 # user postgres) and Redis on 127.0.0.1:6379 unless --no-postgres: scripts/services.sh.
 set -euo pipefail
