@@ -287,6 +287,24 @@ fn queries_filter_by_source_and_time_with_bounded_offsets(b: Backend) {
     let cursor = page["next_cursor"].as_i64().unwrap();
     let (_, rest) = app.get(&format!("/events?source=api&limit=2&before={cursor}"));
     assert_eq!(rest["count"], 1);
+    // A time range pages newest event time first, through the same id cursor: a late event
+    // with an old timestamp (the highest id) comes where its time puts it.
+    let late = ev("q", "e6", "late", "2024-05-01T12:00:00Z");
+    assert_eq!(app.post("/publish", &late).0, 200);
+    let mut seen = Vec::new();
+    let mut path = "/events?since=2024-05-01T00:00:00Z&limit=2".to_owned();
+    loop {
+        let (s, page) = app.get(&path);
+        assert_eq!(s, 200, "{page}");
+        for e in page["events"].as_array().unwrap() {
+            seen.push(e["event_id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_i64() {
+            Some(c) => path = format!("/events?since=2024-05-01T00:00:00Z&limit=2&before={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["e5", "e4", "e3", "e2", "e1", "e6", "e0"]);
     // Deep offsets point at the cursor instead of scanning.
     let (s, body) = app.get("/events?offset=10001");
     assert_eq!(s, 422);

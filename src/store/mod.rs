@@ -436,9 +436,19 @@ pub(crate) mod sql {
             params.push(Param::Text(until));
             filters.push(format!("\"timestamp\" < {}", ts(params.len())));
         }
+        // A time range is served newest event time first, by the ("timestamp", id) index; the
+        // cursor is still an id: the page continues below that event's (timestamp, id).
+        let by_time = q.since.is_some() || q.until.is_some();
         if let Some(before) = q.before {
             params.push(Param::Int(i64::try_from(before).unwrap_or(i64::MAX)));
-            filters.push(format!("id < ${}", params.len()));
+            let n = params.len();
+            filters.push(if by_time {
+                format!(
+                    "(\"timestamp\", id) < (SELECT \"timestamp\", id FROM events WHERE id = ${n})"
+                )
+            } else {
+                format!("id < ${n}")
+            });
         }
         let mut text = format!("SELECT {select_list} FROM events");
         if !filters.is_empty() {
@@ -447,8 +457,13 @@ pub(crate) mod sql {
         }
         params.push(Param::Int(i64::from(q.limit)));
         params.push(Param::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)));
+        let order = if by_time {
+            "\"timestamp\" DESC, id DESC"
+        } else {
+            "id DESC"
+        };
         text.push_str(&format!(
-            " ORDER BY id DESC LIMIT ${} OFFSET ${}",
+            " ORDER BY {order} LIMIT ${} OFFSET ${}",
             params.len() - 1,
             params.len()
         ));
@@ -584,9 +599,21 @@ mod tests {
         assert_eq!(
             text,
             "SELECT id FROM events WHERE source = $1 AND \"timestamp\" >= $2::text::timestamptz \
-             AND \"timestamp\" < $3::text::timestamptz ORDER BY id DESC LIMIT $4 OFFSET $5"
+             AND \"timestamp\" < $3::text::timestamptz ORDER BY \"timestamp\" DESC, id DESC \
+             LIMIT $4 OFFSET $5"
         );
         assert_eq!(params.len(), 5);
+        let q = EventQuery {
+            since: Some("2024-01-01T00:00:00.000000Z".into()),
+            before: Some(42),
+            ..query()
+        };
+        assert_eq!(
+            list_events("id", &q, pg).0,
+            "SELECT id FROM events WHERE \"timestamp\" >= $1::text::timestamptz AND \
+             (\"timestamp\", id) < (SELECT \"timestamp\", id FROM events WHERE id = $2) \
+             ORDER BY \"timestamp\" DESC, id DESC LIMIT $3 OFFSET $4"
+        );
         assert_eq!(
             list_events("id", &query(), pg).0,
             "SELECT id FROM events ORDER BY id DESC LIMIT $1 OFFSET $2"

@@ -101,19 +101,24 @@ const COMPACT: &str = "WITH old AS (SELECT batch_key FROM consumed_batches \
 const TOUCH: &str = "UPDATE consumed_batches SET consumed_at = now() \
      WHERE batch_key = ANY($1::text[]) RETURNING batch_key";
 
+/// Counters in one grouped pass over the counter rows (topics x shards), then the totals,
+/// the per-topic page and the markers of the listed keys, all in one statement (one snapshot).
 const SNAPSHOT: &str = concat!(
-    "SELECT (SELECT COALESCE(SUM(received), 0)::bigint FROM topic_counters), \
-     (SELECT COALESCE(SUM(inserted), 0)::bigint FROM topic_counters), \
-     (SELECT COALESCE(SUM(expired), 0)::bigint FROM topic_counters), \
-     (SELECT COALESCE(SUM(received) FILTER (WHERE status <> 'applied'), 0)::bigint FROM dead_letters), \
-     (SELECT count(*) FILTER (WHERE status = 'pending') FROM dead_letters), \
-     (SELECT count(DISTINCT topic) FROM topic_counters WHERE topic <> ''), \
+    "WITH per AS (SELECT topic, SUM(received) AS r, SUM(inserted) AS i, SUM(expired) AS x, \
+       MAX(last_event_at) AS l FROM topic_counters GROUP BY topic), \
+     dl AS (SELECT COALESCE(SUM(received) FILTER (WHERE status <> 'applied'), 0)::bigint AS dead, \
+       count(*) FILTER (WHERE status = 'pending') AS pending FROM dead_letters) \
+     SELECT (SELECT COALESCE(SUM(r), 0)::bigint FROM per), \
+     (SELECT COALESCE(SUM(i), 0)::bigint FROM per), \
+     (SELECT COALESCE(SUM(x), 0)::bigint FROM per), \
+     (SELECT dead FROM dl), (SELECT pending FROM dl), \
+     (SELECT count(*) FROM per WHERE topic <> ''), \
      (SELECT COALESCE(json_agg(t ORDER BY t.topic), '[]')::text FROM (\
-       SELECT topic, SUM(received)::bigint AS received, SUM(inserted)::bigint AS unique_processed, \
-       (SUM(received) - SUM(inserted))::bigint AS duplicate_dropped, SUM(expired)::bigint AS expired, ",
-    utc_text!("MAX(last_event_at)"),
-    " AS last_event_at FROM topic_counters WHERE topic <> '' AND ($2::text IS NULL OR topic = $2) \
-       GROUP BY topic ORDER BY topic LIMIT $3) AS t), \
+       SELECT topic, r::bigint AS received, i::bigint AS unique_processed, \
+       (r - i)::bigint AS duplicate_dropped, x::bigint AS expired, ",
+    utc_text!("l"),
+    " AS last_event_at FROM per WHERE topic <> '' AND ($2::text IS NULL OR topic = $2) \
+       ORDER BY topic LIMIT $3) AS t), \
      ARRAY(SELECT batch_key FROM consumed_batches WHERE batch_key = ANY($1::text[])), ",
     "(SELECT value FROM meta WHERE key = 'started_at')"
 );
