@@ -47,9 +47,15 @@ pub(super) fn listing_sql(
     };
     let n = params.len();
     params.extend([Param::I(100), Param::I(0)]);
+    // As `sql::list_events` in src/store/mod.rs: a time range is ordered by event time.
+    let order = if k == 4 {
+        "\"timestamp\" DESC, id DESC"
+    } else {
+        "id DESC"
+    };
     Some((
         format!(
-            "SELECT {cols} FROM events{filter} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+            "SELECT {cols} FROM events{filter} ORDER BY {order} LIMIT ${} OFFSET ${}",
             n + 1,
             n + 2
         ),
