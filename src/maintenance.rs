@@ -1,18 +1,20 @@
 //! Maintenance: keeps the store bounded, within the request's work budget.
 //!
-//! Three chores, each in small chunks so no lock is held long and a publish never
+//! Four chores, each in small chunks so no lock is held long and a publish never
 //! waits behind them, stopping when the budget is spent (`more` tells the caller to
 //! call again):
 //!
 //! 1. **Release** queue entries that were applied but not deleted (a consumer crashed
 //!    between its commit and its delete): their markers' age restarts now, then the
 //!    entries are deleted.
-//! 2. **Compact markers** older than the marker horizon whose keys are not queued.
+//! 2. **Fold counter shards** (PostgreSQL): the rows concurrent writers spread over 16 shards
+//!    are summed into shard 0, so `/stats` reads about one row per topic between runs.
+//! 3. **Compact markers** older than the marker horizon whose keys are not queued.
 //!    Safe because an entry is only ever applied by a consumer that read it from the
 //!    queue, every consumer request ends within the horizon's half, and a marker's age
 //!    restarts whenever its entry is seen again (step 1, or a consumer finding the
 //!    marker): see docs/DESIGN.md, "Marker horizon".
-//! 3. **Retention**: stored events older than `retention` (by storage time) are
+//! 4. **Retention**: stored events older than `retention` (by storage time) are
 //!    deleted oldest first and counted per topic as `expired`.
 
 use std::time::{Duration, Instant};
@@ -39,6 +41,8 @@ pub struct Report {
     pub compacted_markers: u64,
     /// Applied entries found still queued and deleted.
     pub released_entries: u64,
+    /// Counter rows of other shards folded into shard 0 (PostgreSQL).
+    pub folded_counters: u64,
     /// Whether work was left because the budget ran out.
     pub more: bool,
     /// The retention in force, as configured (`null` when off).
@@ -76,6 +80,18 @@ pub fn run(
     let applied = store.touch_markers(&pending).map_err(DrainError::Store)?;
     queue.remove_many(&applied).map_err(DrainError::Queue)?;
     report.released_entries = applied.len() as u64;
+
+    loop {
+        let n = store.fold_counters(CHUNK).map_err(DrainError::Store)?;
+        report.folded_counters += n;
+        if n < u64::from(CHUNK) {
+            break;
+        }
+        if out_of_time() {
+            report.more = true;
+            return Ok(report);
+        }
+    }
 
     let horizon = cutoff(config.marker_horizon);
     // Each chore does at least one chunk per call, so every call makes progress.

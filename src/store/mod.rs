@@ -64,6 +64,8 @@ pub trait EventStore {
         queued: &[String],
         chunk: u32,
     ) -> Result<u64, StoreError>;
+    /// Folds up to `chunk` counter rows of shards other than 0 into shard 0; returns how many.
+    fn fold_counters(&self, chunk: u32) -> Result<u64, StoreError>;
     /// Of `keys`, those with a marker; their markers' age restarts now (see the horizon).
     fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError>;
 }

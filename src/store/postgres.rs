@@ -98,6 +98,23 @@ const COMPACT: &str = "WITH old AS (SELECT batch_key FROM consumed_batches \
      failures AS (DELETE FROM entry_failures WHERE batch_key IN (SELECT batch_key FROM gone)) \
      SELECT count(*) FROM gone";
 
+/// Folds counter shards into shard 0, locking rows in `(topic, shard)` order like publishers do,
+/// in one statement: a snapshot sees the counters before or after, never half-way.
+const FOLD: &str = "WITH picked AS (SELECT topic, shard FROM topic_counters WHERE shard <> 0 \
+     ORDER BY topic, shard LIMIT $1 FOR UPDATE), \
+     moved AS (DELETE FROM topic_counters c USING picked p \
+     WHERE c.topic = p.topic AND c.shard = p.shard \
+     RETURNING c.topic, c.received, c.inserted, c.expired, c.last_event_at), \
+     folded AS (INSERT INTO topic_counters (topic, shard, received, inserted, expired, last_event_at) \
+     SELECT topic, 0, SUM(received), SUM(inserted), SUM(expired), MAX(last_event_at) \
+     FROM moved GROUP BY topic ORDER BY topic \
+     ON CONFLICT (topic, shard) DO UPDATE SET \
+     received = topic_counters.received + EXCLUDED.received, \
+     inserted = topic_counters.inserted + EXCLUDED.inserted, \
+     expired = topic_counters.expired + EXCLUDED.expired, \
+     last_event_at = GREATEST(topic_counters.last_event_at, EXCLUDED.last_event_at) RETURNING 1) \
+     SELECT count(*) FROM moved";
+
 const TOUCH: &str = "UPDATE consumed_batches SET consumed_at = now() \
      WHERE batch_key = ANY($1::text[]) RETURNING batch_key";
 
@@ -483,6 +500,10 @@ impl EventStore for PostgresStore {
             int(u64::from(chunk)),
         ];
         self.scalar(COMPACT, &params).map(count)
+    }
+
+    fn fold_counters(&self, chunk: u32) -> Result<u64, StoreError> {
+        self.scalar(FOLD, &[int(u64::from(chunk))]).map(count)
     }
 
     fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {

@@ -533,6 +533,10 @@ impl EventStore for SqliteStore {
         })
     }
 
+    fn fold_counters(&self, _chunk: u32) -> Result<u64, StoreError> {
+        Ok(0) // one writer, one shard: nothing to fold
+    }
+
     fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
         self.write_tx(|| self.touch(keys))
     }
