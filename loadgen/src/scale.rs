@@ -31,7 +31,8 @@ mod report;
 mod requests;
 mod sql;
 
-use host::{Host, redis_claim, redis_flush};
+use host::{redis_claim, redis_flush};
+use loadgen::bench::services::HostProc;
 use report::{Outcome, ratio_ok, render};
 use requests::{KINDS, Plan, maintain, phase, seed_store, topic_name};
 use sql::{Param, listing_sql};
@@ -190,7 +191,17 @@ fn run_backend(
         rc = Some(path);
     }
     let result = (|| -> Result<Outcome> {
-        let start = |s: &Side| Host::start(a, &s.state, rc.as_deref(), &s.env, &s.log);
+        let start = |s: &Side| {
+            HostProc::start(
+                &a.host,
+                &a.manifest,
+                "127.0.0.1:0",
+                &s.state,
+                rc.as_deref(),
+                &s.env,
+                &s.log,
+            )
+        };
         if pg_backend {
             for s in &sides {
                 rt.block_on(pg::admin(
@@ -204,7 +215,7 @@ fn run_backend(
         rt.block_on(seed_store(&empty_host.url, plan))?;
         let host = start(&sides[1])?;
         rt.block_on(seed_store(&host.url, plan))?;
-        host.stop();
+        let _ = host.stop();
         say(&format!(
             "{store}: both stores seeded; loading {} events; load average {}",
             a.events,
@@ -226,7 +237,7 @@ fn run_backend(
         ));
         let host = start(&sides[1])?;
         let (empty, full) = rt.block_on(phase(&empty_host.url, &host.url, plan, a))?;
-        empty_host.stop();
+        let _ = empty_host.stop();
         let count = || -> Result<u64> {
             if pg_backend {
                 rt.block_on(pg::markers(&db_url))
@@ -237,7 +248,7 @@ fn run_backend(
         let markers_before = count()?;
         let maintenance = rt.block_on(maintain(&host.url))?;
         let markers_after = count()?;
-        host.stop();
+        let _ = host.stop();
         let (storage, plans) = if pg_backend {
             (
                 rt.block_on(pg::storage(&db_url))?,

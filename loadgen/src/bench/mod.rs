@@ -22,7 +22,7 @@ mod cpu;
 mod report;
 mod runs;
 /// Child processes and database administration, shared with `loadgen chaos`.
-pub(crate) mod services;
+pub mod services;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -15,16 +15,17 @@ use anyhow::{Context, Result, bail};
 use super::say;
 
 /// A running `edge-host up`, stopped (SIGTERM, then SIGKILL) when dropped.
-pub(crate) struct HostProc {
+/// A running `edge-host up` (also used by `loadgen scale`), stopped when dropped.
+pub struct HostProc {
     child: Option<Child>,
     /// Base URL it serves on (`http://127.0.0.1:PORT`).
-    pub(crate) url: String,
+    pub url: String,
 }
 
 impl HostProc {
     /// Starts `edge-host up` on `listen` (`127.0.0.1:0`: a free port) and waits for its
     /// `Serving` banner.
-    pub(crate) fn start(
+    pub fn start(
         bin: &Path,
         manifest: &Path,
         listen: &str,
@@ -106,7 +107,7 @@ impl HostProc {
     }
 
     /// Stops it gracefully (SIGTERM, then SIGKILL after 40 s).
-    pub(crate) fn stop(mut self) -> Result<()> {
+    pub fn stop(mut self) -> Result<()> {
         if let Some(child) = self.child.take() {
             terminate(child, Duration::from_secs(40))?;
         }
@@ -270,7 +271,7 @@ fn redis_cmd(url: &str, commands: &[&[&str]]) -> Result<()> {
 }
 
 /// Empties one Redis database number (the run's own), before and after a run.
-pub(crate) fn redis_flush(url: &str, db: u32) -> Result<()> {
+pub fn redis_flush(url: &str, db: u32) -> Result<()> {
     let db = db.to_string();
     redis_cmd(url, &[&["SELECT", &db], &["FLUSHDB"]])
 }
