@@ -24,14 +24,7 @@ cd "$(dirname "$0")/.."
 say() { printf '[bench] %s\n' "$*" >&2; }
 
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  # Separately, as everyone else builds them: building both in one command would unify their
-  # dependencies' features and make the next plain `cargo build -p edge-host` rebuild.
-  say "building release edge-host"
-  cargo build --release -p edge-host
-  say "building release loadgen"
-  cargo build --release -p loadgen
-  say "building the edgelog component (wasm32-wasip2, release)"
-  cargo build --target wasm32-wasip2 --release -p edgelog
+  scripts/build-release.sh
   say "building the trivial component loadgen/fixtures/hello"
   cargo build --manifest-path loadgen/fixtures/hello/Cargo.toml \
     --target wasm32-wasip2 --release --target-dir target/bench-hello

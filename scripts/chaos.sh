@@ -20,16 +20,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '[chaos] %s\n' "$*" >&2; }
-
-if [ "${CHAOS_SKIP_BUILD:-0}" != 1 ]; then
-  rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-  say "building release edge-host"
-  cargo build --release -p edge-host
-  say "building release loadgen"
-  cargo build --release -p loadgen
-  say "building the edgelog component (wasm32-wasip2, release)"
-  cargo build --target wasm32-wasip2 --release -p edgelog
-fi
+[ "${CHAOS_SKIP_BUILD:-0}" = 1 ] || scripts/build-release.sh
 
 exec target/release/loadgen chaos "$@"

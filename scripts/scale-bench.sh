@@ -28,15 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '[scale-bench] %s\n' "$*" >&2; }
 
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  say "building release edge-host"
-  cargo build --release -p edge-host
-  say "building release loadgen"
-  cargo build --release -p loadgen
-  say "building the edgelog component (wasm32-wasip2, release)"
-  cargo build --target wasm32-wasip2 --release -p edgelog
-fi
+[ "${BENCH_SKIP_BUILD:-0}" = 1 ] || scripts/build-release.sh
 
 exec target/release/loadgen scale "$@"

@@ -97,12 +97,7 @@ fn dead_letters_are_moved_aside_listed_retried_and_discarded(b: Backend) {
     assert_eq!(stats["unique_processed"], 2, "{stats}");
     let (s, health) = app.get("/health");
     assert_eq!((s, &health["dead_letters"]), (200, &json!(2)), "{health}");
-    let metrics = client()
-        .get(app.host.at("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics(&app);
     assert!(
         metrics.contains("\nedgelog_events_dead_lettered_total 3\n"),
         "{metrics}"
@@ -233,12 +228,7 @@ fn per_topic_stats_and_metrics(b: Backend) {
     assert_eq!(one["topic_stats"][0]["topic"], "beta");
     assert_eq!(one["received"], 4, "totals stay global");
     assert_eq!(app.get("/stats?topic=").0, 422);
-    let metrics = client()
-        .get(app.host.at("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics(&app);
     assert!(
         metrics.contains("edgelog_topic_events_received_total{topic=\"alpha\"} 3\n"),
         "{metrics}"
@@ -465,6 +455,16 @@ fn retention_expires_old_events_in_chunks(b: Backend) {
     // Past retention a key is new again (a deduplication window, as in JetStream / SQS FIFO).
     let (s, body) = app.post("/publish", &event("ret", "o1"));
     assert_eq!((s, &body["processed"]), (200, &json!(1)));
+}
+
+/// The Prometheus text of `/metrics`.
+fn metrics(app: &App) -> String {
+    client()
+        .get(app.host.at("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
 }
 
 /// Queue entries (key, value) straight from the key-value store.
