@@ -2,6 +2,8 @@
 //! wires PostgreSQL, Redis and the app correctly, and every file it or the docs reference exists
 //! and parses.
 
+#[path = "deploy/docs.rs"]
+mod docs;
 mod support;
 
 use serde_yaml::Value;
@@ -521,62 +523,4 @@ fn fermyon_guide_uses_only_spin_toml_names() {
             "fermyon.md shows how to set the secret {secret}"
         );
     }
-}
-
-/// `X.Y.Z` of every "Spin X.Y.Z" in `text`.
-fn spin_versions(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for (i, _) in text.match_indices("Spin ") {
-        let rest = &text[i + 5..];
-        let v: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect();
-        let v = v.trim_end_matches('.');
-        if v.split('.').count() == 3 && v.split('.').all(|p| !p.is_empty()) {
-            found.push(v.to_string());
-        }
-    }
-    found
-}
-
-#[test]
-fn compose_image_and_readme_name_the_same_spin_version() {
-    let c = compose();
-    let image = c["services"]["app"]["image"].as_str().unwrap();
-    let (repo, tag) = image.rsplit_once(':').unwrap();
-    assert_eq!(repo, "ghcr.io/spinframework/spin");
-    let version = tag.strip_prefix('v').expect("a pinned vX.Y.Z tag");
-    let readme = std::fs::read_to_string(support::root().join("README.md")).unwrap();
-    let named = spin_versions(&readme);
-    assert!(
-        named.iter().any(|v| v == version),
-        "the README names Spin {version}, the version runtime-compose.yml runs"
-    );
-    for v in &named {
-        assert_eq!(
-            v, version,
-            "every Spin version the README names is the compose one"
-        );
-    }
-}
-
-#[test]
-fn readme_deploy_paths_exist() {
-    let root = support::root();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let mut seen = 0;
-    for (i, _) in readme.match_indices("deploy/") {
-        let path: String = readme[i..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || "/._-".contains(*c))
-            .collect();
-        let path = path.trim_end_matches('.');
-        assert!(
-            root.join(path).exists(),
-            "README mentions {path}, which exists"
-        );
-        seen += 1;
-    }
-    assert!(seen > 0, "the README's Deploy section points at deploy/");
 }
