@@ -1,6 +1,6 @@
 //! `loadgen ping`: the HTTP floor. It posts exactly the bodies a load run would post (same plan:
 //! batch bodies to `/publish/batch`, single events to `/publish`) to any URL and expects `200`,
-//! without retries or verification. Pointed at a trivial component (`loadgen/fixtures/hello`)
+//! without retries or verification. Pointed at a trivial component (`lab/fixtures/hello`)
 //! it measures what the host itself costs per request: HTTP, a fresh Wasm instance, moving the
 //! body into the guest. No service can beat that number on the same host.
 

@@ -1,6 +1,7 @@
-//! A throwaway in-memory stand-in for the service, used only by loadgen's own tests to check
-//! the client's accounting end to end (it is not a test of the real service). It implements
-//! the publish, `/stats`, `/drain` and `/events` routes, with switchable faults and bugs.
+//! A throwaway in-memory stand-in for the service, used only by tests (loadgen's accounting in
+//! `lab/tests/accounting.rs`, the chaos harness's load) to check the client's accounting end to
+//! end (it is not a test of the real service). It implements the publish, `/stats`, `/drain`
+//! and `/events` routes, with switchable faults and bugs.
 
 use std::collections::HashSet;
 use std::convert::Infallible;

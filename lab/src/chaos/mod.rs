@@ -1,4 +1,4 @@
-//! `loadgen chaos`: the harness that keeps "never loses, never stores twice, cannot be wedged"
+//! `lab chaos`: the harness that keeps "never loses, never stores twice, cannot be wedged"
 //! true. Bounded by `--seconds`, it runs on the embedded default (SQLite queue and store, one
 //! edge-host) and on PostgreSQL + Redis with several edge-hosts sharing one Redis database and
 //! one PostgreSQL database (both created for the run and removed after):
@@ -259,10 +259,10 @@ mod tests {
 
     use super::load::{self, LoadOutcome, LoadSpec, Windows};
     use super::*;
-    use crate::client::Client;
-    use crate::config::Mode;
     use crate::mock::{Faults, MockServer};
-    use crate::plan::{Plan, PlanParams};
+    use loadgen::client::Client;
+    use loadgen::config::Mode;
+    use loadgen::plan::{Plan, PlanParams};
 
     async fn run_against(faults: Faults, windows: Arc<Windows>) -> (readback::Tally, LoadOutcome) {
         let mock = MockServer::start(faults).await;
@@ -290,7 +290,7 @@ mod tests {
         };
         let load = load::send(&plan, &spec, &windows).await;
         assert!(
-            crate::verify::drain(&client, Duration::from_secs(10))
+            loadgen::verify::drain(&client, Duration::from_secs(10))
                 .await
                 .emptied
         );

@@ -1,4 +1,4 @@
-//! The six timed requests of `loadgen scale`, the seed that makes both stores answer them
+//! The six timed requests of `lab scale`, the seed that makes both stores answer them
 //! with full pages, the alternating timing loop, and the maintenance loop.
 
 use anyhow::{Result, bail};

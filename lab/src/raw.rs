@@ -1,4 +1,4 @@
-//! `loadgen raw`: the limit to approach. It inserts the rows a load run would send (the same
+//! `lab raw`: the limit to approach. It inserts the rows a load run would send (the same
 //! seeded plan: same batches, same replays) straight into the database from a native client —
 //! no HTTP, no Wasm, no queue — into the service's own schema (`migrations/`), with the service's
 //! statement shape `INSERT … ON CONFLICT (topic, event_id) DO NOTHING`, one transaction per
@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::measure::{Measurement, Tally, per_sec};
-use crate::plan::{Plan, SOURCE, Shape};
-use crate::report::Latency;
+use loadgen::measure::{Measurement, Tally, per_sec};
+use loadgen::plan::{Plan, SOURCE, Shape};
+use loadgen::report::Latency;
 
 /// The service's PostgreSQL schema (every migration, in order; each is idempotent), so the raw
 /// limit pays for the same columns and indexes as the service.
@@ -199,7 +199,7 @@ impl Work {
 
 /// Runs a raw measurement on a fresh tokio runtime.
 pub fn raw(config: &RawConfig) -> Result<Measurement> {
-    crate::run::block_on(raw_async(config))
+    loadgen::run::block_on(raw_async(config))
 }
 
 /// Runs a raw measurement: builds the plan, inserts it, checks the row count.
@@ -207,7 +207,7 @@ pub async fn raw_async(config: &RawConfig) -> Result<Measurement> {
     let run_id = config
         .run_id
         .clone()
-        .unwrap_or_else(|| format!("raw{}", crate::run::random_run_id()));
+        .unwrap_or_else(|| format!("raw{}", loadgen::run::random_run_id()));
     let (plan, seed) = config.shape.plan(&run_id)?;
     let work = Arc::new(Work::build(&plan, config.statement)?);
     let (tally, elapsed, stored) = match &config.database {
@@ -530,7 +530,7 @@ mod sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Mode;
+    use loadgen::config::Mode;
 
     #[test]
     fn parses_database_urls() {

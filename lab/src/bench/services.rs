@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use super::say;
 
 /// A running `edge-host up`, stopped (SIGTERM, then SIGKILL) when dropped.
-/// A running `edge-host up` (also used by `loadgen scale`), stopped when dropped.
+/// A running `edge-host up` (also used by `lab scale`), stopped when dropped.
 pub struct HostProc {
     child: Option<Child>,
     /// Base URL it serves on (`http://127.0.0.1:PORT`).

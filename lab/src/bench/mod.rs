@@ -1,15 +1,15 @@
-//! `loadgen bench`: the whole benchmark in one run on one machine, every figure beside the raw
+//! `lab bench`: the whole benchmark in one run on one machine, every figure beside the raw
 //! limit of the same database measured in the same run.
 //!
 //! 1. edgelog on edge-host with the default stores (SQLite queue and SQLite events): a verified
 //!    batch run and a verified single-event run; then the backlog phase (`backlog.rs`): async
 //!    20-event publishes, drained with `POST /drain` in a loop.
-//! 2. The raw SQLite limit (`loadgen raw`): the same rows straight into a fresh file with the
+//! 2. The raw SQLite limit (`lab raw`): the same rows straight into a fresh file with the
 //!    service's schema, with the bare insert (`plain`) and with the service's own statements.
 //! 3. The same two steps on PostgreSQL (a database created for the run) with the queue in Redis
 //!    (a database number of its own, flushed before and after).
 //! 4. The host's own floor: the same bodies posted to a trivial component
-//!    (`loadgen/fixtures/hello`) on edge-host, and on `wasmtime serve` when it is installed.
+//!    (`lab/fixtures/hello`) on edge-host, and on `wasmtime serve` when it is installed.
 //!
 //! Around every measurement it samples CPU time (machine, edge-host, this process, PostgreSQL,
 //! Redis) from `/proc`, and afterwards reads edge-host's per-request log lines, so the report
@@ -21,7 +21,7 @@ mod backlog;
 mod cpu;
 mod report;
 mod runs;
-/// Child processes and database administration, shared with `loadgen chaos`.
+/// Child processes and database administration, shared with `lab chaos`.
 pub mod services;
 
 use std::path::{Path, PathBuf};
@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::config::Mode;
 use crate::raw::Database;
 use backlog::backlog_run;
+use loadgen::config::Mode;
 use report::{Kind, Row, attach_host_times, machine_line, render_markdown};
 use runs::{hello_runs, raw_runs, service_runs};
 use services::{Cleanup, HostProc, WasmtimeServe, host_port, pg_admin, redis_flush, which};
@@ -173,7 +173,7 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
                 std::fs::write(
                     &rc,
                     format!(
-                        "# Written by loadgen bench.\n[key_value_store.default]\ntype = \"redis\"\n\
+                        "# Written by lab bench.\n[key_value_store.default]\ntype = \"redis\"\n\
                          url = \"{}/{}\"\n",
                         cfg.redis.trim_end_matches('/'),
                         cfg.redis_db

@@ -1,4 +1,4 @@
-//! `loadgen scale`: do reads stay flat when the store holds months of history (issue 10)?
+//! `lab scale`: do reads stay flat when the store holds months of history (issue 10)?
 //!
 //! For each backend (PostgreSQL + Redis, then SQLite on edge-host's defaults) it starts two
 //! edge-hosts with the real component on two fresh stores and seeds both with the same 3,100
@@ -32,12 +32,12 @@ mod requests;
 mod sql;
 
 use host::{redis_claim, redis_flush};
-use loadgen::bench::services::HostProc;
+use lab::bench::services::HostProc;
 use report::{Outcome, ratio_ok, render};
 use requests::{KINDS, Plan, maintain, phase, seed_store, topic_name};
 use sql::{Param, listing_sql};
 
-/// Flags of `loadgen scale`.
+/// Flags of `lab scale`.
 #[derive(Debug, clap::Args)]
 pub struct ScaleArgs {
     /// Events to bulk-load (10 million is the issue's figure; 200000 is a quick check).
@@ -74,7 +74,7 @@ pub struct ScaleArgs {
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis: String,
     /// Redis database number the run owns (must be empty; FLUSHDB before and after). Not 14:
-    /// `loadgen chaos` uses that one by default, and the two may run at once.
+    /// `lab chaos` uses that one by default, and the two may run at once.
     #[arg(long, default_value_t = 13)]
     redis_db: u32,
     /// Directory for state, logs, plans and results.
@@ -307,11 +307,11 @@ pub fn main(a: ScaleArgs) -> ExitCode {
     match run(&a) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
-            eprintln!("loadgen scale: a target was missed (see the tables and plans)");
+            eprintln!("lab scale: a target was missed (see the tables and plans)");
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("loadgen scale: {e:#}");
+            eprintln!("lab scale: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -334,7 +334,7 @@ fn run(a: &ScaleArgs) -> Result<bool> {
     };
     let started = Instant::now();
     let mut report = format!(
-        "Run {}: `loadgen scale --events {}`, {} timed requests per kind (after {} warm-up), seed {}; \
+        "Run {}: `lab scale --events {}`, {} timed requests per kind (after {} warm-up), seed {}; \
          {} CPUs; load average at the start {}.\n\n",
         now.format("%Y-%m-%d %H:%M UTC"),
         a.events,

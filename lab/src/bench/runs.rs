@@ -9,10 +9,10 @@ use super::cpu::{Usage, measure, sample, usage_between};
 use super::report::{Kind, Row};
 use super::services::HostProc;
 use super::{BenchConfig, say};
-use crate::config::{Config, Mode};
-use crate::ping::{PingConfig, ping_async};
-use crate::plan::Shape;
 use crate::raw::{Database, RawConfig, Statement, raw_async};
+use loadgen::config::{Config, Mode};
+use loadgen::ping::{PingConfig, ping_async};
+use loadgen::plan::Shape;
 
 fn events_for(cfg: &BenchConfig, mode: Mode) -> u64 {
     match mode {
@@ -72,7 +72,7 @@ pub(super) fn service_runs(
         // outside the timed sending phase; CPU is sampled around the sending phase only.
         let pid = Some(host.pid());
         let mut samples = Vec::with_capacity(2);
-        let report = rt.block_on(crate::run::run_with_probe(&config, &mut |_| {
+        let report = rt.block_on(loadgen::run::run_with_probe(&config, &mut |_| {
             samples.push((sample(pid), Instant::now()));
         }))?;
         let usage = match samples.as_slice() {

@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use super::BenchConfig;
 use super::cpu::Usage;
-use crate::config::Mode;
-use crate::measure::Measurement;
-use crate::report::Report;
+use loadgen::config::Mode;
+use loadgen::measure::Measurement;
+use loadgen::report::Report;
 
 /// Which kind of thing a row measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -1,4 +1,4 @@
-//! SQLite side of `loadgen scale`: bulk-loads events, counters and markers into the
+//! SQLite side of `lab scale`: bulk-loads events, counters and markers into the
 //! component's database file (edge-host stopped) with prepared inserts in big transactions,
 //! reports storage, and shows `EXPLAIN QUERY PLAN` (plus the statement's own time) of the
 //! component's listing statements.

@@ -1,4 +1,4 @@
-//! The run's own Redis database number for `loadgen scale`: claimed only when empty, flushed
+//! The run's own Redis database number for `lab scale`: claimed only when empty, flushed
 //! before and after. (Its `edge-host` children are the benchmark's `HostProc`.)
 
 use std::io::{BufRead, BufReader, Write};
@@ -32,7 +32,7 @@ fn redis(url: &str, db: u32, command: &str) -> Result<String> {
     Ok(lines.next().transpose()?.unwrap_or_default())
 }
 
-/// Checks the run's Redis database is unused (another harness, e.g. `loadgen chaos` on 14,
+/// Checks the run's Redis database is unused (another harness, e.g. `lab chaos` on 14,
 /// may hold it: flushing it would wipe that harness's queue), then flushes it.
 pub(super) fn redis_claim(url: &str, db: u32) -> Result<()> {
     let size = redis(url, db, "DBSIZE")?;

@@ -18,9 +18,9 @@ use super::procs::{HostSpec, KillableHost, OwnRedis};
 use super::{ChaosConfig, ScenarioRow, hostile, readback};
 use crate::bench::services::{Cleanup, host_port, pg_admin, redis_flush};
 use crate::bench::{fresh_dir, say_as};
-use crate::client::Client;
-use crate::config::Mode;
-use crate::plan::{Plan, PlanParams};
+use loadgen::client::Client;
+use loadgen::config::Mode;
+use loadgen::plan::{Plan, PlanParams};
 
 /// Progress on stderr, so stdout keeps only the table.
 pub(super) fn say(msg: &str) {
@@ -109,7 +109,7 @@ impl Harness<'_> {
         // Enough events for the budget at a few thousand events/s, bounded for memory.
         let events = ((load.as_secs_f64() * 6_000.0) as u64).clamp(2_000, cap);
         Ok(Arc::new(Plan::generate(&PlanParams {
-            run_id: format!("{}{tag}", crate::run::random_run_id()),
+            run_id: format!("{}{tag}", loadgen::run::random_run_id()),
             events,
             duplicate_rate: 0.3,
             batch_size: 20,
@@ -149,7 +149,7 @@ impl Harness<'_> {
     ) -> Result<ScenarioRow> {
         let drain = self
             .rt
-            .block_on(crate::verify::drain(client, Duration::from_secs(120)));
+            .block_on(loadgen::verify::drain(client, Duration::from_secs(120)));
         let first = self
             .rt
             .block_on(readback::compare(client, plan, &load.ledger))
@@ -162,7 +162,7 @@ impl Harness<'_> {
         while tally.lost > 0 && waited.elapsed() < Duration::from_secs(60) {
             std::thread::sleep(Duration::from_secs(5));
             self.rt
-                .block_on(crate::verify::drain(client, Duration::from_secs(30)));
+                .block_on(loadgen::verify::drain(client, Duration::from_secs(30)));
             tally = self
                 .rt
                 .block_on(readback::compare(client, plan, &load.ledger))
@@ -293,14 +293,15 @@ impl Harness<'_> {
         // What is still queued when the drain starts (the service may consume some on its own).
         let backlog = self
             .rt
-            .block_on(crate::verify::stats(&clients[0]))
+            .block_on(loadgen::verify::stats(&clients[0]))
             .ok()
             .and_then(|s| s.queued)
             .unwrap_or(0);
         let t0 = Instant::now();
-        let drain = self
-            .rt
-            .block_on(crate::verify::drain(&clients[0], Duration::from_secs(300)));
+        let drain = self.rt.block_on(loadgen::verify::drain(
+            &clients[0],
+            Duration::from_secs(300),
+        ));
         let secs = t0.elapsed().as_secs_f64();
         let mut row = self.settle_and_count(scenario, &clients[0], &plan, &load)?;
         row.requests += drain.requests;
@@ -326,7 +327,7 @@ impl Harness<'_> {
     pub(super) fn hostile(&self, scenario: &str, hosts: &[KillableHost]) -> Result<ScenarioRow> {
         say(scenario);
         let client = Client::new(&hosts[0].url, Duration::from_secs(30), 1)?;
-        let topic = format!("{}.hostile", crate::run::random_run_id());
+        let topic = format!("{}.hostile", loadgen::run::random_run_id());
         let o = self
             .rt
             .block_on(hostile::run(&client, &topic, self.cfg.max_body_bytes));
@@ -386,7 +387,7 @@ fn write_runtime_config(path: &Path, redis_url: &str) -> Result<()> {
     std::fs::write(
         path,
         format!(
-            "# Written by loadgen chaos.\n[key_value_store.default]\ntype = \"redis\"\nurl = \"{redis_url}\"\n"
+            "# Written by lab chaos.\n[key_value_store.default]\ntype = \"redis\"\nurl = \"{redis_url}\"\n"
         ),
     )
     .with_context(|| format!("writing {}", path.display()))

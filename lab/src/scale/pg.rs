@@ -1,4 +1,4 @@
-//! PostgreSQL side of `loadgen scale`: creates/drops the run's database, bulk-loads events,
+//! PostgreSQL side of `lab scale`: creates/drops the run's database, bulk-loads events,
 //! counters and markers into the service's schema with a few `INSERT … SELECT … FROM
 //! generate_series` statements, reports storage, and profiles the component's statements
 //! with `EXPLAIN (ANALYZE, BUFFERS)`.

@@ -1,4 +1,4 @@
-//! `loadgen slow-clients`: how normal publishes fare while many connections dribble request
+//! `lab slow-clients`: how normal publishes fare while many connections dribble request
 //! bodies (the slow-client attack of issue 9).
 //!
 //! It first measures normal publish latency alone (the baseline), then opens `--connections`
@@ -22,7 +22,7 @@ use loadgen::client::Client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Flags of `loadgen slow-clients`.
+/// Flags of `lab slow-clients`.
 #[derive(Debug, clap::Args)]
 pub struct SlowArgs {
     /// Base URL of the service.
@@ -338,14 +338,14 @@ pub fn main(a: SlowArgs) -> std::process::ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("loadgen slow-clients: {e}");
+            eprintln!("lab slow-clients: {e}");
             return std::process::ExitCode::from(2);
         }
     };
     let report = match runtime.block_on(run(&a)) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("loadgen slow-clients: {e:#}");
+            eprintln!("lab slow-clients: {e:#}");
             return std::process::ExitCode::from(2);
         }
     };
@@ -360,7 +360,7 @@ pub fn main(a: SlowArgs) -> std::process::ExitCode {
         .flatten()
         .any(|p| p["failures"].as_object().is_some_and(|f| !f.is_empty()) || p["ok"] == 0);
     if failed {
-        eprintln!("loadgen slow-clients: some normal publishes failed (see the table)");
+        eprintln!("lab slow-clients: some normal publishes failed (see the table)");
         std::process::ExitCode::from(1)
     } else {
         std::process::ExitCode::SUCCESS

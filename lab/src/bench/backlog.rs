@@ -17,10 +17,10 @@ use super::cpu::measure;
 use super::report::{Kind, Row};
 use super::services::HostProc;
 use super::{BenchConfig, say};
-use crate::client::{Client, snippet};
-use crate::config::Mode;
-use crate::measure::Tally;
-use crate::verify::drain;
+use loadgen::client::{Client, snippet};
+use loadgen::config::Mode;
+use loadgen::measure::Tally;
+use loadgen::verify::drain;
 
 /// Events per asynchronous publish.
 pub(super) const BACKLOG_BATCH: usize = 20;
@@ -54,7 +54,7 @@ pub(super) fn backlog_run(
         "backlog on {store}: {publishes} async {BACKLOG_BATCH}-event publishes, then /drain ..."
     ));
     let client = Client::new(&host.url, cfg.request_timeout, cfg.concurrency)?;
-    let run = crate::run::random_run_id();
+    let run = loadgen::run::random_run_id();
     let timestamp = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let next = Arc::new(AtomicU64::new(0));
     let queued_events = Arc::new(AtomicU64::new(0));
@@ -110,7 +110,7 @@ pub(super) fn backlog_run(
     ));
     // The backlog is what is still queued now (a service may consume some on its own).
     let backlog = rt
-        .block_on(crate::verify::stats(&client))
+        .block_on(loadgen::verify::stats(&client))
         .context("reading /stats before the drain")?
         .queued
         .unwrap_or(queued);
