@@ -347,9 +347,14 @@ pub fn health(query: &str) -> Handled {
             topic: None,
             limit: 0,
         };
-        Ok(s.snapshot(&[], &filter)
-            .ok()
-            .map(|s| s.dead_letters_pending))
+        Ok(match s.snapshot(&[], &filter) {
+            Ok(snapshot) => Some(snapshot.dead_letters_pending),
+            // A fresh store (never migrated: /health creates nothing) holds no dead letters.
+            Err(_) => match s.has_dead_letter_table() {
+                Ok(false) => Some(0),
+                _ => None,
+            },
+        })
     });
     let (store_check, dead_letters) = match probe {
         Ok(dead) => ("ok".to_owned(), dead),
@@ -497,8 +502,10 @@ pub fn retry_dead_letter(id: &str) -> Handled {
         )));
     }
     let batch = letter.batch.take().unwrap_or_default();
+    // The request itself is always well-formed: what stops a retry is the letter's state (its
+    // batch unreadable, or still refused by the store), so both answer 409 like any other state.
     let events = queue::decode(batch.as_bytes(), letter.received).map_err(|reason| {
-        ApiError::invalid(format!(
+        ApiError::conflict(format!(
             "dead letter {id:?} holds an unreadable batch ({reason}); it can only be discarded"
         ))
     })?;
@@ -527,7 +534,7 @@ pub fn retry_dead_letter(id: &str) -> Handled {
         Err(e) if e.kind == store::ErrorKind::Transient => Err(store_failed(e)),
         Err(e) => {
             eprintln!("WARN retry of dead letter {id} failed: {e}");
-            Err(ApiError::invalid(format!(
+            Err(ApiError::conflict(format!(
                 "the store still refuses dead letter {id:?}: {}",
                 e.summary
             )))

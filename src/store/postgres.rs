@@ -443,6 +443,12 @@ impl EventStore for PostgresStore {
         self.query(sql::PING, &[]).map(|_| ())
     }
 
+    fn has_dead_letter_table(&self) -> Result<bool, StoreError> {
+        // `to_regclass` follows the search path, like the unqualified names of the migrations.
+        let exists = "SELECT count(to_regclass('dead_letters'))";
+        Ok(self.scalar(exists, &[])? > 0)
+    }
+
     fn bury(&self, letter: &NewDeadLetter<'_>) -> Result<(), StoreError> {
         let params = [
             text(letter.key),
