@@ -109,7 +109,9 @@ fn compose_references_files_that_exist_and_parse() {
 #[test]
 fn example_runtime_configs_start_the_host() {
     // The "all local" example really configures edge-host (it parses and serves). It is copied
-    // into a temporary tree so its relative paths land there, not in the repository.
+    // into a temporary tree, run from there, so its relative paths land there, not in the
+    // repository (its SQLite path is relative to the working directory; tests/runtime_config.rs
+    // checks both files' places).
     let dir = support::temp_dir("edge-local-");
     std::fs::create_dir_all(dir.join("runtime-config")).unwrap();
     let rc = dir.join("runtime-config/local.toml");
@@ -117,6 +119,7 @@ fn example_runtime_configs_start_the_host() {
     let host = support::Host::start(support::HostConfig {
         runtime_config: Some(rc),
         state_dir: Some(dir.join("state")),
+        cwd: Some(dir.clone()),
         ..Default::default()
     });
     let resp = support::client().get(host.at("/health")).send().unwrap();

@@ -30,13 +30,13 @@ fn fixture_manifest() -> PathBuf {
     fixture_dir().join("spin.toml")
 }
 
-/// A runtime config declaring the fixture's `other` store (a SQLite file in the state dir),
-/// followed by `extra`.
+/// A runtime config declaring the fixture's `other` store (a SQLite file beside the config: a
+/// `spin` store without `path` is in memory on Spin, which edge-host refuses), followed by `extra`.
 fn runtime_config(extra: &str) -> PathBuf {
     let path = temp_dir("edge-rc-").join("runtime-config.toml");
     std::fs::write(
         &path,
-        format!("[key_value_store.other]\ntype = \"spin\"\n{extra}"),
+        format!("[key_value_store.other]\ntype = \"spin\"\npath = \"other.db\"\n{extra}"),
     )
     .unwrap();
     path
@@ -47,7 +47,7 @@ fn runtime_config(extra: &str) -> PathBuf {
 fn redis_runtime_config(redis: &TestRedis) -> PathBuf {
     let path = redis.runtime_config(&temp_dir("edge-rc-"));
     let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str("\n[key_value_store.other]\ntype = \"spin\"\n");
+    text.push_str("\n[key_value_store.other]\ntype = \"spin\"\npath = \"other.db\"\n");
     std::fs::write(&path, text).unwrap();
     path
 }

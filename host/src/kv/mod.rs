@@ -46,12 +46,14 @@ macro_rules! dispatch {
 }
 
 impl KvBackend {
-    /// Builds the backend for a store label from its runtime configuration.
-    pub fn new(label: &str, config: &KvConfig) -> Self {
-        match config {
+    /// Builds the backend for a store label from its runtime configuration (none for a store
+    /// Spin would keep in memory: see `RuntimeConfig::check_files`).
+    pub fn new(label: &str, config: &KvConfig) -> Option<Self> {
+        Some(match config {
             KvConfig::Sqlite(path) => KvBackend::Sqlite(sqlite::SqliteKv::new(label, path)),
             KvConfig::Redis(url) => KvBackend::Redis(redis::RedisKv::new(url)),
-        }
+            KvConfig::InMemory => return None,
+        })
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
