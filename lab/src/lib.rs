@@ -4,10 +4,12 @@
 //! database limits from [`raw`] and the host's floor from `loadgen ping`); [`chaos`] breaks the
 //! service on purpose (kills, a Redis blip, a backlog, hostile input) and checks that nothing
 //! acknowledged is lost or stored twice; [`mock`] is an in-process fake service whose faults
-//! test loadgen's accounting. The `lab` binary adds `scale` (reads at 10 million events) and
-//! `slow-clients` (edge-host's admission limits).
+//! test loadgen's accounting; [`terminator`] puts a real TLS front (openssl certificates,
+//! socat) before a service for the HTTPS tests. The `lab` binary adds `scale` (reads at 10
+//! million events) and `slow-clients` (edge-host's admission limits).
 
 pub mod bench;
 pub mod chaos;
 pub mod mock;
 pub mod raw;
+pub mod terminator;

@@ -1,24 +1,29 @@
 //! A throwaway in-memory stand-in for the service, used only by tests (loadgen's accounting in
 //! `lab/tests/accounting.rs`, the chaos harness's load) to check the client's accounting end to
 //! end (it is not a test of the real service). It implements the publish, `/stats`, `/drain`
-//! and `/events` routes, with switchable faults and bugs.
+//! and `/events` routes (topic, `since`/`until`, keyset pages), with switchable faults and bugs,
+//! optionally under a path prefix and over TLS (offering HTTP/2 and HTTP/1.1 through ALPN).
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 /// Which faults the mock injects; `Some(n)` means "every n-th publish request (or event)".
 #[derive(Clone, Debug, Default)]
@@ -106,10 +111,22 @@ impl State {
     }
 }
 
+/// How the mock is reached, beyond its faults.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Serve the routes under this path prefix (e.g. `/edge/logs`); anything else is `404`.
+    pub prefix: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain and PEM private key, offering `h2` and
+    /// `http/1.1` through ALPN.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
 /// A running mock service on a loopback port; stops when dropped.
 pub struct MockServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    scheme: &'static str,
+    prefix: String,
 }
 
 impl Drop for MockServer {
@@ -121,6 +138,30 @@ impl Drop for MockServer {
 impl MockServer {
     /// Starts the mock with the given faults on 127.0.0.1 and an ephemeral port.
     pub async fn start(faults: Faults) -> MockServer {
+        MockServer::start_with(faults, Options::default()).await
+    }
+
+    /// [`MockServer::start`] under a prefix and/or over TLS.
+    pub async fn start_with(faults: Faults, options: Options) -> MockServer {
+        let tls = options.tls.as_ref().map(|(cert, key)| {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_file(key).unwrap();
+            let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            TlsAcceptor::from(Arc::new(config))
+        });
+        let prefix = options.prefix.unwrap_or_default();
+        let route_prefix = prefix.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (gone_tx, gone) = tokio::sync::watch::channel(false);
@@ -140,9 +181,25 @@ impl MockServer {
                     return;
                 };
                 let state = Arc::clone(&state);
+                let prefix = route_prefix.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(Arc::clone(&state), req));
-                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                    let svc =
+                        service_fn(move |req| handle(Arc::clone(&state), prefix.clone(), req));
+                    let serve = auto::Builder::new(TokioExecutor::new());
+                    let conn = async {
+                        match tls {
+                            Some(tls) => {
+                                let Ok(stream) = tls.accept(stream).await else {
+                                    return;
+                                };
+                                let _ = serve.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                            None => {
+                                let _ = serve.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                    };
                     tokio::select! {
                         _ = conn => {}
                         _ = vanish.wait_for(|g| *g) => {}
@@ -150,12 +207,21 @@ impl MockServer {
                 });
             }
         });
-        MockServer { addr, task }
+        MockServer {
+            addr,
+            task,
+            scheme: if options.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            prefix,
+        }
     }
 
-    /// Base URL of the mock.
+    /// Base URL of the mock (with its prefix).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}{}", self.scheme, self.addr, self.prefix)
     }
 }
 
@@ -167,20 +233,42 @@ fn reply(status: u16, body: Value) -> Result<Response<Full<Bytes>>, Infallible> 
         .unwrap())
 }
 
-fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query
+/// A query parameter, percent-decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    let raw = query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .map(|(_, v)| v)?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 async fn handle(
     state: Arc<Mutex<State>>,
+    prefix: String,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let Some(path) = req.uri().path().strip_prefix(prefix.as_str()) else {
+        return reply(404, json!({"error": "outside the prefix"}));
+    };
+    let path = path.to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     let body = req.into_body().collect().await.unwrap().to_bytes();
     match (method, path.as_str()) {
@@ -268,6 +356,9 @@ async fn handle(
         }
         (Method::GET, "/events") => {
             let topic = query_param(&query, "topic").unwrap_or_default();
+            // Timestamps are all written the same way, so text order is time order.
+            let since = query_param(&query, "since").unwrap_or_default();
+            let until = query_param(&query, "until");
             let limit: usize = query_param(&query, "limit")
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(100)
@@ -280,7 +371,13 @@ async fn handle(
                 .rows
                 .iter()
                 .rev()
-                .filter(|(id, row)| *id < before && row["topic"] == topic)
+                .filter(|(id, row)| {
+                    let ts = row["timestamp"].as_str().unwrap_or_default();
+                    *id < before
+                        && row["topic"] == topic.as_str()
+                        && ts >= since.as_str()
+                        && until.as_deref().is_none_or(|u| ts < u)
+                })
                 .take(limit)
                 .collect();
             let next = (page.len() == limit).then(|| page.last().unwrap().0.to_string());

@@ -137,7 +137,7 @@ struct Ev {
 /// One transaction: sorted, deduplicated events and the number sent.
 struct Tx {
     received: usize,
-    events: Vec<u32>,
+    events: Vec<u64>,
 }
 
 struct Work {

@@ -11,7 +11,7 @@ use loadgen::{Config, Mode, run_async};
 fn config(url: String, mode: Mode) -> Config {
     Config {
         url,
-        events: 3_000,
+        events: Some(3_000),
         batch_size: 50,
         concurrency: 4,
         topics: 3,
@@ -206,7 +206,7 @@ async fn unreachable_service_is_an_error_and_no_verify_skips_stats() {
     let mut cfg = config(format!("http://127.0.0.1:{port}"), Mode::Batch);
     assert!(run_async(&cfg).await.is_err());
     cfg.verify = false;
-    cfg.events = 10;
+    cfg.events = Some(10);
     cfg.max_attempts = 2;
     let report = run_async(&cfg).await.unwrap();
     assert!(report.verification.is_none());

@@ -4,21 +4,26 @@
 //! is the separate `lab` binary.
 //!
 //! Exit codes: 0 passed (and verified, unless `--no-verify`); 1 the run had errors or a check
-//! failed; 2 the run could not take place (bad flags, service unreachable for the baseline).
+//! failed; 2 the run could not take place (bad flags, service unreachable for the baseline, a
+//! token missing or refused).
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use loadgen::auth::{Secret, Tokens};
 use loadgen::measure::Measurement;
 use loadgen::ping::PingConfig;
+use loadgen::tls::TlsOptions;
 use loadgen::{Config, Mode};
 
 /// At-least-once load generator and verifier for the edge log aggregator.
 ///
-/// Without a subcommand: one load run against --url. Verification compares /stats before and
-/// after the run, so it is exact only when nothing else writes to the service during the run.
+/// Without a subcommand: one load run against --url (http or https, with a path prefix if the
+/// service is mounted under one). Verification compares /stats before and after the run, so it
+/// is exact only when nothing else writes to the service during the run.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -34,7 +39,37 @@ enum Sub {
     Ping(PingArgs),
 }
 
-/// Shape of the generated events, shared by the subcommands.
+/// Where the service is and how to reach it.
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// Base URL of the service: http:// or https://, optionally with a path prefix
+    /// (https://host/prefix → https://host/prefix/publish).
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// Bearer token for POST /publish and /publish/batch.
+    #[arg(long, env = "EDGELOG_PUBLISH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Trust only the CA certificates in this PEM file (default: the system's CAs).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// Accept any server certificate: for self-signed test setups only.
+    #[arg(long, conflicts_with = "ca_cert")]
+    insecure: bool,
+    /// Seconds before one HTTP attempt counts as timed out (and is retried).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    timeout: f64,
+}
+
+impl Target {
+    fn tls(&self) -> TlsOptions {
+        TlsOptions {
+            ca_cert: self.ca_cert.clone(),
+            insecure: self.insecure,
+        }
+    }
+}
+
+/// Shape of the generated events of `ping`.
 #[derive(Debug, clap::Args)]
 struct Shape {
     /// Total events, replays included.
@@ -80,31 +115,39 @@ impl Shape {
 
 #[derive(Debug, clap::Args)]
 struct PingArgs {
-    /// Base URL of the handler.
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
-    url: String,
-    /// Seconds before one request counts as failed.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    timeout: f64,
+    #[command(flatten)]
+    target: Target,
     #[command(flatten)]
     shape: Shape,
 }
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Base URL of the service (plain http).
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
-    url: String,
-    /// Total events to send, replays included (retries come on top).
-    #[arg(long, default_value_t = 25_000)]
-    events: u64,
+    #[command(flatten)]
+    target: Target,
+    /// Bearer token for the verification reads (GET /stats, /events); an admin token also
+    /// lets loadgen call POST /drain.
+    #[arg(long, env = "EDGELOG_READ_TOKEN", hide_env_values = true)]
+    read_token: Option<String>,
+    /// Total events to send, replays included (retries come on top) [default: 25000, or no
+    /// limit with --duration].
+    #[arg(long)]
+    events: Option<u64>,
+    /// Stop after this many seconds: no new request starts (with --rate: none is scheduled)
+    /// at or after it; in-flight ones finish.
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Open loop: send this many events per second on a fixed schedule and count latency from
+    /// each request's intended send time (without it, each worker sends when answered).
+    #[arg(long, value_name = "EVENTS_PER_SEC")]
+    rate: Option<f64>,
     /// Fraction of the events that are exact replays of earlier ones, in [0, 1).
     #[arg(long, default_value_t = 0.35)]
     duplicate_rate: f64,
     /// Events per batch request.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
-    /// Concurrent workers (keep-alive connections).
+    /// Concurrent workers (keep-alive connections; with --rate, the most requests in flight).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// Number of topics (`<run-id>.t<k>`).
@@ -113,9 +156,6 @@ struct RunArgs {
     /// Publish route(s): batch → /publish/batch, single → /publish, mixed → seeded coin.
     #[arg(long, value_enum, default_value_t = Mode::Batch)]
     mode: Mode,
-    /// Stop issuing new requests after this many seconds (in-flight ones finish).
-    #[arg(long, value_name = "SECS")]
-    duration: Option<f64>,
     /// Seed of the plan; random (and printed) when absent.
     #[arg(long)]
     seed: Option<u64>,
@@ -128,17 +168,15 @@ struct RunArgs {
     /// Topic prefix; random by default so runs never collide with stored data.
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
-    /// Seconds before one HTTP attempt counts as timed out (and is retried).
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    timeout: f64,
-    /// Attempts per request, first one included, on timeouts, connection errors and 5xx.
+    /// Attempts per request, first one included, on timeouts, connection errors and 5xx
+    /// (never on 4xx: a 401 or 403 stops the run).
     #[arg(long, default_value_t = 5)]
     max_attempts: u32,
     /// Do not resend a request once after a 202 (by default loadgen does, like a cautious
     /// client, which adds duplicates).
     #[arg(long)]
     no_resend_queued: bool,
-    /// Acknowledged events to read back through GET /events.
+    /// Acknowledged events to read back through GET /events (a seeded sample of the whole run).
     #[arg(long, default_value_t = 20)]
     sample: usize,
 }
@@ -156,9 +194,20 @@ impl RunArgs {
             Some(d) => Some(seconds("--duration", d)?),
             None => None,
         };
+        let events = match (self.events, duration) {
+            (Some(n), _) => Some(n),
+            (None, Some(_)) => None,
+            (None, None) => Some(25_000),
+        };
         let config = Config {
-            url: self.url,
-            events: self.events,
+            tls: self.target.tls(),
+            tokens: Tokens {
+                publish: self.target.token.and_then(Secret::new),
+                read: self.read_token.and_then(Secret::new),
+            },
+            url: self.target.url,
+            events,
+            rate: self.rate,
             duplicate_rate: self.duplicate_rate,
             batch_size: self.batch_size,
             concurrency: self.concurrency,
@@ -168,7 +217,7 @@ impl RunArgs {
             seed: self.seed,
             verify: !self.no_verify,
             run_id: self.run_id,
-            request_timeout: seconds("--timeout", self.timeout)?,
+            request_timeout: seconds("--timeout", self.target.timeout)?,
             max_attempts: self.max_attempts,
             resend_queued: !self.no_resend_queued,
             progress: std::io::stderr().is_terminal(),
@@ -197,7 +246,7 @@ fn print_measurement(m: &Measurement, json: bool) -> ExitCode {
 }
 
 fn ping_main(a: PingArgs) -> ExitCode {
-    let timeout = match seconds("--timeout", a.timeout) {
+    let timeout = match seconds("--timeout", a.target.timeout) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("loadgen ping: {e}");
@@ -205,7 +254,9 @@ fn ping_main(a: PingArgs) -> ExitCode {
         }
     };
     let config = PingConfig {
-        url: a.url,
+        tls: a.target.tls(),
+        token: a.target.token.and_then(Secret::new),
+        url: a.target.url,
         shape: a.shape.to_shape(),
         request_timeout: timeout,
     };

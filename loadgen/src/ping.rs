@@ -11,16 +11,22 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use hyper::Method;
 
+use crate::auth::{Secret, TokenKind};
 use crate::client::{Client, snippet};
 use crate::measure::{Measurement, Tally, per_sec};
 use crate::plan::Shape;
 use crate::report::Latency;
+use crate::tls::TlsOptions;
 
 /// Settings of one ping run.
 #[derive(Clone, Debug)]
 pub struct PingConfig {
     /// Base URL.
     pub url: String,
+    /// Bearer token sent with every post (a protected edgelog needs its publish token).
+    pub token: Option<Secret>,
+    /// Certificate checks for `https://`.
+    pub tls: TlsOptions,
     /// Events, batches, connections, topics, route and seed.
     pub shape: Shape,
     /// Time limit of one request.
@@ -37,11 +43,13 @@ pub async fn ping_async(config: &PingConfig) -> Result<Measurement> {
     let run_id = format!("ping{}", crate::run::random_run_id());
     let (plan, seed) = config.shape.plan(&run_id)?;
     let plan = Arc::new(plan);
-    let client = Client::new(
+    let client = Client::with_tls(
         &config.url,
         config.request_timeout,
         config.shape.concurrency,
-    )?;
+        &config.tls,
+    )?
+    .authorized(TokenKind::Publish, config.token.clone());
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut workers = Vec::with_capacity(config.shape.concurrency);

@@ -1,27 +1,33 @@
-//! What to send: a seeded, deterministic plan of distinct events and of the requests that carry
-//! them, with a fixed share of exact replays of earlier events (and, for batches, whole earlier
-//! batches resent) the way an at-least-once publisher produces them.
+//! What to send: a seeded, lazily generated sequence of requests over the run's events (see
+//! [`crate::events`]), with a share of exact replays of earlier events and, for batches, whole
+//! recent batches resent, the way an at-least-once publisher produces them.
 //!
-//! Every copy of an event is the same pre-serialized JSON text, so a replay is byte-for-byte the
-//! original. Replays only ever point at events of *earlier* requests in plan order.
+//! The [`Generator`] holds only its random state, a few counters and the last
+//! [`RECENT_BATCHES`] batches (for whole-batch resends), so a plan of any length streams in
+//! constant memory. With a fixed event count, exactly `round(events * duplicate_rate)` of the
+//! sent events are replays; without one (a `--duration` run), each request is a replay with the
+//! same probability. Fresh events are numbered in order of first appearance, and replays only
+//! ever point at events of *earlier* requests. [`Plan`] collects a short plan whole, for the
+//! lab's harnesses and the tests.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use bytes::Bytes;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
-use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::config::Mode;
+pub use crate::events::{Events, PlannedEvent, SOURCE};
 
 /// Share of the replay budget that batch mode tries to spend on resending whole earlier batches.
 const WHOLE_BATCH_SHARE: f64 = 0.25;
 
-/// The `source` of every generated event, so they are recognisable in the store.
-pub const SOURCE: &str = "loadgen";
+/// How many recent batch requests a whole-batch resend may pick from (a publisher's retry
+/// buffer): bounds the generator's memory.
+pub const RECENT_BATCHES: usize = 64;
 
 /// Which publish route a request goes to, because the body shape differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,34 +48,19 @@ impl Route {
     }
 }
 
-/// One distinct event (one dedup key), kept so every copy and the read-back use the same data.
-#[derive(Clone, Debug)]
-pub struct PlannedEvent {
-    /// Index into [`Plan::topics`].
-    pub topic: u32,
-    /// The event id, unique within the plan.
-    pub event_id: String,
-    /// RFC 3339 UTC timestamp as sent.
-    pub timestamp: String,
-    /// The payload as sent, for comparing against what is read back.
-    pub payload: Value,
-    /// The whole event serialized once; every copy sends exactly these bytes.
-    pub json: Box<str>,
-}
-
 /// One HTTP request of the plan (its retries resend the same body).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedRequest {
     /// Route (and so body shape) of the request.
     pub route: Route,
-    /// Indices into [`Plan::events`], in body order; may repeat earlier events (replays).
-    pub events: Vec<u32>,
+    /// Event indices, in body order; may repeat earlier events (replays).
+    pub events: Vec<u64>,
     /// When this request is a whole earlier batch resent: the index of that request.
-    pub resend_of: Option<usize>,
+    pub resend_of: Option<u64>,
 }
 
-/// The shape of a generated load, shared by `ping` and `raw` (and their command lines), so both
-/// measure the same plan from the same settings.
+/// The shape of a generated load, shared by `ping` and the lab's `raw` (and their command
+/// lines), so both measure the same plan from the same settings.
 #[derive(Clone, Debug)]
 pub struct Shape {
     /// Events carried, replays included.
@@ -92,12 +83,12 @@ impl Shape {
     /// The seeded plan of this shape under the topic prefix `run_id`, with the seed it used.
     pub fn plan(&self, run_id: &str) -> Result<(Plan, u64)> {
         if self.concurrency == 0 || self.batch_size == 0 || self.events == 0 {
-            anyhow::bail!("--events, --batch-size and --concurrency must be at least 1");
+            bail!("--events, --batch-size and --concurrency must be at least 1");
         }
         let seed = self.seed.unwrap_or_else(|| rand::rng().random());
         let plan = Plan::generate(&PlanParams {
             run_id: run_id.to_string(),
-            events: self.events,
+            events: Some(self.events),
             duplicate_rate: self.duplicate_rate,
             batch_size: self.batch_size,
             topics: self.topics,
@@ -114,9 +105,9 @@ impl Shape {
 pub struct PlanParams {
     /// Prefix of every topic and part of every event id and payload.
     pub run_id: String,
-    /// Total events sent (replays included).
-    pub events: u64,
-    /// Fraction of `events` that are replays.
+    /// Total events sent (replays included); `None`: no end (the caller stops it).
+    pub events: Option<u64>,
+    /// Fraction of the events that are replays.
     pub duplicate_rate: f64,
     /// Maximum events per batch request.
     pub batch_size: usize,
@@ -130,7 +121,195 @@ pub struct PlanParams {
     pub base_time: DateTime<Utc>,
 }
 
-/// The full, deterministic list of what a run sends.
+/// The lazy plan: an iterator of requests in the order workers pick them up.
+#[derive(Debug)]
+pub struct Generator {
+    events: Arc<Events>,
+    rng: ChaCha8Rng,
+    mode: Mode,
+    batch_size: u64,
+    duplicate_rate: f64,
+    /// `(fresh, replays)` still to send when the plan has a fixed size.
+    left: Option<(u64, u64)>,
+    /// Distinct events generated so far (the next fresh index).
+    fresh: u64,
+    /// Requests generated so far.
+    requests: u64,
+    /// Events carried by them.
+    sent: u64,
+    recent: VecDeque<(u64, Vec<u64>)>,
+}
+
+impl Generator {
+    /// The generator of `p`'s plan.
+    pub fn new(p: &PlanParams) -> Generator {
+        let events = Arc::new(Events::new(&p.run_id, p.topics, p.seed, p.base_time));
+        let left = p.events.map(|total| {
+            let replays =
+                ((total as f64 * p.duplicate_rate).round() as u64).min(total.saturating_sub(1));
+            (total - replays, replays)
+        });
+        Generator {
+            events,
+            rng: ChaCha8Rng::seed_from_u64(p.seed),
+            mode: p.mode,
+            batch_size: p.batch_size.max(1) as u64,
+            duplicate_rate: p.duplicate_rate,
+            left,
+            fresh: 0,
+            requests: 0,
+            sent: 0,
+            recent: VecDeque::with_capacity(RECENT_BATCHES),
+        }
+    }
+
+    /// The run's event factory (shared with whoever builds bodies or reads back).
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
+    }
+
+    /// Distinct events generated so far.
+    pub fn distinct(&self) -> u64 {
+        self.fresh
+    }
+
+    /// Events carried by the requests generated so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Whether a fixed-size plan has nothing left.
+    pub fn exhausted(&self) -> bool {
+        self.left.is_some_and(|(f, r)| f + r == 0)
+    }
+
+    fn route(&mut self) -> Route {
+        match self.mode {
+            Mode::Batch => Route::Batch,
+            Mode::Single => Route::Single,
+            Mode::Mixed if self.rng.random_bool(0.5) => Route::Batch,
+            Mode::Mixed => Route::Single,
+        }
+    }
+
+    /// A whole recent batch to resend, if the dice say so and the replay budget allows it.
+    fn whole_batch(&mut self) -> Option<(u64, Vec<u64>)> {
+        if self.recent.is_empty() {
+            return None;
+        }
+        let p = match self.left {
+            Some((_, 0)) => return None,
+            Some((f, r)) => WHOLE_BATCH_SHARE * r as f64 / (f + r) as f64,
+            None => WHOLE_BATCH_SHARE * self.duplicate_rate,
+        };
+        if !self.rng.random_bool(p.min(1.0)) {
+            return None;
+        }
+        let k = self.rng.random_range(0..self.recent.len());
+        let (of, events) = self.recent[k].clone();
+        match &mut self.left {
+            Some((_, r)) if events.len() as u64 > *r => None,
+            Some((_, r)) => {
+                *r -= events.len() as u64;
+                Some((of, events))
+            }
+            None => Some((of, events)),
+        }
+    }
+
+    /// Whether the next event slot is a replay (only when `pool`, an earlier request's event,
+    /// exists); `None` when the plan has nothing left for it.
+    fn replay_slot(&mut self, pool: bool) -> Option<bool> {
+        match &mut self.left {
+            Some((0, 0)) => None,
+            Some((f, r)) => {
+                let replay = pool && *r > 0 && (*f == 0 || self.rng.random_range(0..*f + *r) < *r);
+                if replay {
+                    *r -= 1;
+                } else if *f > 0 {
+                    *f -= 1;
+                } else {
+                    // Nothing fresh left and nothing earlier to replay.
+                    return None;
+                }
+                Some(replay)
+            }
+            None => {
+                // Whole-batch resends carry part of the replays: the per-slot share makes up
+                // the rest, so replays are `duplicate_rate` of the events on average.
+                let q = WHOLE_BATCH_SHARE * self.duplicate_rate;
+                let p = if matches!(self.mode, Mode::Single) {
+                    self.duplicate_rate
+                } else {
+                    ((self.duplicate_rate - q) / (1.0 - q)).max(0.0)
+                };
+                Some(pool && self.rng.random_bool(p.min(1.0)))
+            }
+        }
+    }
+}
+
+impl Iterator for Generator {
+    type Item = PlannedRequest;
+
+    fn next(&mut self) -> Option<PlannedRequest> {
+        if self.exhausted() {
+            return None;
+        }
+        let route = self.route();
+        let idx = self.requests;
+        let resend = if route == Route::Batch {
+            self.whole_batch()
+        } else {
+            None
+        };
+        let req = match resend {
+            Some((of, events)) => PlannedRequest {
+                route,
+                events,
+                resend_of: Some(of),
+            },
+            None => {
+                let size = match route {
+                    Route::Batch => self.batch_size,
+                    Route::Single => 1,
+                };
+                let mut ids = Vec::with_capacity(size as usize);
+                // Replays point at events of earlier requests only.
+                let pool = self.fresh;
+                for _ in 0..size {
+                    match self.replay_slot(pool > 0) {
+                        None => break,
+                        Some(true) => ids.push(self.rng.random_range(0..pool)),
+                        Some(false) => {
+                            ids.push(self.fresh);
+                            self.fresh += 1;
+                        }
+                    }
+                }
+                if ids.is_empty() {
+                    return None;
+                }
+                if route == Route::Batch {
+                    if self.recent.len() == RECENT_BATCHES {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back((idx, ids.clone()));
+                }
+                PlannedRequest {
+                    route,
+                    events: ids,
+                    resend_of: None,
+                }
+            }
+        };
+        self.requests += 1;
+        self.sent += req.events.len() as u64;
+        Some(req)
+    }
+}
+
+/// A whole plan collected in memory: for short plans (the lab's harnesses, `ping`, tests).
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// The run id the topics are prefixed with.
@@ -141,166 +320,42 @@ pub struct Plan {
     pub events: Vec<PlannedEvent>,
     /// The requests, in the order workers pick them up.
     pub requests: Vec<PlannedRequest>,
+    factory: Arc<Events>,
 }
-
-#[derive(Serialize)]
-struct WireEvent<'a> {
-    topic: &'a str,
-    event_id: &'a str,
-    timestamp: &'a str,
-    source: &'a str,
-    payload: &'a Value,
-}
-
-const LEVELS: [&str; 4] = ["debug", "info", "warn", "error"];
 
 impl Plan {
-    /// Builds the plan; exactly `round(events * duplicate_rate)` of the sent events are replays
-    /// (fewer only if that would leave no distinct event at all).
+    /// Builds the whole plan of `p`, which must have a fixed event count.
     pub fn generate(p: &PlanParams) -> Result<Plan> {
-        let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
-        let topics: Vec<String> = (0..p.topics)
-            .map(|k| format!("{}.t{k}", p.run_id))
-            .collect();
-        let total = p.events;
-        let mut replay_left = ((total as f64) * p.duplicate_rate).round() as u64;
-        replay_left = replay_left.min(total.saturating_sub(1));
-        let mut fresh_left = total - replay_left;
-
-        let mut plan = Plan {
-            run_id: p.run_id.clone(),
-            topics,
-            events: Vec::with_capacity(fresh_left as usize),
-            requests: Vec::new(),
-        };
-        let mut batch_requests: Vec<usize> = Vec::new();
-
-        while fresh_left + replay_left > 0 {
-            let route = match p.mode {
-                Mode::Batch => Route::Batch,
-                Mode::Single => Route::Single,
-                Mode::Mixed => {
-                    if rng.random_bool(0.5) {
-                        Route::Batch
-                    } else {
-                        Route::Single
-                    }
-                }
-            };
-            let remaining = fresh_left + replay_left;
-
-            if route == Route::Batch && replay_left > 0 && !batch_requests.is_empty() {
-                let p_whole = WHOLE_BATCH_SHARE * replay_left as f64 / remaining as f64;
-                if rng.random_bool(p_whole.min(1.0)) {
-                    let of = batch_requests[rng.random_range(0..batch_requests.len())];
-                    let events = plan.requests[of].events.clone();
-                    if events.len() as u64 <= replay_left {
-                        replay_left -= events.len() as u64;
-                        plan.requests.push(PlannedRequest {
-                            route,
-                            events,
-                            resend_of: Some(of),
-                        });
-                        continue;
-                    }
-                }
-            }
-
-            let size = match route {
-                Route::Batch => (p.batch_size as u64).min(remaining),
-                Route::Single => 1,
-            };
-            // Only events of earlier requests may be replayed.
-            let pool = plan.events.len();
-            let mut ids = Vec::with_capacity(size as usize);
-            for _ in 0..size {
-                let remaining = fresh_left + replay_left;
-                let replay = pool > 0
-                    && replay_left > 0
-                    && (fresh_left == 0 || rng.random_range(0..remaining) < replay_left);
-                if replay {
-                    ids.push(rng.random_range(0..pool) as u32);
-                    replay_left -= 1;
-                } else if fresh_left > 0 {
-                    ids.push(plan.push_fresh_event(p, &mut rng)?);
-                    fresh_left -= 1;
-                } else {
-                    // Nothing fresh left and nothing earlier to replay: end this request early.
-                    break;
-                }
-            }
-            if route == Route::Batch {
-                batch_requests.push(plan.requests.len());
-            }
-            plan.requests.push(PlannedRequest {
-                route,
-                events: ids,
-                resend_of: None,
-            });
+        if p.events.is_none() {
+            bail!("a plan collected in memory needs a fixed number of events");
         }
-        Ok(plan)
+        let mut generator = Generator::new(p);
+        let requests: Vec<PlannedRequest> = generator.by_ref().collect();
+        let factory = Arc::clone(generator.events());
+        Ok(Plan {
+            run_id: p.run_id.clone(),
+            topics: factory.topics().to_vec(),
+            events: (0..generator.distinct())
+                .map(|i| factory.event(i))
+                .collect(),
+            requests,
+            factory,
+        })
     }
 
-    fn push_fresh_event(&mut self, p: &PlanParams, rng: &mut ChaCha8Rng) -> Result<u32> {
-        let seq = self.events.len() as u64;
-        let topic = rng.random_range(0..p.topics);
-        let event_id = format!("{}-{seq:08}", p.run_id);
-        let ts = p.base_time + TimeDelta::microseconds(seq as i64);
-        let timestamp = ts.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-        let payload = json!({
-            "seq": seq,
-            "run": p.run_id,
-            "level": LEVELS[rng.random_range(0..LEVELS.len())],
-            "msg": format!("loadgen event {seq}"),
-            "n": rng.random_range(0..1_000_000u32),
-        });
-        let json = serde_json::to_string(&WireEvent {
-            topic: &self.topics[topic as usize],
-            event_id: &event_id,
-            timestamp: &timestamp,
-            source: SOURCE,
-            payload: &payload,
-        })?
-        .into_boxed_str();
-        self.events.push(PlannedEvent {
-            topic,
-            event_id,
-            timestamp,
-            payload,
-            json,
-        });
-        Ok(seq as u32)
+    /// The run's event factory.
+    pub fn factory(&self) -> &Arc<Events> {
+        &self.factory
     }
 
     /// The exact body of a request (also used for its retries, so they are byte-identical).
     pub fn body(&self, req: &PlannedRequest) -> Bytes {
-        match req.route {
-            Route::Single => {
-                Bytes::copy_from_slice(self.events[req.events[0] as usize].json.as_bytes())
-            }
-            Route::Batch => {
-                let len: usize = req
-                    .events
-                    .iter()
-                    .map(|&i| self.events[i as usize].json.len() + 1)
-                    .sum();
-                let mut s = String::with_capacity(len + 16);
-                s.push_str("{\"events\":[");
-                for (n, &i) in req.events.iter().enumerate() {
-                    if n > 0 {
-                        s.push(',');
-                    }
-                    s.push_str(&self.events[i as usize].json);
-                }
-                s.push_str("]}");
-                Bytes::from(s)
-            }
-        }
+        self.factory.body(req)
     }
 
     /// Topic name of a planned event.
-    pub fn topic_of(&self, event: u32) -> &str {
-        &self.topics[self.events[event as usize].topic as usize]
+    pub fn topic_of(&self, event: u64) -> &str {
+        self.factory.topic_of(event)
     }
 
     /// Events carried by all requests (each request counted once, retries not included).
@@ -313,26 +368,7 @@ impl Plan {
         self.sent_events() - self.events.len() as u64
     }
 
-    /// Number of requests that resend a whole earlier batch.
-    pub fn whole_batch_resends(&self) -> usize {
-        self.requests
-            .iter()
-            .filter(|r| r.resend_of.is_some())
-            .count()
-    }
-
-    /// Distinct events among the first `n` requests (what a run cut short actually covered).
-    pub fn distinct_in_prefix(&self, n: usize) -> u64 {
-        // Fresh events are numbered in order of first appearance, so the distinct count of a
-        // prefix is one more than the highest index seen in it.
-        self.requests[..n.min(self.requests.len())]
-            .iter()
-            .flat_map(|r| r.events.iter())
-            .max()
-            .map_or(0, |&m| m as u64 + 1)
-    }
-
-    /// Distinct route paths used, for the report.
+    /// Distinct route paths used.
     pub fn routes_used(&self) -> BTreeSet<&'static str> {
         self.requests.iter().map(|r| r.route.path()).collect()
     }
@@ -342,12 +378,14 @@ impl Plan {
 mod tests {
     use std::collections::HashMap;
 
+    use serde_json::Value;
+
     use super::*;
 
     fn params(mode: Mode, events: u64, rate: f64, seed: u64) -> PlanParams {
         PlanParams {
             run_id: "testrun".into(),
-            events,
+            events: Some(events),
             duplicate_rate: rate,
             batch_size: 100,
             topics: 8,
@@ -425,7 +463,7 @@ mod tests {
             }
             assert_eq!(seen_replay, 3_500);
             // A replay never precedes (or shares a request with) its original.
-            let mut known = 0u32;
+            let mut known = 0u64;
             for req in &plan.requests {
                 let before = known;
                 for &i in &req.events {
@@ -435,7 +473,7 @@ mod tests {
                     }
                 }
             }
-            assert_eq!(known as usize, plan.events.len());
+            assert_eq!(known, plan.events.len() as u64);
         }
     }
 
@@ -454,8 +492,12 @@ mod tests {
             resends.len()
         );
         for (i, of) in resends {
-            assert!(of < i);
-            assert_eq!(plan.body(&plan.requests[i]), plan.body(&plan.requests[of]));
+            assert!(of < i as u64);
+            assert!(i as u64 - of <= 2 * RECENT_BATCHES as u64, "a recent batch");
+            assert_eq!(
+                plan.body(&plan.requests[i]),
+                plan.body(&plan.requests[of as usize])
+            );
         }
         assert!(plan.requests.iter().all(|r| r.events.len() <= 100));
         assert!(plan.requests.iter().all(|r| r.route == Route::Batch));
@@ -491,6 +533,9 @@ mod tests {
         // All topics get used with this many events.
         let used: BTreeSet<u32> = plan.events.iter().map(|e| e.topic).collect();
         assert_eq!(used.len(), 8);
+        for (i, e) in plan.events.iter().enumerate() {
+            assert_eq!(plan.topics[e.topic as usize], plan.topic_of(i as u64));
+        }
     }
 
     #[test]
@@ -517,14 +562,37 @@ mod tests {
     }
 
     #[test]
-    fn distinct_in_prefix_counts_distinct_events() {
-        let plan = Plan::generate(&params(Mode::Batch, 2_000, 0.35, 2)).unwrap();
-        for n in [0, 1, 5, plan.requests.len()] {
-            let distinct: BTreeSet<u32> = plan.requests[..n]
-                .iter()
-                .flat_map(|r| r.events.iter().copied())
-                .collect();
-            assert_eq!(plan.distinct_in_prefix(n), distinct.len() as u64);
+    fn an_endless_plan_streams_with_the_asked_share_of_replays() {
+        for mode in [Mode::Batch, Mode::Single, Mode::Mixed] {
+            let mut p = params(mode, 0, 0.35, 4);
+            p.events = None;
+            let mut g = Generator::new(&p);
+            let mut seen = 0u64;
+            let mut max_fresh = 0u64;
+            for req in g.by_ref().take(3_000) {
+                for &i in &req.events {
+                    assert!(i <= max_fresh, "fresh events are numbered in order");
+                    if i == max_fresh {
+                        max_fresh += 1;
+                    }
+                    seen += 1;
+                }
+            }
+            assert!(!g.exhausted());
+            assert_eq!(g.sent(), seen);
+            let share = 1.0 - g.distinct() as f64 / seen as f64;
+            assert!(
+                (share - 0.35).abs() < 0.03,
+                "{mode:?}: replay share {share}"
+            );
         }
+    }
+
+    #[test]
+    fn the_generator_and_the_collected_plan_agree() {
+        let p = params(Mode::Mixed, 5_000, 0.35, 12);
+        let plan = Plan::generate(&p).unwrap();
+        let streamed: Vec<PlannedRequest> = Generator::new(&p).collect();
+        assert_eq!(plan.requests, streamed);
     }
 }

@@ -1,23 +1,23 @@
-//! One load run end to end: build the plan, take the `/stats` baseline, let the workers send
-//! every planned request (with retries and cautious resends), drain, verify and report.
-//! [`run`] is the entry point meant for both the CLI and a future `bench` subcommand.
+//! One load run end to end: start the lazy plan, take the `/stats` baseline (read token), let
+//! the workers send (publish token; see [`crate::send`]), drain, verify and report. [`run`] is
+//! the entry point of the CLI, the lab's benchmark and the tests.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use chrono::Utc;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rand::rngs::ChaCha8Rng;
-use rand::{RngExt, SeedableRng};
+use rand::RngExt;
 
-use crate::client::{Client, RetryPolicy};
+use crate::auth::TokenKind;
+use crate::client::Client;
 use crate::config::Config;
+use crate::events::Events;
 use crate::ledger::Ledger;
-use crate::plan::{Plan, PlanParams};
+use crate::plan::{Generator, PlanParams};
 use crate::report::Report;
 use crate::verify::{self, Verification};
+use crate::{readback, send};
 
 /// Runs a whole load run on a fresh multi-threaded tokio runtime and returns its report.
 pub fn run(config: &Config) -> Result<Report> {
@@ -63,7 +63,7 @@ pub async fn run_with_probe(config: &Config, probe: &mut dyn FnMut(Phase)) -> Re
         Some(id) => id.clone(),
         None => random_run_id(),
     };
-    let plan = Arc::new(Plan::generate(&PlanParams {
+    let plan = Generator::new(&PlanParams {
         run_id: run_id.clone(),
         events: config.events,
         duplicate_rate: config.duplicate_rate,
@@ -72,12 +72,20 @@ pub async fn run_with_probe(config: &Config, probe: &mut dyn FnMut(Phase)) -> Re
         mode: config.mode,
         seed,
         base_time: Utc::now(),
-    })?);
-    let client = Client::new(&config.url, config.request_timeout, config.concurrency)?;
+    });
+    let events = Arc::clone(plan.events());
+    let client = Client::with_tls(
+        &config.url,
+        config.request_timeout,
+        config.concurrency,
+        &config.tls,
+    )?;
+    let publisher = client.authorized(TokenKind::Publish, config.tokens.publish.clone());
+    let reader = client.authorized(TokenKind::Read, config.tokens.read.clone());
 
     let mut notes = Vec::new();
     let before = if config.verify {
-        let (stats, drained) = verify::settle(&client, config.drain_timeout, &mut notes)
+        let (stats, drained) = verify::settle(&reader, config.drain_timeout, &mut notes)
             .await
             .context("taking the /stats baseline")?;
         if !drained {
@@ -92,110 +100,37 @@ pub async fn run_with_probe(config: &Config, probe: &mut dyn FnMut(Phase)) -> Re
     };
 
     probe(Phase::SendStart);
-    let (ledger, elapsed) = send_all(&plan, &client, config, seed).await;
+    let sent = send::send_all(plan, &publisher, config, seed).await;
     probe(Phase::SendEnd);
+    if let Some(refusal) = &sent.refusal {
+        bail!(
+            "{refusal}; the run stopped ({} requests answered; 401 and 403 are not retried)",
+            sent.ledger.attempts
+        );
+    }
 
     // Once requests went out, the report is kept whatever happens next: a service that
     // disappeared mid-run fails verification, it does not erase what was measured.
     let (verification, verification_error) = match before {
         Some(before) => {
-            match verify_run(&client, &plan, &ledger, config, seed, before, notes).await {
+            match verify_run(&reader, &events, &sent.ledger, config, seed, before, notes).await {
                 Ok(v) => (Some(v), None),
                 Err(e) => (None, Some(format!("{e:#}"))),
             }
         }
         None => (None, None),
     };
-    let mut report = Report::build(config, &plan, seed, &ledger, elapsed, verification);
+    let mut report = Report::build(config, &run_id, seed, &sent, verification);
     if let Some(e) = verification_error {
         report.set_verification_error(e);
     }
     Ok(report)
 }
 
-/// Sends the plan with `config.concurrency` workers; returns the merged ledger and the time
-/// taken (verification not included).
-async fn send_all(
-    plan: &Arc<Plan>,
-    client: &Client,
-    config: &Config,
-    seed: u64,
-) -> (Ledger, Duration) {
-    let progress = if config.progress {
-        let bar =
-            ProgressBar::with_draw_target(Some(plan.sent_events()), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
-            )
-            .expect("static template is valid")
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let policy = RetryPolicy {
-        max_attempts: config.max_attempts,
-        base_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_secs(2),
-    };
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let deadline = config.duration.map(|d| start + d);
-    let mut workers = Vec::with_capacity(config.concurrency);
-    for w in 0..config.concurrency {
-        let plan = Arc::clone(plan);
-        let client = client.clone();
-        let next = Arc::clone(&next);
-        let progress = progress.clone();
-        let resend_queued = config.resend_queued;
-        workers.push(tokio::spawn(async move {
-            let mut ledger = Ledger::new(plan.events.len());
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                seed ^ (w as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            );
-            loop {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(req) = plan.requests.get(i) else {
-                    break;
-                };
-                ledger.issue(req);
-                let body = plan.body(req);
-                let path = req.route.path();
-                let attempts = client
-                    .post_with_retries(path, body.clone(), &policy, &mut rng)
-                    .await;
-                if ledger.record(i, req, &attempts, false) && resend_queued {
-                    let again = client
-                        .post_with_retries(path, body, &policy, &mut rng)
-                        .await;
-                    ledger.record(i, req, &again, true);
-                }
-                progress.inc(req.events.len() as u64);
-            }
-            ledger
-        }));
-    }
-    let mut ledger = Ledger::new(plan.events.len());
-    for w in workers {
-        match w.await {
-            Ok(l) => ledger.merge(l),
-            Err(e) => ledger.error(format!("a worker died: {e}")),
-        }
-    }
-    let elapsed = start.elapsed();
-    progress.finish_and_clear();
-    (ledger, elapsed)
-}
-
 /// Drains, reads `/stats` again, checks the deltas and reads a sample back.
 async fn verify_run(
     client: &Client,
-    plan: &Plan,
+    events: &Events,
     ledger: &Ledger,
     config: &Config,
     seed: u64,
@@ -215,15 +150,8 @@ async fn verify_run(
             config.drain_timeout
         ));
     }
-
-    let acked: Vec<u32> = ledger.acked.iter().collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
-    let n = config.sample.min(acked.len());
-    let sample: Vec<u32> = rand::seq::index::sample(&mut rng, acked.len(), n)
-        .into_iter()
-        .map(|k| acked[k])
-        .collect();
-    let (sample_ok, read_mismatches) = verify::read_back(client, plan, &sample).await;
+    let sample = readback::sample(&ledger.acked, config.sample, seed.wrapping_add(1));
+    let (sample_ok, read_mismatches) = readback::read_back(client, events, &sample).await;
     mismatches.extend(read_mismatches);
 
     Ok(Verification {

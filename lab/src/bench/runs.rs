@@ -37,6 +37,8 @@ fn shape(cfg: &BenchConfig, seed: u64, mode: Mode, concurrency: usize) -> Shape 
 fn ping_config(cfg: &BenchConfig, seed: u64, url: &str, mode: Mode) -> PingConfig {
     PingConfig {
         url: url.to_string(),
+        token: None,
+        tls: Default::default(),
         shape: shape(cfg, seed, mode, cfg.concurrency),
         request_timeout: cfg.request_timeout,
     }
@@ -54,7 +56,7 @@ pub(super) fn service_runs(
     for mode in [Mode::Batch, Mode::Single] {
         let config = Config {
             url: host.url.clone(),
-            events: events_for(cfg, mode),
+            events: Some(events_for(cfg, mode)),
             duplicate_rate: cfg.duplicate_rate,
             batch_size: cfg.batch_size,
             concurrency: cfg.concurrency,
@@ -66,7 +68,7 @@ pub(super) fn service_runs(
         };
         say(&format!(
             "edgelog on {store}, {mode:?}: {} events ...",
-            config.events
+            events_for(cfg, mode)
         ));
         // Verification (the /stats baseline, the drain and the read-back) runs inside `run`,
         // outside the timed sending phase; CPU is sampled around the sending phase only.

@@ -95,7 +95,7 @@ pub(super) async fn send(plan: &Arc<Plan>, spec: &LoadSpec, windows: &Arc<Window
         let next = Arc::clone(&next);
         workers.push(tokio::spawn(async move {
             let mut out = LoadOutcome {
-                ledger: Ledger::new(plan.events.len()),
+                ledger: Ledger::new(),
                 server_errors: 0,
                 excused_server_errors: 0,
                 longest: Duration::ZERO,
@@ -118,16 +118,16 @@ pub(super) async fn send(plan: &Arc<Plan>, spec: &LoadSpec, windows: &Arc<Window
                     spec.async_every > 0 && i.is_multiple_of(spec.async_every),
                 );
                 let attempts = send_one(&spec, &mut host, how, &mut rng, &windows, &mut out).await;
-                if out.ledger.record(i, req, &attempts, false) && spec.resend_queued {
+                if out.ledger.record(i as u64, req, &attempts, false) && spec.resend_queued {
                     let again = send_one(&spec, &mut host, how, &mut rng, &windows, &mut out).await;
-                    out.ledger.record(i, req, &again, true);
+                    out.ledger.record(i as u64, req, &again, true);
                 }
             }
             out
         }));
     }
     let mut total = LoadOutcome {
-        ledger: Ledger::new(plan.events.len()),
+        ledger: Ledger::new(),
         server_errors: 0,
         excused_server_errors: 0,
         longest: Duration::ZERO,

@@ -110,7 +110,7 @@ impl Harness<'_> {
         let events = ((load.as_secs_f64() * 6_000.0) as u64).clamp(2_000, cap);
         Ok(Arc::new(Plan::generate(&PlanParams {
             run_id: format!("{}{tag}", loadgen::run::random_run_id()),
-            events,
+            events: Some(events),
             duplicate_rate: 0.3,
             batch_size: 20,
             topics: 4,
