@@ -10,6 +10,8 @@
 
 pub mod bench;
 pub mod chaos;
+pub mod drain;
 pub mod mock;
+pub mod plan;
 pub mod raw;
 pub mod terminator;

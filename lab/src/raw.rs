@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use crate::plan::Plan;
 use loadgen::measure::{Measurement, Tally, per_sec};
-use loadgen::plan::{Plan, SOURCE, Shape};
+use loadgen::plan::{SOURCE, Shape};
 use loadgen::report::Latency;
 
 /// The service's PostgreSQL schema (every migration, in order; each is idempotent), so the raw
@@ -208,7 +209,7 @@ pub async fn raw_async(config: &RawConfig) -> Result<Measurement> {
         .run_id
         .clone()
         .unwrap_or_else(|| format!("raw{}", loadgen::run::random_run_id()));
-    let (plan, seed) = config.shape.plan(&run_id)?;
+    let (plan, seed) = Plan::of_shape(&config.shape, &run_id)?;
     let work = Arc::new(Work::build(&plan, config.statement)?);
     let (tally, elapsed, stored) = match &config.database {
         Database::Postgres(url) => pg::run(url, config, Arc::clone(&work)).await?,

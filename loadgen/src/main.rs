@@ -69,56 +69,41 @@ impl Target {
     }
 }
 
-/// Shape of the generated events of `ping`.
+/// How the load is shaped, shared by the run and `ping`.
 #[derive(Debug, clap::Args)]
-struct Shape {
-    /// Total events, replays included.
-    #[arg(long, default_value_t = 25_000)]
-    events: u64,
+struct Load {
     /// Fraction of the events that are exact replays of earlier ones, in [0, 1).
     #[arg(long, default_value_t = 0.35)]
     duplicate_rate: f64,
-    /// Events per batch.
+    /// Events per batch request.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
-    /// Concurrent connections.
+    /// Concurrent workers (keep-alive connections; with --rate, the most requests in flight).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Number of topics.
+    /// Number of topics (`<run-id>.t<k>`).
     #[arg(long, default_value_t = 8)]
     topics: u32,
-    /// batch: one transaction/request per batch; single: one per event.
+    /// Publish route(s): batch → /publish/batch, single → /publish, mixed → seeded coin.
     #[arg(long, value_enum, default_value_t = Mode::Batch)]
     mode: Mode,
-    /// Seed of the plan; random when absent.
+    /// Seed of the plan; random (and printed) when absent.
     #[arg(long)]
     seed: Option<u64>,
-    /// Print one JSON object instead of text.
+    /// Print the report as one JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
-}
-
-impl Shape {
-    /// The library's shape of these flags.
-    fn to_shape(&self) -> loadgen::plan::Shape {
-        loadgen::plan::Shape {
-            events: self.events,
-            duplicate_rate: self.duplicate_rate,
-            batch_size: self.batch_size,
-            concurrency: self.concurrency,
-            topics: self.topics,
-            mode: self.mode,
-            seed: self.seed,
-        }
-    }
 }
 
 #[derive(Debug, clap::Args)]
 struct PingArgs {
     #[command(flatten)]
     target: Target,
+    /// Total events, replays included.
+    #[arg(long, default_value_t = 25_000)]
+    events: u64,
     #[command(flatten)]
-    shape: Shape,
+    load: Load,
 }
 
 #[derive(Debug, clap::Args)]
@@ -141,27 +126,8 @@ struct RunArgs {
     /// each request's intended send time (without it, each worker sends when answered).
     #[arg(long, value_name = "EVENTS_PER_SEC")]
     rate: Option<f64>,
-    /// Fraction of the events that are exact replays of earlier ones, in [0, 1).
-    #[arg(long, default_value_t = 0.35)]
-    duplicate_rate: f64,
-    /// Events per batch request.
-    #[arg(long, default_value_t = 100)]
-    batch_size: usize,
-    /// Concurrent workers (keep-alive connections; with --rate, the most requests in flight).
-    #[arg(long, default_value_t = 16)]
-    concurrency: usize,
-    /// Number of topics (`<run-id>.t<k>`).
-    #[arg(long, default_value_t = 8)]
-    topics: u32,
-    /// Publish route(s): batch → /publish/batch, single → /publish, mixed → seeded coin.
-    #[arg(long, value_enum, default_value_t = Mode::Batch)]
-    mode: Mode,
-    /// Seed of the plan; random (and printed) when absent.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Print the report as one JSON object on stdout instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    load: Load,
     /// Skip the /stats and read-back checks.
     #[arg(long)]
     no_verify: bool,
@@ -208,13 +174,13 @@ impl RunArgs {
             url: self.target.url,
             events,
             rate: self.rate,
-            duplicate_rate: self.duplicate_rate,
-            batch_size: self.batch_size,
-            concurrency: self.concurrency,
-            topics: self.topics,
-            mode: self.mode,
+            duplicate_rate: self.load.duplicate_rate,
+            batch_size: self.load.batch_size,
+            concurrency: self.load.concurrency,
+            topics: self.load.topics,
+            mode: self.load.mode,
             duration,
-            seed: self.seed,
+            seed: self.load.seed,
             verify: !self.no_verify,
             run_id: self.run_id,
             request_timeout: seconds("--timeout", self.target.timeout)?,
@@ -224,7 +190,7 @@ impl RunArgs {
             sample: self.sample,
             ..Config::default()
         };
-        Ok((config, self.json))
+        Ok((config, self.load.json))
     }
 }
 
@@ -257,11 +223,19 @@ fn ping_main(a: PingArgs) -> ExitCode {
         tls: a.target.tls(),
         token: a.target.token.and_then(Secret::new),
         url: a.target.url,
-        shape: a.shape.to_shape(),
+        shape: loadgen::plan::Shape {
+            events: a.events,
+            duplicate_rate: a.load.duplicate_rate,
+            batch_size: a.load.batch_size,
+            concurrency: a.load.concurrency,
+            topics: a.load.topics,
+            mode: a.load.mode,
+            seed: a.load.seed,
+        },
         request_timeout: timeout,
     };
     match loadgen::ping::ping(&config) {
-        Ok(m) => print_measurement(&m, a.shape.json),
+        Ok(m) => print_measurement(&m, a.load.json),
         Err(e) => {
             eprintln!("loadgen ping: {e:#}");
             ExitCode::from(2)

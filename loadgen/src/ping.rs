@@ -4,8 +4,7 @@
 //! it measures what the host itself costs per request: HTTP, a fresh Wasm instance, moving the
 //! body into the guest. No service can beat that number on the same host.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -14,7 +13,7 @@ use hyper::Method;
 use crate::auth::{Secret, TokenKind};
 use crate::client::{Client, snippet};
 use crate::measure::{Measurement, Tally, per_sec};
-use crate::plan::Shape;
+use crate::plan::{Generator, Shape};
 use crate::report::Latency;
 use crate::tls::TlsOptions;
 
@@ -41,8 +40,9 @@ pub fn ping(config: &PingConfig) -> Result<Measurement> {
 /// Posts every planned body once; any answer but `200` is an error.
 pub async fn ping_async(config: &PingConfig) -> Result<Measurement> {
     let run_id = format!("ping{}", crate::run::random_run_id());
-    let (plan, seed) = config.shape.plan(&run_id)?;
-    let plan = Arc::new(plan);
+    let params = config.shape.params(&run_id)?;
+    let plan = Arc::new(Mutex::new(Generator::new(&params)));
+    let events = Arc::clone(plan.lock().expect("plan lock").events());
     let client = Client::with_tls(
         &config.url,
         config.request_timeout,
@@ -50,33 +50,30 @@ pub async fn ping_async(config: &PingConfig) -> Result<Measurement> {
         &config.tls,
     )?
     .authorized(TokenKind::Publish, config.token.clone());
-    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut workers = Vec::with_capacity(config.shape.concurrency);
     for _ in 0..config.shape.concurrency {
         let plan = Arc::clone(&plan);
+        let events = Arc::clone(&events);
         let client = client.clone();
-        let next = Arc::clone(&next);
         workers.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(req) = plan.requests.get(i) else {
+                let Some(req) = plan.lock().expect("plan lock").next() else {
                     break;
                 };
-                let body = plan.body(req);
+                let path = req.route.path();
                 match client
-                    .attempt(Method::POST, req.route.path(), Some(body))
+                    .attempt(Method::POST, path, Some(events.body(&req)))
                     .await
                 {
                     Ok(a) if a.status == 200 => tally.done(req.events.len(), a.latency),
                     Ok(a) => tally.error(format!(
-                        "POST {} answered {}: {}",
-                        req.route.path(),
+                        "POST {path} answered {}: {}",
                         a.status,
                         snippet(&a.body)
                     )),
-                    Err(f) => tally.error(format!("POST {}: {f}", req.route.path())),
+                    Err(f) => tally.error(format!("POST {path}: {f}")),
                 }
             }
             tally
@@ -84,29 +81,27 @@ pub async fn ping_async(config: &PingConfig) -> Result<Measurement> {
     }
     let tally = Tally::join(workers).await;
     let secs = start.elapsed().as_secs_f64();
+    let plan = plan.lock().expect("plan lock");
+    let (planned, distinct) = (plan.requests(), plan.distinct());
     Ok(Measurement {
         kind: "ping".into(),
         target: config.url.clone(),
         statement: None,
         mode: config.shape.mode,
-        seed,
+        seed: params.seed,
         run_id,
         concurrency: config.shape.concurrency,
         batch_size: config.shape.batch_size,
         events_sent: tally.events,
-        unique_ids: plan.events.len() as u64,
+        unique_ids: distinct,
         requests: tally.requests,
         elapsed_secs: secs,
         events_per_sec: per_sec(tally.events, secs),
         requests_per_sec: per_sec(tally.requests, secs),
         latency_ms: Latency::from_us(&tally.latency_us),
-        checked: format!(
-            "{} of {} requests answered 200",
-            tally.requests,
-            plan.requests.len()
-        ),
+        checked: format!("{} of {planned} requests answered 200", tally.requests),
         error_count: tally.error_count,
-        passed: tally.error_count == 0 && tally.requests == plan.requests.len() as u64,
+        passed: tally.error_count == 0 && tally.requests == planned,
         errors: tally.errors,
     })
 }

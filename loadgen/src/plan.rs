@@ -7,14 +7,12 @@
 //! constant memory. With a fixed event count, exactly `round(events * duplicate_rate)` of the
 //! sent events are replays; without one (a `--duration` run), each request is a replay with the
 //! same probability. Fresh events are numbered in order of first appearance, and replays only
-//! ever point at events of *earlier* requests. [`Plan`] collects a short plan whole, for the
-//! lab's harnesses and the tests.
+//! ever point at events of *earlier* requests.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
@@ -80,23 +78,22 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// The seeded plan of this shape under the topic prefix `run_id`, with the seed it used.
-    pub fn plan(&self, run_id: &str) -> Result<(Plan, u64)> {
+    /// The plan parameters of this shape under the topic prefix `run_id` (the seed drawn
+    /// when absent), starting now.
+    pub fn params(&self, run_id: &str) -> Result<PlanParams> {
         if self.concurrency == 0 || self.batch_size == 0 || self.events == 0 {
             bail!("--events, --batch-size and --concurrency must be at least 1");
         }
-        let seed = self.seed.unwrap_or_else(|| rand::rng().random());
-        let plan = Plan::generate(&PlanParams {
+        Ok(PlanParams {
             run_id: run_id.to_string(),
             events: Some(self.events),
             duplicate_rate: self.duplicate_rate,
             batch_size: self.batch_size,
             topics: self.topics,
             mode: self.mode,
-            seed,
+            seed: self.seed.unwrap_or_else(|| rand::rng().random()),
             base_time: Utc::now(),
-        })?;
-        Ok((plan, seed))
+        })
     }
 }
 
@@ -171,6 +168,11 @@ impl Generator {
     /// Distinct events generated so far.
     pub fn distinct(&self) -> u64 {
         self.fresh
+    }
+
+    /// Requests generated so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
     }
 
     /// Events carried by the requests generated so far.
@@ -306,293 +308,5 @@ impl Iterator for Generator {
         self.requests += 1;
         self.sent += req.events.len() as u64;
         Some(req)
-    }
-}
-
-/// A whole plan collected in memory: for short plans (the lab's harnesses, `ping`, tests).
-#[derive(Clone, Debug)]
-pub struct Plan {
-    /// The run id the topics are prefixed with.
-    pub run_id: String,
-    /// Topic names, `<run_id>.t<k>`.
-    pub topics: Vec<String>,
-    /// The distinct events, in order of first appearance.
-    pub events: Vec<PlannedEvent>,
-    /// The requests, in the order workers pick them up.
-    pub requests: Vec<PlannedRequest>,
-    factory: Arc<Events>,
-}
-
-impl Plan {
-    /// Builds the whole plan of `p`, which must have a fixed event count.
-    pub fn generate(p: &PlanParams) -> Result<Plan> {
-        if p.events.is_none() {
-            bail!("a plan collected in memory needs a fixed number of events");
-        }
-        let mut generator = Generator::new(p);
-        let requests: Vec<PlannedRequest> = generator.by_ref().collect();
-        let factory = Arc::clone(generator.events());
-        Ok(Plan {
-            run_id: p.run_id.clone(),
-            topics: factory.topics().to_vec(),
-            events: (0..generator.distinct())
-                .map(|i| factory.event(i))
-                .collect(),
-            requests,
-            factory,
-        })
-    }
-
-    /// The run's event factory.
-    pub fn factory(&self) -> &Arc<Events> {
-        &self.factory
-    }
-
-    /// The exact body of a request (also used for its retries, so they are byte-identical).
-    pub fn body(&self, req: &PlannedRequest) -> Bytes {
-        self.factory.body(req)
-    }
-
-    /// Topic name of a planned event.
-    pub fn topic_of(&self, event: u64) -> &str {
-        self.factory.topic_of(event)
-    }
-
-    /// Events carried by all requests (each request counted once, retries not included).
-    pub fn sent_events(&self) -> u64 {
-        self.requests.iter().map(|r| r.events.len() as u64).sum()
-    }
-
-    /// Copies sent beyond the first of each distinct event.
-    pub fn replays(&self) -> u64 {
-        self.sent_events() - self.events.len() as u64
-    }
-
-    /// Distinct route paths used.
-    pub fn routes_used(&self) -> BTreeSet<&'static str> {
-        self.requests.iter().map(|r| r.route.path()).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-
-    use serde_json::Value;
-
-    use super::*;
-
-    fn params(mode: Mode, events: u64, rate: f64, seed: u64) -> PlanParams {
-        PlanParams {
-            run_id: "testrun".into(),
-            events: Some(events),
-            duplicate_rate: rate,
-            batch_size: 100,
-            topics: 8,
-            mode,
-            seed,
-            base_time: DateTime::parse_from_rfc3339("2030-01-02T03:04:05Z")
-                .unwrap()
-                .with_timezone(&Utc),
-        }
-    }
-
-    /// Parses every body the plan would send into (key, raw event text) in send order.
-    fn sent_copies(plan: &Plan) -> Vec<((String, String), String)> {
-        let mut out = Vec::new();
-        for req in &plan.requests {
-            let body: Value = serde_json::from_slice(&plan.body(req)).unwrap();
-            let events = match req.route {
-                Route::Single => {
-                    assert_eq!(req.events.len(), 1);
-                    vec![body]
-                }
-                Route::Batch => body["events"].as_array().unwrap().clone(),
-            };
-            assert_eq!(events.len(), req.events.len());
-            for e in events {
-                let key = (
-                    e["topic"].as_str().unwrap().to_string(),
-                    e["event_id"].as_str().unwrap().to_string(),
-                );
-                out.push((key, serde_json::to_string(&e).unwrap()));
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn duplicate_rate_and_counts_are_honoured() {
-        for mode in [Mode::Batch, Mode::Single, Mode::Mixed] {
-            for (n, rate) in [(20_000u64, 0.35), (5_000, 0.0), (1_234, 0.9), (10_000, 0.5)] {
-                let plan = Plan::generate(&params(mode, n, rate, 7)).unwrap();
-                let copies = sent_copies(&plan);
-                assert_eq!(copies.len() as u64, n, "{mode:?} sent count");
-                assert_eq!(plan.sent_events(), n);
-                let distinct: HashMap<_, _> = copies.iter().cloned().collect();
-                let replays = n - distinct.len() as u64;
-                assert_eq!(distinct.len(), plan.events.len(), "{mode:?} unique count");
-                assert_eq!(replays, plan.replays());
-                let want = (n as f64 * rate).round() as u64;
-                assert_eq!(replays, want, "{mode:?} n={n} rate={rate}");
-                let actual_rate = replays as f64 / n as f64;
-                assert!(
-                    (actual_rate - rate).abs() < 0.01,
-                    "{mode:?}: {actual_rate} vs {rate}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn replays_are_exact_copies_of_earlier_events() {
-        for mode in [Mode::Batch, Mode::Single, Mode::Mixed] {
-            let plan = Plan::generate(&params(mode, 10_000, 0.35, 3)).unwrap();
-            let mut first: HashMap<(String, String), String> = HashMap::new();
-            let mut seen_replay = 0;
-            for (key, text) in sent_copies(&plan) {
-                match first.get(&key) {
-                    Some(orig) => {
-                        assert_eq!(orig, &text, "replay of {key:?} differs");
-                        seen_replay += 1;
-                    }
-                    None => {
-                        first.insert(key, text);
-                    }
-                }
-            }
-            assert_eq!(seen_replay, 3_500);
-            // A replay never precedes (or shares a request with) its original.
-            let mut known = 0u64;
-            for req in &plan.requests {
-                let before = known;
-                for &i in &req.events {
-                    if i >= before {
-                        assert!(i == known, "fresh events are numbered in order");
-                        known += 1;
-                    }
-                }
-            }
-            assert_eq!(known, plan.events.len() as u64);
-        }
-    }
-
-    #[test]
-    fn batch_mode_resends_whole_earlier_batches() {
-        let plan = Plan::generate(&params(Mode::Batch, 25_000, 0.35, 11)).unwrap();
-        let resends: Vec<_> = plan
-            .requests
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.resend_of.map(|of| (i, of)))
-            .collect();
-        assert!(
-            resends.len() >= 5,
-            "only {} whole-batch resends",
-            resends.len()
-        );
-        for (i, of) in resends {
-            assert!(of < i as u64);
-            assert!(i as u64 - of <= 2 * RECENT_BATCHES as u64, "a recent batch");
-            assert_eq!(
-                plan.body(&plan.requests[i]),
-                plan.body(&plan.requests[of as usize])
-            );
-        }
-        assert!(plan.requests.iter().all(|r| r.events.len() <= 100));
-        assert!(plan.requests.iter().all(|r| r.route == Route::Batch));
-    }
-
-    #[test]
-    fn single_mode_sends_one_object_and_mixed_uses_both_routes() {
-        let plan = Plan::generate(&params(Mode::Single, 500, 0.35, 1)).unwrap();
-        assert_eq!(plan.requests.len(), 500);
-        let body: Value = serde_json::from_slice(&plan.body(&plan.requests[0])).unwrap();
-        assert!(body.is_object() && body.get("events").is_none());
-        assert_eq!(body["source"], "loadgen");
-        assert_eq!(body["payload"]["run"], "testrun");
-        assert_eq!(body["timestamp"], "2030-01-02T03:04:05.000000Z");
-
-        let mixed = Plan::generate(&params(Mode::Mixed, 5_000, 0.35, 1)).unwrap();
-        assert_eq!(mixed.routes_used().len(), 2);
-    }
-
-    #[test]
-    fn topics_and_ids_are_scoped_to_the_run() {
-        let plan = Plan::generate(&params(Mode::Batch, 3_000, 0.2, 5)).unwrap();
-        assert_eq!(plan.topics.len(), 8);
-        let mut ids = std::collections::HashSet::new();
-        for e in &plan.events {
-            assert!(plan.topics[e.topic as usize].starts_with("testrun.t"));
-            assert!(
-                ids.insert(e.event_id.clone()),
-                "duplicate id {}",
-                e.event_id
-            );
-        }
-        // All topics get used with this many events.
-        let used: BTreeSet<u32> = plan.events.iter().map(|e| e.topic).collect();
-        assert_eq!(used.len(), 8);
-        for (i, e) in plan.events.iter().enumerate() {
-            assert_eq!(plan.topics[e.topic as usize], plan.topic_of(i as u64));
-        }
-    }
-
-    #[test]
-    fn same_seed_same_plan_other_seed_other_plan() {
-        for mode in [Mode::Batch, Mode::Single, Mode::Mixed] {
-            let a = Plan::generate(&params(mode, 4_000, 0.35, 42)).unwrap();
-            let b = Plan::generate(&params(mode, 4_000, 0.35, 42)).unwrap();
-            let c = Plan::generate(&params(mode, 4_000, 0.35, 43)).unwrap();
-            let bodies = |p: &Plan| p.requests.iter().map(|r| p.body(r)).collect::<Vec<_>>();
-            assert_eq!(a.requests, b.requests);
-            assert_eq!(bodies(&a), bodies(&b));
-            assert_ne!(bodies(&a), bodies(&c));
-        }
-    }
-
-    #[test]
-    fn tiny_and_extreme_plans_terminate_with_exact_counts() {
-        for (n, rate) in [(1u64, 0.35), (2, 0.99), (150, 0.99), (101, 0.5)] {
-            let plan = Plan::generate(&params(Mode::Batch, n, rate, 9)).unwrap();
-            assert_eq!(plan.sent_events(), n);
-            assert!(!plan.events.is_empty());
-            assert!(plan.requests.iter().all(|r| !r.events.is_empty()));
-        }
-    }
-
-    #[test]
-    fn an_endless_plan_streams_with_the_asked_share_of_replays() {
-        for mode in [Mode::Batch, Mode::Single, Mode::Mixed] {
-            let mut p = params(mode, 0, 0.35, 4);
-            p.events = None;
-            let mut g = Generator::new(&p);
-            let mut seen = 0u64;
-            let mut max_fresh = 0u64;
-            for req in g.by_ref().take(3_000) {
-                for &i in &req.events {
-                    assert!(i <= max_fresh, "fresh events are numbered in order");
-                    if i == max_fresh {
-                        max_fresh += 1;
-                    }
-                    seen += 1;
-                }
-            }
-            assert!(!g.exhausted());
-            assert_eq!(g.sent(), seen);
-            let share = 1.0 - g.distinct() as f64 / seen as f64;
-            assert!(
-                (share - 0.35).abs() < 0.03,
-                "{mode:?}: replay share {share}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_generator_and_the_collected_plan_agree() {
-        let p = params(Mode::Mixed, 5_000, 0.35, 12);
-        let plan = Plan::generate(&p).unwrap();
-        let streamed: Vec<PlannedRequest> = Generator::new(&p).collect();
-        assert_eq!(plan.requests, streamed);
     }
 }

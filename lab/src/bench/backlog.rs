@@ -17,10 +17,10 @@ use super::cpu::measure;
 use super::report::{Kind, Row};
 use super::services::HostProc;
 use super::{BenchConfig, say};
+use crate::drain::drain;
 use loadgen::client::{Client, snippet};
 use loadgen::config::Mode;
 use loadgen::measure::Tally;
-use loadgen::verify::drain;
 
 /// Events per asynchronous publish.
 pub(super) const BACKLOG_BATCH: usize = 20;

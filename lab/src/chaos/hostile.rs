@@ -304,7 +304,7 @@ pub(super) async fn run(client: &Client, topic: &str, max_body: usize) -> Hostil
             .problems
             .push(format!("a normal publish after the corpus failed: {f}")),
     }
-    let d = loadgen::verify::drain(client, Duration::from_secs(30)).await;
+    let d = crate::drain::drain(client, Duration::from_secs(30)).await;
     out.requests += d.requests;
     out.server_errors += d.server_errors;
     out.longest = out.longest.max(d.longest);

@@ -13,9 +13,9 @@ use hyper::Method;
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
+use crate::plan::Plan;
 use loadgen::client::{Attempt, Client, Failure, RetryPolicy, is_retryable};
 use loadgen::ledger::Ledger;
-use loadgen::plan::Plan;
 
 /// Time windows in which the harness had something down (a host being restarted, Redis
 /// killed), so `5xx` answered then are expected and not counted against the service.

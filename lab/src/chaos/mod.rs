@@ -260,9 +260,10 @@ mod tests {
     use super::load::{self, LoadOutcome, LoadSpec, Windows};
     use super::*;
     use crate::mock::{Faults, MockServer};
+    use crate::plan::Plan;
     use loadgen::client::Client;
     use loadgen::config::Mode;
-    use loadgen::plan::{Plan, PlanParams};
+    use loadgen::plan::PlanParams;
 
     async fn run_against(faults: Faults, windows: Arc<Windows>) -> (readback::Tally, LoadOutcome) {
         let mock = MockServer::start(faults).await;
@@ -290,7 +291,7 @@ mod tests {
         };
         let load = load::send(&plan, &spec, &windows).await;
         assert!(
-            loadgen::verify::drain(&client, Duration::from_secs(10))
+            crate::drain::drain(&client, Duration::from_secs(10))
                 .await
                 .emptied
         );

@@ -1,4 +1,4 @@
-//! The end of every scenario (after [`loadgen::verify::drain`]): read every stored event of the
+//! The end of every scenario (after [`crate::drain::drain`]): read every stored event of the
 //! run's topics back through `GET /events` (keyset pages, `before=next_cursor`) and compare with the
 //! client-side ledger: an acknowledged `(topic, event_id)` missing is **lost**, one that comes
 //! back more than once is **stored twice**.
@@ -10,9 +10,9 @@ use anyhow::{Context, Result, bail};
 use hyper::Method;
 use serde_json::Value;
 
+use crate::plan::Plan;
 use loadgen::client::{Client, encode_query_value, snippet};
 use loadgen::ledger::Ledger;
-use loadgen::plan::Plan;
 
 /// Page size of the read-back (the service's maximum).
 const PAGE: usize = 1000;

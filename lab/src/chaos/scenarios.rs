@@ -18,9 +18,10 @@ use super::procs::{HostSpec, KillableHost, OwnRedis};
 use super::{ChaosConfig, ScenarioRow, hostile, readback};
 use crate::bench::services::{Cleanup, host_port, pg_admin, redis_flush};
 use crate::bench::{fresh_dir, say_as};
+use crate::plan::Plan;
 use loadgen::client::Client;
 use loadgen::config::Mode;
-use loadgen::plan::{Plan, PlanParams};
+use loadgen::plan::PlanParams;
 
 /// Progress on stderr, so stdout keeps only the table.
 pub(super) fn say(msg: &str) {
@@ -149,7 +150,7 @@ impl Harness<'_> {
     ) -> Result<ScenarioRow> {
         let drain = self
             .rt
-            .block_on(loadgen::verify::drain(client, Duration::from_secs(120)));
+            .block_on(crate::drain::drain(client, Duration::from_secs(120)));
         let first = self
             .rt
             .block_on(readback::compare(client, plan, &load.ledger))
@@ -162,7 +163,7 @@ impl Harness<'_> {
         while tally.lost > 0 && waited.elapsed() < Duration::from_secs(60) {
             std::thread::sleep(Duration::from_secs(5));
             self.rt
-                .block_on(loadgen::verify::drain(client, Duration::from_secs(30)));
+                .block_on(crate::drain::drain(client, Duration::from_secs(30)));
             tally = self
                 .rt
                 .block_on(readback::compare(client, plan, &load.ledger))
@@ -298,10 +299,9 @@ impl Harness<'_> {
             .and_then(|s| s.queued)
             .unwrap_or(0);
         let t0 = Instant::now();
-        let drain = self.rt.block_on(loadgen::verify::drain(
-            &clients[0],
-            Duration::from_secs(300),
-        ));
+        let drain = self
+            .rt
+            .block_on(crate::drain::drain(&clients[0], Duration::from_secs(300)));
         let secs = t0.elapsed().as_secs_f64();
         let mut row = self.settle_and_count(scenario, &clients[0], &plan, &load)?;
         row.requests += drain.requests;
