@@ -4,7 +4,8 @@
 //! Values are mapped the way Spin maps them (both `timestamp` and `timestamptz` are a naive UTC
 //! date-time); Postgres errors keep their SQLSTATE, connection failures their root cause
 //! (`pg_error`). A statement that gets no answer within `QUERY_TIMEOUT`, or fails because the
-//! connection broke, costs that connection: it is never returned to the pool.
+//! connection broke, costs that connection: it is never returned to the pool. A query whose
+//! result is empty fails the request ([`EMPTY_RESULT`]), because on Spin 4.0.2 it never returns.
 
 use crate::bindings::spin::postgres4_0_0::postgres as pg;
 use crate::pg_error::describe;
@@ -19,6 +20,13 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use wasmtime::component::Resource;
 
 pub use crate::pg_pool::PgPools;
+
+/// Why a query with an empty result fails the request (a trap): Spin 4.0.2's host never answers
+/// one (`crates/factor-outbound-pg/src/client.rs`: `query` awaits the column list, which is sent
+/// with the first row), so the request hangs there; here it fails at once instead of passing.
+pub const EMPTY_RESULT: &str = "a Postgres query returned no row: Spin 4.0.2 never answers such \
+     a query (the request hangs), so edge-host fails it; make the statement yield a row, or use \
+     execute";
 
 /// A guest's open connection: a pooled client, discarded instead of reused if the guest left a
 /// transaction open or the connection failed.
@@ -122,6 +130,9 @@ impl pg::HostConnection for RequestState {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),
         };
+        if rows.is_empty() {
+            return Err(wasmtime::format_err!("{EMPTY_RESULT}"));
+        }
         let columns = stmt
             .columns()
             .iter()

@@ -4,7 +4,9 @@
 //! dies mid-transaction must not hand a pooled connection back inside one): `apply`
 //! is a single data-modifying CTE over arrays, and migrations are a single `DO` block. Timestamps travel as text and are cast to `timestamptz` on
 //! the way in and rendered with `to_char` on the way out, because Spin's Postgres
-//! host maps `timestamptz` to a naive date-time.
+//! host maps `timestamptz` to a naive date-time. Every query yields at least one row: Spin
+//! 4.0.2's host never answers a query with an empty result, so statements that may match
+//! nothing go through `PostgresStore::rows`.
 
 use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, PgError, QueryError, RowSet};
 
@@ -322,6 +324,32 @@ impl PostgresStore {
         self.db.query(statement, params).map_err(pg_error)
     }
 
+    /// Runs a statement that may match no row. Spin 4.0.2's Postgres host never answers a
+    /// `query` whose result is empty (it awaits the column list, which comes with the first
+    /// row), so the statement is wrapped to yield at least one row: a leading flag tells the
+    /// statement's rows (in their order) from the one padding row.
+    fn rows(
+        &self,
+        statement: &str,
+        params: &[ParameterValue],
+    ) -> Result<Vec<Vec<DbValue>>, StoreError> {
+        let padded = format!(
+            "WITH found AS ({statement}) SELECT true, found.* FROM found \
+             UNION ALL SELECT false, found.* FROM (SELECT 1) AS one LEFT JOIN found ON false \
+             WHERE NOT EXISTS (SELECT 1 FROM found)"
+        );
+        let set = self.query(&padded, params)?;
+        Ok(set
+            .rows
+            .into_iter()
+            .filter(|r| matches!(r.first(), Some(DbValue::Boolean(true))))
+            .map(|mut r| {
+                r.remove(0);
+                r
+            })
+            .collect())
+    }
+
     fn scalar(&self, statement: &str, params: &[ParameterValue]) -> Result<i64, StoreError> {
         let rows = self.query(statement, params)?;
         decode(&first_row(&rows, "scalar")?, 0)
@@ -420,9 +448,8 @@ impl EventStore for PostgresStore {
         let (statement, params) =
             sql::list_events(LIST_COLUMNS, query, |n| format!("${n}::text::timestamptz"));
         let params: Vec<ParameterValue> = params.iter().map(bind).collect();
-        let rows = self.query(&statement, &params)?;
-        rows.rows
-            .iter()
+        let rows = self.rows(&statement, &params)?;
+        rows.iter()
             .map(|r| {
                 let payload = serde_json::value::RawValue::from_string(decode(r, 5)?)
                     .map_err(|e| StoreError::new("stored payload is not JSON", e.to_string()))?;
@@ -471,17 +498,17 @@ impl EventStore for PostgresStore {
         let statement = format!(
             "SELECT {LETTER_COLUMNS} FROM dead_letters WHERE seq > $1 ORDER BY seq LIMIT $2"
         );
-        let rows = self.query(
+        let rows = self.rows(
             &statement,
             &[ParameterValue::Int64(after), int(u64::from(limit))],
         )?;
-        rows.rows.iter().map(|r| letter(r, false)).collect()
+        rows.iter().map(|r| letter(r, false)).collect()
     }
 
     fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
         let statement = format!("SELECT {LETTER_COLUMNS}, batch FROM dead_letters WHERE id = $1");
-        let rows = self.query(&statement, &[text(id)])?;
-        rows.rows.first().map(|r| letter(r, true)).transpose()
+        let rows = self.rows(&statement, &[text(id)])?;
+        rows.first().map(|r| letter(r, true)).transpose()
     }
 
     fn discard(&self, id: &str) -> Result<Option<String>, StoreError> {
@@ -513,8 +540,8 @@ impl EventStore for PostgresStore {
     }
 
     fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
-        let rows = self.query(TOUCH, &[text_array(keys.iter().map(String::as_str))])?;
-        rows.rows.iter().map(|r| decode(r, 0)).collect()
+        let rows = self.rows(TOUCH, &[text_array(keys.iter().map(String::as_str))])?;
+        rows.iter().map(|r| decode(r, 0)).collect()
     }
 }
 

@@ -338,7 +338,11 @@ impl batch::Host for RequestState {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, wasi_kv::Error>> {
         let h = self.kv(&bucket)?;
-        Ok(h.backend.get_many(&keys).await.map_err(wasi_err))
+        match h.backend.get_many(&keys).await {
+            // Where Spin's host panics, the guest's request fails here too (a trap: 500).
+            Err(e) if e.is::<redis::SpinHostPanic>() => Err(wasmtime::format_err!("{e}")),
+            result => Ok(result.map_err(wasi_err)),
+        }
     }
 
     async fn set_many(
