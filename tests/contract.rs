@@ -239,7 +239,12 @@ fn every_status_is_documented_and_every_documented_status_is_seen() {
     let a = start(
         Backend::Sqlite,
         HostConfig {
-            args: vec!["--body-idle-timeout-secs".into(), "1".into()],
+            // edge-host's own flag (Spin has no body idle timeout: no 408 probe there).
+            args: if support::on_spin() {
+                Vec::new()
+            } else {
+                vec!["--body-idle-timeout-secs".into(), "1".into()]
+            },
             ..HostConfig::default()
         }
         .env("SPIN_VARIABLE_MAX_BATCH_EVENTS", "3")
@@ -265,24 +270,28 @@ fn every_status_is_documented_and_every_documented_status_is_seen() {
     );
     probe_everything_plain(&mut probe, &contract, &c.host);
 
-    // D: the queue is down (Redis at a closed port), the store (SQLite) is up.
-    let rc = temp_dir("contract-rc-").join("dead-redis.toml");
-    std::fs::write(
-        &rc,
-        format!(
-            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{}/0\"\n",
-            CLOSED_PORT
-        ),
-    )
-    .unwrap();
-    let d = start(
-        Backend::Sqlite,
-        HostConfig {
-            runtime_config: Some(rc),
-            ..HostConfig::default()
-        },
-    );
-    probe_everything_plain(&mut probe, &contract, &d.host);
+    // D: the queue is down (Redis at a closed port), the store (SQLite) is up. Not on Spin
+    // 4.0.2: opening a Redis store that refuses connections retries for minutes there (its
+    // redis client's back-off), so every request hangs instead of answering.
+    if !support::skip_on_spin("the queue-down probes (Spin's Redis open retries for minutes)") {
+        let rc = temp_dir("contract-rc-").join("dead-redis.toml");
+        std::fs::write(
+            &rc,
+            format!(
+                "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{}/0\"\n",
+                CLOSED_PORT
+            ),
+        )
+        .unwrap();
+        let d = start(
+            Backend::Sqlite,
+            HostConfig {
+                runtime_config: Some(rc),
+                ..HostConfig::default()
+            },
+        );
+        probe_everything_plain(&mut probe, &contract, &d.host);
+    }
 
     // E: a Spin variable is wrong.
     let e = start(
@@ -483,7 +492,10 @@ fn probe_open_host(probe: &mut Probe, contract: &Contract, app: &App) {
     probe.send(host, Req::new("POST", format!("/dead-letters/{id}/retry")));
     probe.send(host, Req::new("POST", "/maintenance"));
 
-    // Slow bodies: 408 from edge-host.
+    // Slow bodies: 408 from edge-host (Spin waits for the body as long as the client takes).
+    if support::skip_on_spin("the slow-body 408 probes (edge-host's --body-idle-timeout-secs)") {
+        return;
+    }
     for (method, path) in [("POST", "/publish"), ("GET", "/events")] {
         let answer = stalled_body(host, method, path);
         probe.record_raw(if method == "POST" { "POST" } else { "GET" }, path, &answer);
