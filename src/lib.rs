@@ -177,7 +177,7 @@ async fn handle(req: IncomingRequest) -> Response {
     let cors = auth::Cors::load(origin.as_deref());
     let method = req.method();
     let found = Route::of(path);
-    // Protocol routes answer every error the way their clients read errors (see `ingest`).
+    // Protocol routes answer their errors the way their clients read errors (see `ingest`).
     let dialect = ingest::Dialect::of(
         found.map(|(route, _)| route),
         http::header(&req, "content-type").as_deref(),
@@ -185,10 +185,10 @@ async fn handle(req: IncomingRequest) -> Response {
     let response = match found {
         _ if method == Method::Options => cors.preflight(&req),
         None => ApiError::not_found(path).into_response(),
-        Some((route, _)) if !route.accepts(&method) => dialect.error(ApiError::method_not_allowed(
-            &method.to_string(),
-            route.allow(),
-        )),
+        // A wrong method is the HTTP layer's answer, the same on every path (not a protocol's).
+        Some((route, _)) if !route.accepts(&method) => {
+            ApiError::method_not_allowed(&method.to_string(), route.allow()).into_response()
+        }
         Some((route, id)) => match auth::check(route.group(&method), &req) {
             Err(e) => dialect.error(e),
             Ok(()) => dispatch(route, id.unwrap_or_default(), &method, req, query)

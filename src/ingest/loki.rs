@@ -231,6 +231,7 @@ struct StreamJson<'a> {
 }
 
 fn from_json(body: &[u8]) -> Result<Vec<Stream>, ApiError> {
+    super::json_object(body, "a Loki push request")?;
     let push: PushJson = serde_json::from_slice(body).map_err(|e| {
         ApiError::malformed(format!("the body is not a Loki JSON push request: {e}"))
     })?;

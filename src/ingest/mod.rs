@@ -10,8 +10,8 @@
 //! - `ndjson`: newline-delimited events on `/publish` and `/publish/batch`.
 //!
 //! Compressed bodies (`Content-Encoding`) are undone before any of them, in `http`. [`Dialect`]
-//! renders every error of a protocol's route (auth and method errors included) the way that
-//! protocol's clients read errors.
+//! renders every error of a protocol's route (auth errors included; a wrong method is the HTTP
+//! layer's `405`, the same everywhere) the way that protocol's clients read errors.
 
 pub mod loki;
 pub mod ndjson;
@@ -58,6 +58,18 @@ pub fn media_type(content_type: &str) -> String {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase()
+}
+
+/// Refuses a JSON body that is not an object before serde sees it (serde would read a struct
+/// from an array, so `[]` would pass for an empty request).
+pub fn json_object(body: &[u8], what: &str) -> Result<(), ApiError> {
+    if body.trim_ascii_start().starts_with(b"{") {
+        Ok(())
+    } else {
+        Err(ApiError::malformed(format!(
+            "the body must be a JSON object ({what})"
+        )))
+    }
 }
 
 /// How a route's errors are written: edgelog's JSON, OTLP's `google.rpc.Status`, Loki's text.

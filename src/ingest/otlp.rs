@@ -83,6 +83,13 @@ pub fn decode(
     topic_attribute: &str,
     limits: &Limits,
 ) -> Result<(Encoding, Decoded), ApiError> {
+    if body.is_empty() {
+        // A valid empty protobuf message, but no exporter sends one: a request without a body
+        // is a client's mistake, said so rather than answered 200.
+        return Err(ApiError::malformed(
+            "the body is empty; send an ExportLogsServiceRequest",
+        ));
+    }
     let encoding = encoding.unwrap_or(if body.trim_ascii_start().starts_with(b"{") {
         Encoding::Json
     } else {
@@ -94,11 +101,14 @@ pub fn decode(
                 "the body is not a protobuf ExportLogsServiceRequest: {e}"
             ))
         })?,
-        Encoding::Json => serde_json::from_slice(body).map_err(|e| {
-            ApiError::malformed(format!(
-                "the body is not an OTLP/JSON ExportLogsServiceRequest: {e}"
-            ))
-        })?,
+        Encoding::Json => {
+            super::json_object(body, "an OTLP/JSON ExportLogsServiceRequest")?;
+            serde_json::from_slice(body).map_err(|e| {
+                ApiError::malformed(format!(
+                    "the body is not an OTLP/JSON ExportLogsServiceRequest: {e}"
+                ))
+            })?
+        }
     };
     let records: usize = request
         .resource_logs

@@ -155,6 +155,7 @@ fn hostile_bodies() {
         r#"{"streams": [{"stream": {}, "values": [["1", "x", {"k": 1}]]}]}"#,
         r#"{"streams": [{"stream": {"a": 1}, "values": []}]}"#,
         r#"{"nope": 1}"#,
+        r#"[[]]"#,
     ] {
         assert_eq!(status(body.as_bytes(), Some(Format::Json)), 400, "{body}");
     }

@@ -290,6 +290,7 @@ fn hostile_bodies_are_400() {
             .unwrap_err()
             .status
     };
+    assert_eq!(status(b"", Encoding::Protobuf), 400);
     // Truncated protobuf.
     assert_eq!(status(&good[..good.len() - 3], Encoding::Protobuf), 400);
     // Wrong wire type: field 1 (resource_logs, length-delimited) sent as a varint.
@@ -297,6 +298,9 @@ fn hostile_bodies_are_400() {
     // JSON sent as protobuf, protobuf sent as JSON.
     assert_eq!(status(SPEC_EXAMPLE.as_bytes(), Encoding::Protobuf), 400);
     assert_eq!(status(&good, Encoding::Json), 400);
+    // serde would read a struct from an array: a body that is not an object is refused first.
+    assert_eq!(status(b"[]", Encoding::Json), 400);
+    assert_eq!(status(b" [[]]", Encoding::Json), 400);
     // AnyValue nested 1,000 deep: refused by the decoder's recursion limit (100), not a crash.
     let mut deep = text("leaf");
     for _ in 0..1_000 {
