@@ -3,7 +3,9 @@
 //! The publish routes hand the raw body to [`parse_batch`], which accepts the three
 //! contract shapes (one event object, a JSON array, or `{"events": [...]}`), checks
 //! every field of every event, and either returns the whole batch or one error that
-//! lists *all* problems — a batch is all-or-nothing.
+//! lists *all* problems — a batch is all-or-nothing. NDJSON bodies reach the same checks
+//! through [`validate_items`]; the protocol adapters (`ingest`) build events from their own
+//! records with [`Event::build`], under the same rules, and derive ids with [`content_id`].
 //!
 //! Rules: `topic`, `event_id`, `source` are strings of 1–255 characters (Unicode
 //! scalar values, not bytes) without NUL; `timestamp` is an RFC 3339 / ISO 8601
