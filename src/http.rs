@@ -6,6 +6,9 @@
 //!
 //! A request without a `Content-Type` header is treated as JSON: the publishers this
 //! replaces were inconsistent about sending one, and the body is parsed strictly anyway.
+//! Compressed bodies (`Content-Encoding`) are undone in `body`, under the same size cap.
+
+mod body;
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -72,8 +75,25 @@ pub fn check_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-/// Reads the body, refusing (413) as soon as it exceeds `max_bytes` — never buffers more.
+/// The content-type rule of the publish routes: JSON as above (`false`), or newline-delimited
+/// JSON (`true`: `application/x-ndjson`, `application/jsonl`, ...); anything else is a `415`.
+pub fn check_publish_content_type(content_type: Option<&str>) -> Result<bool, ApiError> {
+    match content_type {
+        Some(raw) if crate::ingest::ndjson::is_ndjson(&crate::ingest::media_type(raw)) => Ok(true),
+        other => check_content_type(other).map(|()| false),
+    }
+}
+
+/// Reads the body and undoes its `Content-Encoding`; 413 past `max_bytes` (compressed or
+/// not), 415 for an unknown coding (before reading), 400 for a corrupt one. Never buffers more.
 pub async fn read_body(req: IncomingRequest, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
+    let codings = body::codings(header(&req, "content-encoding").as_deref())?;
+    let raw = read_raw(req, max_bytes).await?;
+    body::decode(raw, &codings, max_bytes)
+}
+
+/// Reads the body as sent, refusing (413) as soon as it exceeds `max_bytes`.
+async fn read_raw(req: IncomingRequest, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
     let too_large = || ApiError::too_large(format!("request body exceeds {max_bytes} bytes"));
     let declared = header(&req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > max_bytes as u64) {

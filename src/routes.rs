@@ -7,7 +7,7 @@
 //! client asked for asynchronous handling, or the backlog is over its limit), the
 //! batch is written to the queue under that same key (`queue`) and answered `202`;
 //! the key's marker makes a later re-apply of an entry whose direct apply had in fact
-//! committed a no-op.
+//! committed a no-op. That path is [`deliver`]; the other protocols (`ingest`) use it too.
 
 use serde::Serialize;
 use spin_sdk::http::{IncomingRequest, Response};
@@ -171,50 +171,74 @@ fn backlog_exceeded(queue: &Queue, config: &Config, n: u64) -> bool {
     }
 }
 
-/// `POST /publish` and `POST /publish/batch`: validate, apply to the store (the ack), or queue.
-pub async fn publish(req: IncomingRequest, query: &str, shape: Shape) -> Handled {
-    http::check_content_type(http::header(&req, "content-type").as_deref())?;
-    let asynchronous = http::wants_async(http::header(&req, "prefer").as_deref(), query)?;
-    let config = Config::load()?;
-    let body = http::read_body(req, config.max_body_bytes).await?;
-    let events = validate::parse_batch(&body, shape, &config.limits)?;
-    drop(body); // up to max_body_bytes; not needed past validation
+/// What became of a delivered batch.
+pub enum Delivered {
+    /// Committed to the store (the acknowledgement).
+    Stored(store::Applied),
+    /// Durably queued, to be stored exactly once later.
+    Queued(u64),
+}
+
+/// The one apply / queue path of every ingest route: apply the validated batch straight to the
+/// store under a fresh entry key; if the store cannot take it now (down, asked for asynchronous
+/// handling, backlog over its limit), queue it under that key. `503` when neither can.
+pub fn deliver(
+    events: &[validate::Event],
+    asynchronous: bool,
+    config: &Config,
+) -> Result<Delivered, ApiError> {
     let n = events.len() as u64;
     let key = queue::new_key(events.len());
     let deferred = asynchronous || {
         // Only consulted when the limit is set (it lists the queue).
-        config.max_backlog_events > 0 && backlog_exceeded(&open_queue()?, &config, n)
+        config.max_backlog_events > 0 && backlog_exceeded(&open_queue()?, config, n)
     };
     if !deferred {
         let applied = store::open(&config.store).and_then(|store| {
             store::with_schema(&*store, |s| {
-                consume::apply_direct(s, &key, &events, config.duplicate_log)
+                consume::apply_direct(s, &key, events, config.duplicate_log)
             })
         });
         match applied {
-            Ok(a) => {
-                return Ok(http::json(
-                    200,
-                    &Published {
-                        received: a.received,
-                        processed: a.inserted,
-                        duplicates: a.duplicates(),
-                        accepted: a.inserted,
-                        message: format!(
-                            "{} stored, {} duplicate(s) dropped",
-                            a.inserted,
-                            a.duplicates()
-                        ),
-                    },
-                ));
-            }
+            Ok(a) => return Ok(Delivered::Stored(a)),
             Err(e) => eprintln!("ERROR store: {e} (queueing entry {key})"),
         }
     }
     open_queue()?
-        .enqueue_as(&key, &events)
+        .enqueue_as(&key, events)
         .map_err(queue_failed)?;
-    Ok(accepted(n))
+    Ok(Delivered::Queued(n))
+}
+
+/// `POST /publish` and `POST /publish/batch`: validate (JSON or NDJSON), then [`deliver`].
+pub async fn publish(req: IncomingRequest, query: &str, shape: Shape) -> Handled {
+    let ndjson = http::check_publish_content_type(http::header(&req, "content-type").as_deref())?;
+    let asynchronous = http::wants_async(http::header(&req, "prefer").as_deref(), query)?;
+    let config = Config::load()?;
+    let body = http::read_body(req, config.max_body_bytes).await?;
+    let events = if ndjson {
+        crate::ingest::ndjson::decode(&body, &config.limits)?
+    } else {
+        validate::parse_batch(&body, shape, &config.limits)?
+    };
+    drop(body); // up to max_body_bytes; not needed past validation
+    Ok(match deliver(&events, asynchronous, &config)? {
+        Delivered::Stored(a) => http::json(
+            200,
+            &Published {
+                received: a.received,
+                processed: a.inserted,
+                duplicates: a.duplicates(),
+                accepted: a.inserted,
+                message: format!(
+                    "{} stored, {} duplicate(s) dropped",
+                    a.inserted,
+                    a.duplicates()
+                ),
+            },
+        ),
+        Delivered::Queued(n) => accepted(n),
+    })
 }
 
 /// `GET /events`: consume what is pending (within the budget), then one page, newest first.

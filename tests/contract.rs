@@ -345,6 +345,12 @@ fn probe_everything_plain(probe: &mut Probe, contract: &Contract, host: &Host) {
                 }
                 continue;
             }
+            "POST" if matches!(template.as_str(), "/v1/logs" | "/loki/api/v1/push") => {
+                for req in ingest_probes(&path) {
+                    probe.send(host, req);
+                }
+                continue;
+            }
             "POST" if template.starts_with("/publish") => {
                 probe.send(host, Req::new("POST", &path).json(&json!([event("plain")])));
                 Req::new("POST", format!("{path}?async=true")).json(&json!([event("plain-async")]))
@@ -360,6 +366,33 @@ fn probe_everything_plain(probe: &mut Probe, contract: &Contract, host: &Host) {
         };
         probe.send(host, req);
     }
+}
+
+/// The protocol routes (OTLP, Loki push): a valid JSON request, the same queued (`?async=true`),
+/// a body that is not the protocol's message, a text content type, and 5,000 bytes of junk (over
+/// host A's body limit). Their protobuf bodies are covered by `tests/ingest_*.rs` with real
+/// clients; the property-based tester cannot generate them.
+fn ingest_probes(path: &str) -> Vec<Req> {
+    let valid = if path == "/v1/logs" {
+        json!({"resourceLogs": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "contract"}}]},
+            "scopeLogs": [{"logRecords": [{"timeUnixNano": "1795428000000000000",
+                                           "body": {"stringValue": "contract"}}]}]
+        }]})
+    } else {
+        json!({"streams": [{"stream": {"job": "contract"},
+                            "values": [["1795428000000000000", "contract"]]}]})
+    };
+    vec![
+        Req::new("POST", path).json(&valid),
+        Req::new("POST", format!("{path}?async=true")).json(&valid),
+        Req::new("POST", path).raw(
+            "application/json",
+            br#"{"resourceLogs": 5, "streams": 5}"#.to_vec(),
+        ),
+        Req::new("POST", path).raw("text/plain", b"{}".to_vec()),
+        Req::new("POST", path).raw("application/x-protobuf", vec![0xff; 5000]),
+    ]
 }
 
 /// Host A: valid and invalid requests on every operation, limits, wrong methods, unknown paths,
