@@ -374,6 +374,11 @@ fn retries_forced_by_the_service_are_stored_once() {
     assert_eq!(topic_counts(&app, "queued"), (2 * n, n, n));
 
     // Store and queue down: 503 + Retry-After; the exporter schedules a retry by itself.
+    // Spin 4.0.2 waits out its Redis client's retries on a refused connection (minutes, see
+    // docs/OPERATIONS.md), so the exporter times out instead of seeing the 503.
+    if support::skip_on_spin("a refused Redis makes Spin 4.0.2 hang instead of answer 503") {
+        return;
+    }
     pg.down();
     kv.down();
     // The records are exported twice by one process: the retried export, then the same export
