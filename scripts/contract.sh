@@ -42,6 +42,9 @@ run() {
     # 413 (over a limit) is a rejection too.
     printf '[checks.negative_data_rejection]\n'
     printf 'expected-statuses = ["400", "401", "403", "404", "405", "409", "413", "415", "422"]\n'
+    # The live tail's wait (up to 25 s per request) is tested by tests/search.rs; here it
+    # would make generated examples wait instead of test.
+    printf '[parameters]\n"query.wait" = 0\n'
     local scheme var
     for pair in publishToken:EDGELOG_PUBLISH_TOKEN readToken:EDGELOG_READ_TOKEN adminToken:EDGELOG_ADMIN_TOKEN; do
       scheme="${pair%%:*}"; var="${pair#*:}"

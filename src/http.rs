@@ -93,7 +93,7 @@ pub async fn read_body(req: IncomingRequest, max_bytes: usize) -> Result<Vec<u8>
 }
 
 /// Decoded query parameters; the last occurrence of a repeated name wins.
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
@@ -119,7 +119,7 @@ fn integer_param(query: &str, name: &str, min: u64, max: u64) -> Result<Option<u
 pub const MAX_OFFSET: u64 = 10_000;
 
 /// A 1–255 character text parameter, like the event fields it filters on.
-fn text_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn text_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
     match query_param(query, name) {
         Some(t) if t.is_empty() || t.chars().count() > crate::validate::MAX_TEXT_CHARS => {
             Err(ApiError::bad_query(name, "must be 1-255 characters"))
@@ -132,7 +132,7 @@ fn text_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
 }
 
 /// An ISO 8601 time parameter, normalised like event timestamps.
-fn time_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn time_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
     query_param(query, name)
         .map(|raw| {
             crate::validate::normalize_timestamp(raw.trim()).map_err(|_| {
@@ -170,6 +170,7 @@ pub fn parse_event_query(query: &str) -> Result<EventQuery, ApiError> {
         limit: limit.map_or(DEFAULT_LIMIT, |l| l as u32),
         offset,
         before: integer_param(query, "before", 1, max)?,
+        find: crate::search::parse_find(query)?,
     };
     if let (Some(since), Some(until)) = (&q.since, &q.until)
         && since > until

@@ -9,6 +9,7 @@
 //! → `http` (request checks, JSON answers) → `validate` (the `Event` type) →
 //! `queue` (key-value entries) → `consume` (queue → store in budgeted group commits,
 //! dead letters) → `store` (`EventStore`; `sqlite`, `postgres`) → `stats` (counters).
+//! Reading: `search` (the `q` / `level` / `order` / tail / volume parameters) over `store`.
 //! Beside the path: `error` (the one error type), `config` (Spin variables),
 //! `maintenance` (marker compaction, retention), `openapi` (the contract) and
 //! `console` (the web page at `/`).
@@ -23,6 +24,7 @@ mod maintenance;
 mod openapi;
 mod queue;
 mod routes;
+mod search;
 mod stats;
 mod store;
 mod validate;
@@ -46,6 +48,8 @@ pub enum Route {
     PublishBatch,
     /// `GET /events`: stored events, newest first.
     Events,
+    /// `GET /volume`: events per time bucket and level.
+    Volume,
     /// `GET /stats`: exact counters.
     Stats,
     /// `GET /health`: liveness of queue and store.
@@ -86,6 +90,7 @@ impl Route {
             "/publish" => Some(Route::Publish),
             "/publish/batch" => Some(Route::PublishBatch),
             "/events" => Some(Route::Events),
+            "/volume" => Some(Route::Volume),
             "/stats" => Some(Route::Stats),
             "/health" => Some(Route::Health),
             "/metrics" => Some(Route::Metrics),
@@ -117,6 +122,7 @@ impl Route {
             Route::Root
             | Route::OpenApi
             | Route::Events
+            | Route::Volume
             | Route::Stats
             | Route::Health
             | Route::Metrics
@@ -140,7 +146,7 @@ impl Route {
         match self {
             Route::Root | Route::OpenApi | Route::Health => Group::Open,
             Route::Publish | Route::PublishBatch => Group::Publish,
-            Route::Events | Route::Stats | Route::Metrics => Group::Read,
+            Route::Events | Route::Volume | Route::Stats | Route::Metrics => Group::Read,
             Route::DeadLetter if *method == Method::Delete => Group::Admin,
             Route::Drain
             | Route::Maintenance
@@ -193,6 +199,7 @@ async fn dispatch(
         Route::Publish => routes::publish(req, query, Shape::Any).await,
         Route::PublishBatch => routes::publish(req, query, Shape::Batch).await,
         Route::Events => routes::events(query),
+        Route::Volume => routes::volume(query),
         Route::Stats => routes::stats(query),
         Route::Health => routes::health(query),
         Route::Metrics => routes::metrics(),

@@ -8,11 +8,14 @@
 
 use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, PgError, QueryError, RowSet};
 
+use super::query::{self, Dialect};
 use super::sql::{self, Param};
 use super::{
-    Applied, DeadLetter, ErrorKind, EventQuery, EventStore, Group, NewDeadLetter, Snapshot,
-    StoreError, StoredEvent, TopicFilter, TopicStats,
+    Applied, DeadLetter, ErrorKind, EventQuery, EventStore, Group, LevelCounts, NewDeadLetter,
+    Snapshot, StoreError, StoredEvent, TailCursor, TailPage, TopicFilter, TopicStats, VolumeCell,
+    VolumeQuery,
 };
+use crate::validate::Level;
 
 /// Embedded migrations, applied in order; the version is the file's number.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -21,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_counters_dead_letters.sql"),
     ),
+    (3, include_str!("../../migrations/postgres/0003_search.sql")),
 ];
 
 /// Advisory lock key that serialises migrations across all instances ("edgelog" in ASCII).
@@ -40,11 +44,47 @@ macro_rules! utc_text {
     };
 }
 
+/// A JSON object of per-level counts from six level sums and the stored total (`none` is the rest).
+macro_rules! level_json {
+    ($t:literal, $d:literal, $i:literal, $w:literal, $e:literal, $f:literal, $all:literal) => {
+        concat!(
+            "json_build_object('trace', ",
+            $t,
+            ", 'debug', ",
+            $d,
+            ", 'info', ",
+            $i,
+            ", 'warn', ",
+            $w,
+            ", 'error', ",
+            $e,
+            ", 'fatal', ",
+            $f,
+            ", 'none', ",
+            $all,
+            " - ",
+            $t,
+            " - ",
+            $d,
+            " - ",
+            $i,
+            " - ",
+            $w,
+            " - ",
+            $e,
+            " - ",
+            $f,
+            ")"
+        )
+    };
+}
+
 const LIST_COLUMNS: &str = concat!(
     "id, topic, event_id, ",
     utc_text!("\"timestamp\""),
     ", source, payload, ",
-    utc_text!("processed_at")
+    utc_text!("processed_at"),
+    ", level"
 );
 
 /// Applies a group of batches in ONE statement (one transaction): markers first
@@ -56,7 +96,7 @@ const APPLY: &str = include_str!("postgres_apply.sql");
 
 /// The dead-letter guard of a retry: nothing is applied unless the letter was still pending.
 const SETTLE: &str = " settle AS (UPDATE dead_letters SET status = 'applied', \
-     attempts = attempts + 1 WHERE id = $10 AND status = 'pending' RETURNING id),";
+     attempts = attempts + 1 WHERE id = $12 AND status = 'pending' RETURNING id),";
 
 /// Moves an entry aside: its marker and its dead letter, or nothing if it was applied meanwhile.
 const BURY: &str = "WITH m AS (INSERT INTO consumed_batches (batch_key, received, inserted) \
@@ -80,15 +120,25 @@ const DISCARD: &str = "WITH u AS (UPDATE dead_letters SET status = 'discarded' \
      SELECT COALESCE((SELECT status FROM u), (SELECT status FROM dead_letters WHERE id = $1))";
 
 /// Deletes the oldest `$2` events (by id) if stored before `$1`, counting them per topic.
+/// The events leave `/volume` too: their volume rows of shard 0 go down, after the counter
+/// rows (the sorted join), like a publisher's.
 const EXPIRE: &str = "WITH gone AS (DELETE FROM events WHERE id IN (\
      SELECT id FROM (SELECT id, processed_at FROM events ORDER BY id LIMIT $2) AS head \
-     WHERE processed_at < $1::text::timestamptz) RETURNING topic), \
+     WHERE processed_at < $1::text::timestamptz) RETURNING topic, \"timestamp\", level), \
      per_topic AS (SELECT topic, count(*) AS n FROM gone GROUP BY topic), \
      counted AS (INSERT INTO topic_counters (topic, shard, expired) \
      SELECT topic, 0, n FROM per_topic ORDER BY topic \
      ON CONFLICT (topic, shard) DO UPDATE SET expired = topic_counters.expired + EXCLUDED.expired \
+     RETURNING topic), \
+     volume AS (INSERT INTO volume_counters (grain, bucket, topic, level, shard, n) \
+     SELECT g.grain, (floor(extract(epoch FROM gone.\"timestamp\") / (60 * g.grain)) * g.grain)::bigint, \
+     gone.topic, COALESCE(gone.level, 0), 0, -count(*) \
+     FROM gone CROSS JOIN (VALUES (1), (60)) AS g(grain) \
+     JOIN (SELECT topic FROM counted ORDER BY topic) AS c ON c.topic = gone.topic \
+     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 \
+     ON CONFLICT (grain, bucket, topic, level, shard) DO UPDATE SET n = volume_counters.n + EXCLUDED.n \
      RETURNING 1) \
-     SELECT count(*) FROM gone";
+     SELECT count(*) + 0 * (SELECT count(*) FROM volume) FROM gone";
 
 const COMPACT: &str = "WITH old AS (SELECT batch_key FROM consumed_batches \
      WHERE consumed_at < $1::text::timestamptz AND NOT (batch_key = ANY($2::text[])) \
@@ -99,21 +149,42 @@ const COMPACT: &str = "WITH old AS (SELECT batch_key FROM consumed_batches \
      SELECT count(*) FROM gone";
 
 /// Folds counter shards into shard 0, locking rows in `(topic, shard)` order like publishers do,
-/// in one statement: a snapshot sees the counters before or after, never half-way.
+/// in one statement: a snapshot sees the counters before or after, never half-way. The volume
+/// rows of the folded `(topic, shard)` pairs move with them, after the counter rows (a pair's
+/// volume rows are only written under its counter row's lock).
 const FOLD: &str = "WITH picked AS (SELECT topic, shard FROM topic_counters WHERE shard <> 0 \
      ORDER BY topic, shard LIMIT $1 FOR UPDATE), \
      moved AS (DELETE FROM topic_counters c USING picked p \
      WHERE c.topic = p.topic AND c.shard = p.shard \
-     RETURNING c.topic, c.received, c.inserted, c.expired, c.last_event_at), \
-     folded AS (INSERT INTO topic_counters (topic, shard, received, inserted, expired, last_event_at) \
-     SELECT topic, 0, SUM(received), SUM(inserted), SUM(expired), MAX(last_event_at) \
+     RETURNING c.topic, c.received, c.inserted, c.expired, c.last_event_at, \
+     c.n_trace, c.n_debug, c.n_info, c.n_warn, c.n_error, c.n_fatal), \
+     folded AS (INSERT INTO topic_counters (topic, shard, received, inserted, expired, last_event_at, \
+     n_trace, n_debug, n_info, n_warn, n_error, n_fatal) \
+     SELECT topic, 0, SUM(received), SUM(inserted), SUM(expired), MAX(last_event_at), \
+     SUM(n_trace), SUM(n_debug), SUM(n_info), SUM(n_warn), SUM(n_error), SUM(n_fatal) \
      FROM moved GROUP BY topic ORDER BY topic \
      ON CONFLICT (topic, shard) DO UPDATE SET \
      received = topic_counters.received + EXCLUDED.received, \
      inserted = topic_counters.inserted + EXCLUDED.inserted, \
      expired = topic_counters.expired + EXCLUDED.expired, \
-     last_event_at = GREATEST(topic_counters.last_event_at, EXCLUDED.last_event_at) RETURNING 1) \
-     SELECT count(*) FROM moved";
+     last_event_at = GREATEST(topic_counters.last_event_at, EXCLUDED.last_event_at), \
+     n_trace = topic_counters.n_trace + EXCLUDED.n_trace, \
+     n_debug = topic_counters.n_debug + EXCLUDED.n_debug, \
+     n_info = topic_counters.n_info + EXCLUDED.n_info, \
+     n_warn = topic_counters.n_warn + EXCLUDED.n_warn, \
+     n_error = topic_counters.n_error + EXCLUDED.n_error, \
+     n_fatal = topic_counters.n_fatal + EXCLUDED.n_fatal RETURNING topic), \
+     vmoved AS (DELETE FROM volume_counters v USING \
+     (SELECT p.topic, p.shard FROM picked p JOIN (SELECT topic FROM folded ORDER BY topic) AS f \
+      ON f.topic = p.topic) AS q \
+     WHERE v.topic = q.topic AND v.shard = q.shard \
+     RETURNING v.grain, v.bucket, v.topic, v.level, v.n), \
+     vfolded AS (INSERT INTO volume_counters (grain, bucket, topic, level, shard, n) \
+     SELECT grain, bucket, topic, level, 0, SUM(n) FROM vmoved \
+     GROUP BY grain, bucket, topic, level ORDER BY grain, bucket, topic, level \
+     ON CONFLICT (grain, bucket, topic, level, shard) DO UPDATE SET \
+     n = volume_counters.n + EXCLUDED.n RETURNING 1) \
+     SELECT count(*) + 0 * (SELECT count(*) FROM vfolded) FROM moved";
 
 const TOUCH: &str = "UPDATE consumed_batches SET consumed_at = now() \
      WHERE batch_key = ANY($1::text[]) RETURNING batch_key";
@@ -122,7 +193,9 @@ const TOUCH: &str = "UPDATE consumed_batches SET consumed_at = now() \
 /// the per-topic page and the markers of the listed keys, all in one statement (one snapshot).
 const SNAPSHOT: &str = concat!(
     "WITH per AS (SELECT topic, SUM(received) AS r, SUM(inserted) AS i, SUM(expired) AS x, \
-       MAX(last_event_at) AS l FROM topic_counters GROUP BY topic), \
+       MAX(last_event_at) AS l, SUM(n_trace) AS l1, SUM(n_debug) AS l2, SUM(n_info) AS l3, \
+       SUM(n_warn) AS l4, SUM(n_error) AS l5, SUM(n_fatal) AS l6 \
+       FROM topic_counters GROUP BY topic), \
      dl AS (SELECT COALESCE(SUM(received) FILTER (WHERE status <> 'applied'), 0)::bigint AS dead, \
        count(*) FILTER (WHERE status = 'pending') AS pending FROM dead_letters) \
      SELECT (SELECT COALESCE(SUM(r), 0)::bigint FROM per), \
@@ -134,10 +207,22 @@ const SNAPSHOT: &str = concat!(
        SELECT topic, r::bigint AS received, i::bigint AS unique_processed, \
        (r - i)::bigint AS duplicate_dropped, x::bigint AS expired, ",
     utc_text!("l"),
-    " AS last_event_at FROM per WHERE topic <> '' AND ($2::text IS NULL OR topic = $2) \
+    " AS last_event_at, ",
+    level_json!("l1", "l2", "l3", "l4", "l5", "l6", "i"),
+    " AS levels FROM per WHERE topic <> '' AND ($2::text IS NULL OR topic = $2) \
        ORDER BY topic LIMIT $3) AS t), \
      ARRAY(SELECT batch_key FROM consumed_batches WHERE batch_key = ANY($1::text[])), ",
-    "(SELECT value FROM meta WHERE key = 'started_at')"
+    "(SELECT value FROM meta WHERE key = 'started_at'), (SELECT ",
+    level_json!(
+        "COALESCE(SUM(l1), 0)",
+        "COALESCE(SUM(l2), 0)",
+        "COALESCE(SUM(l3), 0)",
+        "COALESCE(SUM(l4), 0)",
+        "COALESCE(SUM(l5), 0)",
+        "COALESCE(SUM(l6), 0)",
+        "COALESCE(SUM(i), 0)"
+    ),
+    "::text FROM per)"
 );
 
 /// The event store on PostgreSQL.
@@ -233,6 +318,7 @@ fn bind(p: &Param<'_>) -> ParameterValue {
     match p {
         Param::Text(s) => ParameterValue::Str((*s).to_owned()),
         Param::Int(n) => ParameterValue::Int64(*n),
+        Param::Owned(s) => ParameterValue::Str(s.clone()),
     }
 }
 
@@ -310,6 +396,33 @@ fn apply_statement(settles: bool) -> String {
     }
 }
 
+/// A transaction id (`xid8`) read back as text.
+fn parse_xid(text: &str) -> Result<u64, StoreError> {
+    text.trim()
+        .parse()
+        .map_err(|_| StoreError::new("unexpected postgres value", format!("xid8 {text:?}")))
+}
+
+/// An event row in `LIST_COLUMNS` order.
+fn stored_event(r: &[DbValue]) -> Result<StoredEvent, StoreError> {
+    let payload = serde_json::value::RawValue::from_string(decode(r, 5)?)
+        .map_err(|e| StoreError::new("stored payload is not JSON", e.to_string()))?;
+    let level = match r.get(7) {
+        Some(DbValue::Int16(n)) => Level::from_rank(i64::from(*n)),
+        _ => None,
+    };
+    Ok(StoredEvent {
+        id: decode(r, 0)?,
+        topic: decode(r, 1)?,
+        event_id: decode(r, 2)?,
+        timestamp: decode(r, 3)?,
+        source: decode(r, 4)?,
+        level,
+        payload,
+        processed_at: decode(r, 6)?,
+    })
+}
+
 impl PostgresStore {
     /// Connects to `database_url`; failure means "store unavailable".
     pub fn open(database_url: &str) -> Result<PostgresStore, StoreError> {
@@ -369,6 +482,16 @@ impl EventStore for PostgresStore {
             text_array(events().map(|e| e.source())),
             text_array(events().map(|e| e.payload().get())),
             ParameterValue::Int16(group.shard),
+            ParameterValue::ArrayInt32(
+                events()
+                    .map(|e| e.level().map(|l| l.rank() as i32))
+                    .collect(),
+            ),
+            ParameterValue::ArrayStr(
+                events()
+                    .map(|e| e.message().map(|m| m.replace('\0', "")))
+                    .collect(),
+            ),
         ];
         if let Some(id) = group.settles {
             params.push(text(id));
@@ -413,28 +536,87 @@ impl EventStore for PostgresStore {
             topics: per_topic,
             consumed: strings(&row, 7)?,
             started_at: decode(&row, 8)?,
+            levels: serde_json::from_str::<LevelCounts>(&decode::<String>(&row, 9)?)
+                .map_err(|e| StoreError::new("unexpected postgres value", e.to_string()))?,
         })
     }
 
     fn list(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        let (statement, params) =
-            sql::list_events(LIST_COLUMNS, query, |n| format!("${n}::text::timestamptz"));
+        let (statement, params) = query::list_events(LIST_COLUMNS, query, Dialect::Postgres);
+        let params: Vec<ParameterValue> = params.iter().map(bind).collect();
+        let rows = self.query(&statement, &params)?;
+        rows.rows.iter().map(|r| stored_event(r)).collect()
+    }
+
+    fn tail(&self, query: &EventQuery, after: TailCursor) -> Result<TailPage, StoreError> {
+        let columns = format!("{LIST_COLUMNS}, tx::text");
+        let (statement, params) = query::tail_events(&columns, query, after, Dialect::Postgres);
+        let params: Vec<ParameterValue> = params.iter().map(bind).collect();
+        let rows = self.query(&statement, &params)?;
+        let first = first_row(&rows, "tail")?;
+        let scanned: i64 = decode(&first, 0)?;
+        let horizon = TailCursor {
+            tx: parse_xid(&decode::<String>(&first, 1)?)?,
+            id: 0,
+        };
+        let last_scanned = match (
+            decode::<Option<String>>(&first, 2)?,
+            decode::<Option<i64>>(&first, 3)?,
+        ) {
+            (Some(tx), Some(id)) => Some(TailCursor {
+                tx: parse_xid(&tx)?,
+                id,
+            }),
+            _ => None,
+        };
+        let mut events = Vec::new();
+        let mut last_hit = None;
+        for r in rows
+            .rows
+            .iter()
+            .filter(|r| !matches!(r.get(4), None | Some(DbValue::DbNull)))
+        {
+            let event = stored_event(&r[4..])?;
+            last_hit = Some(TailCursor {
+                tx: parse_xid(&decode::<String>(r, 12)?)?,
+                id: event.id,
+            });
+            events.push(event);
+        }
+        let next = super::next_tail_cursor(super::TailScan {
+            after,
+            hits: events.len(),
+            last_hit,
+            limit: query.limit,
+            scanned,
+            last_scanned,
+            horizon,
+        });
+        Ok(TailPage { events, next })
+    }
+
+    fn tail_position(&self) -> Result<TailCursor, StoreError> {
+        let rows = self.query(query::tail_position(Dialect::Postgres), &[])?;
+        let xmin: String = decode(&first_row(&rows, "tail position")?, 0)?;
+        Ok(TailCursor {
+            tx: parse_xid(&xmin)?,
+            id: 0,
+        })
+    }
+
+    fn volume(&self, v: &VolumeQuery) -> Result<Vec<VolumeCell>, StoreError> {
+        let (statement, params) = query::volume(v, Dialect::Postgres);
         let params: Vec<ParameterValue> = params.iter().map(bind).collect();
         let rows = self.query(&statement, &params)?;
         rows.rows
             .iter()
             .map(|r| {
-                let payload = serde_json::value::RawValue::from_string(decode(r, 5)?)
-                    .map_err(|e| StoreError::new("stored payload is not JSON", e.to_string()))?;
-                Ok(StoredEvent {
-                    id: decode(r, 0)?,
-                    topic: decode(r, 1)?,
-                    event_id: decode(r, 2)?,
-                    timestamp: decode(r, 3)?,
-                    source: decode(r, 4)?,
-                    payload,
-                    processed_at: decode(r, 6)?,
-                })
+                let level = match r.get(1) {
+                    Some(DbValue::Int16(n)) => i64::from(*n),
+                    Some(DbValue::Int32(n)) => i64::from(*n),
+                    _ => decode::<i64>(r, 1)?,
+                };
+                Ok((decode(r, 0)?, level, count(decode(r, 2)?)))
             })
             .collect()
     }
@@ -542,12 +724,12 @@ mod tests {
     #[test]
     fn apply_statement_variants() {
         let plain = apply_statement(false);
-        for n in 1..=9 {
+        for n in 1..=11 {
             assert!(plain.contains(&format!("${n}")), "${n}");
         }
-        assert!(!plain.contains("$10") && !plain.contains('{'));
+        assert!(!plain.contains("$12") && !plain.contains('{'));
         let settling = apply_statement(true);
-        assert!(settling.contains("WHERE id = $10 AND status = 'pending'"));
+        assert!(settling.contains("WHERE id = $12 AND status = 'pending'"));
         assert!(settling.contains("FROM batch WHERE EXISTS (SELECT 1 FROM settle)"));
     }
 
