@@ -404,8 +404,11 @@ mod tests {
         assert_eq!(e.details[0].field.as_deref(), Some("step"));
         assert!(parse_volume("step=7s", 0).is_err());
         assert!(parse_step("367d").is_err() && parse_step("366d").is_ok());
-        let e = parse_volume("since=9999-12-01T00:00:00Z&until=9999-12-31T23:59:30Z&step=1d", 0)
-            .unwrap_err();
+        let e = parse_volume(
+            "since=9999-12-01T00:00:00Z&until=9999-12-31T23:59:30Z&step=1d",
+            0,
+        )
+        .unwrap_err();
         assert_eq!(e.details[0].field.as_deref(), Some("step"));
         assert!(parse_volume("since=0001-01-01T00:00:00Z&until=0001-01-02T00:00:00Z", 0).is_ok());
     }

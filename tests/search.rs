@@ -15,16 +15,18 @@ mod support;
 
 #[path = "search/model.rs"]
 mod model;
+#[path = "search/naive.rs"]
+mod naive;
+#[path = "search/upkeep.rs"]
+mod upkeep;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use model::{Ask, Ev, LEVELS};
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 use serde_json::{Value, json};
 use support::app::{App, Backend};
-use support::{HostConfig, client};
+use support::client;
 
 /// GET with query parameters (encoded by the client).
 fn get(app: &App, path: &str, params: &[(&str, String)]) -> (u16, Value) {
@@ -62,169 +64,6 @@ fn ids(page: &Value) -> Vec<String> {
 // The property test.
 // ---------------------------------------------------------------------------------------------
 
-/// A fresh case number: each case gets its own day, so cases never see each other's events.
-fn next_case() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// `(day, next day)` of a case, `YYYY-MM-DD`.
-fn day_of(case: u64) -> (String, String) {
-    let base = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
-    let d = base + chrono::Days::new(case);
-    (d.to_string(), (d + chrono::Days::new(1)).to_string())
-}
-
-/// Publishes the case's events, then checks every question against the naive filter.
-fn check_case(app: &App, name: &str, events: &[Ev], asks: &[Ask], case: u64) -> Result<(), String> {
-    let (day, next_day) = day_of(case);
-    let published: Vec<Value> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| e.to_json(&day, &format!("c{case}-{i}")))
-        .collect();
-    let third = published.len() / 3;
-    for (i, chunk) in [
-        &published[..third],
-        &published[third..2 * third],
-        &published[2 * third..],
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        if chunk.is_empty() {
-            continue;
-        }
-        let status = publish(app, &json!(chunk), i == 1);
-        if status != 200 && status != 202 {
-            return Err(format!("{name}: publish answered {status}"));
-        }
-    }
-    let range = [
-        ("since", format!("{day}T00:00:00Z")),
-        ("until", format!("{next_day}T00:00:00Z")),
-    ];
-    // Ids and levels as stored (the stored-order listing of the whole day; drains the queue).
-    let mut all = range.to_vec();
-    all.extend([("limit", "1000".into()), ("order", "stored".into())]);
-    let (status, page) = get(app, "/events", &all);
-    if status != 200 {
-        return Err(format!("{name}: listing answered {status} {page}"));
-    }
-    let mut id_of: HashMap<String, i64> = HashMap::new();
-    for e in page["events"].as_array().unwrap() {
-        let event_id = e["event_id"].as_str().unwrap().to_owned();
-        let i: usize = event_id.rsplit('-').next().unwrap().parse().unwrap();
-        let want = events[i].level_name();
-        if e["level"].as_str() != want {
-            return Err(format!(
-                "{name}: {event_id} stored with level {} instead of {want:?} (sent {})",
-                e["level"], published[i]
-            ));
-        }
-        id_of.insert(event_id, e["id"].as_i64().unwrap());
-    }
-    if id_of.len() != events.len() {
-        return Err(format!(
-            "{name}: {} of {} events stored",
-            id_of.len(),
-            events.len()
-        ));
-    }
-    let key = |i: usize| (events[i].timestamp(&day), id_of[&format!("c{case}-{i}")]);
-    for ask in asks {
-        // /events, paged through the cursor.
-        let mut expected: Vec<usize> = (0..events.len())
-            .filter(|i| ask.accepts(&events[*i]))
-            .collect();
-        if ask.time_order {
-            expected.sort_by_key(|i| std::cmp::Reverse(key(*i)));
-        } else {
-            expected.sort_by_key(|i| std::cmp::Reverse(key(*i).1));
-        }
-        let expected: Vec<String> = expected.iter().map(|i| format!("c{case}-{i}")).collect();
-        let mut params = ask.params();
-        params.extend(range.iter().cloned());
-        params.push(("limit", ask.limit.to_string()));
-        params.push((
-            "order",
-            if ask.time_order { "time" } else { "stored" }.into(),
-        ));
-        let mut got = Vec::new();
-        let mut before: Option<i64> = None;
-        for _ in 0..200 {
-            let mut p = params.clone();
-            if let Some(b) = before {
-                p.push(("before", b.to_string()));
-            }
-            let (status, page) = get(app, "/events", &p);
-            if status != 200 {
-                return Err(format!("{name}: /events {p:?} answered {status} {page}"));
-            }
-            got.extend(ids(&page));
-            match page["next_cursor"].as_i64() {
-                Some(c) => before = Some(c),
-                None => break,
-            }
-        }
-        if got != expected {
-            return Err(format!(
-                "{name}: /events {params:?}\n  expected {expected:?}\n  got      {got:?}"
-            ));
-        }
-        // /volume over the day.
-        let mut params = ask.params();
-        params.extend(range.iter().cloned());
-        params.push(("step", format!("{}m", ask.step)));
-        let (status, body) = get(app, "/volume", &params);
-        if status != 200 {
-            return Err(format!(
-                "{name}: /volume {params:?} answered {status} {body}"
-            ));
-        }
-        let mut want: BTreeMap<(i64, &str), u64> = BTreeMap::new();
-        for e in events.iter().filter(|e| ask.accepts(e)) {
-            let level = e.level_name().unwrap_or("none");
-            *want.entry((e.minute / ask.step, level)).or_default() += 1;
-        }
-        let mut have: BTreeMap<(i64, &str), u64> = BTreeMap::new();
-        let buckets = body["buckets"].as_array().unwrap();
-        for (i, b) in buckets.iter().enumerate() {
-            for level in LEVELS.iter().chain(&["none"]) {
-                let n = b["levels"][*level].as_u64().unwrap();
-                if n > 0 {
-                    have.insert((i as i64, level), n);
-                }
-            }
-            let sum: u64 = b["levels"]
-                .as_object()
-                .unwrap()
-                .values()
-                .map(|v| v.as_u64().unwrap())
-                .sum();
-            if b["count"].as_u64() != Some(sum) {
-                return Err(format!(
-                    "{name}: bucket {i} count is not the sum of its levels: {b}"
-                ));
-            }
-        }
-        let direct = ask.source.is_none() && ask.q.is_empty();
-        let from = if direct { "counters" } else { "events" };
-        if have != want
-            || buckets.len() as i64 != 1440 / ask.step
-            || body["counted_from"] != from
-            || body["total"].as_u64() != Some(want.values().sum())
-        {
-            return Err(format!(
-                "{name}: /volume {params:?} ({} buckets, from {})\n  expected {want:?}\n  got      {have:?}",
-                buckets.len(),
-                body["counted_from"]
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[test]
 fn search_level_time_order_and_volume_match_a_naive_filter_on_both_backends() {
     let apps = [
@@ -253,9 +92,9 @@ fn search_level_time_order_and_volume_match_a_naive_filter_on_both_backends() {
         proptest::collection::vec(model::ask(), 6),
     );
     let result = TestRunner::new(config).run(&strategy, |(events, asks)| {
-        let case = next_case();
+        let case = naive::next_case();
         for (app, name) in apps.iter().zip(["sqlite", "postgres+redis"]) {
-            check_case(app, name, &events, &asks, case).map_err(|e| {
+            naive::check_case(app, name, &events, &asks, case).map_err(|e| {
                 eprintln!("search failure: {e}");
                 TestCaseError::fail(e)
             })?;
@@ -641,147 +480,9 @@ fn tail_under_concurrent_publishes_sees_each_event_once(b: Backend) {
     assert_eq!(seen.len(), 160, "missed events: saw {seen:?}");
 }
 
-/// Retention takes expired events out of `/volume` too, and (PostgreSQL) maintenance folds
-/// the volume rows of all shards into shard 0 without changing an answer.
-fn retention_and_maintenance_keep_volume_exact(b: Backend) {
-    let config = HostConfig::default().env("SPIN_VARIABLE_RETENTION", "3s");
-    let app = App::start_with(b, config);
-    let ts = |m: u32| format!("2024-05-01T10:{m:02}:00Z");
-    let old: Vec<Value> = (0..10)
-        .map(|i| event("ret", &format!("o{i}"), Some("error"), "old", &ts(i)))
-        .collect();
-    assert_eq!(publish(&app, &json!(old), false), 200);
-    std::thread::sleep(Duration::from_millis(3500));
-    // Several concurrent publishes: on PostgreSQL they land in several counter shards.
-    let threads: Vec<_> = (0..6)
-        .map(|i| {
-            let url = app.host.at("/publish");
-            let e = event("ret", &format!("n{i}"), Some("warn"), "new", &ts(i));
-            std::thread::spawn(move || {
-                client()
-                    .post(url)
-                    .json(&e)
-                    .send()
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            })
-        })
-        .collect();
-    for t in threads {
-        assert_eq!(t.join().unwrap(), 200);
-    }
-    let volume = |step: &str| {
-        let (s, v) = get(
-            &app,
-            "/volume",
-            &[
-                ("since", "2024-05-01T10:00:00Z".to_string()),
-                ("until", "2024-05-01T11:00:00Z".into()),
-                ("step", step.into()),
-                ("topic", "ret".into()),
-            ],
-        );
-        assert_eq!(s, 200, "{v}");
-        v
-    };
-    assert_eq!(volume("1h")["levels"]["error"], 10);
-    let (s, report) = app.post("/maintenance", &json!({}));
-    assert_eq!(s, 200, "{report}");
-    for step in ["1m", "1h"] {
-        let v = volume(step);
-        assert_eq!(
-            (v["total"].as_u64(), &v["levels"]["warn"]),
-            (Some(6), &json!(6)),
-            "{v}"
-        );
-        assert_eq!(v["counted_from"], "counters");
-    }
-    let minutes = volume("1m");
-    let counts: Vec<u64> = minutes["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["count"].as_u64().unwrap())
-        .collect();
-    assert_eq!(&counts[..7], &[1, 1, 1, 1, 1, 1, 0]);
-    let stats = app.stats();
-    assert_eq!(stats["levels"]["error"], 10, "stored ever: {stats}");
-    if let Some(db) = &app.db {
-        let mut conn = db.connect();
-        let other: i64 = conn
-            .query_one("SELECT count(*) FROM volume_counters WHERE shard <> 0", &[])
-            .unwrap()
-            .get(0);
-        assert_eq!(other, 0, "maintenance folded every shard");
-    }
-}
-
-/// A store at schema version 2 with events: version 3 backfills the volume rows and the
-/// search index, so old events are found and counted.
-fn upgrade_from_version_2_backfills_search_and_volume(b: Backend) {
-    let mut app = App::start(b);
-    let batch: Vec<Value> = (0..5)
-        .map(|i| {
-            event(
-                "up",
-                &format!("u{i}"),
-                None,
-                &format!("legacy line {i}"),
-                "2024-05-01T10:00:00Z",
-            )
-        })
-        .collect();
-    assert_eq!(publish(&app, &json!(batch), false), 200);
-    app.host.kill();
-    // Take the store back to version 2 (what the previous release left).
-    match &app.db {
-        Some(db) => db
-            .connect()
-            .batch_execute(
-                "DROP INDEX events_search_trgm; DROP INDEX events_tx_id; \
-                 DROP INDEX events_topic_timestamp_id; DROP TABLE volume_counters; \
-                 ALTER TABLE events DROP COLUMN level, DROP COLUMN message, DROP COLUMN tx; \
-                 ALTER TABLE topic_counters DROP COLUMN n_trace, DROP COLUMN n_debug, \
-                 DROP COLUMN n_info, DROP COLUMN n_warn, DROP COLUMN n_error, DROP COLUMN n_fatal; \
-                 DELETE FROM schema_migrations WHERE version = 3",
-            )
-            .unwrap(),
-        None => {
-            let conn =
-                rusqlite::Connection::open(app.host.state_dir().join("sqlite_db.db")).unwrap();
-            conn.execute_batch(
-                "DROP INDEX events_topic_timestamp_id; DROP TABLE volume_counters; \
-                 DROP TABLE events_fts; \
-                 ALTER TABLE events DROP COLUMN level; ALTER TABLE events DROP COLUMN message; \
-                 ALTER TABLE topic_counters DROP COLUMN n_trace; ALTER TABLE topic_counters DROP COLUMN n_debug; \
-                 ALTER TABLE topic_counters DROP COLUMN n_info; ALTER TABLE topic_counters DROP COLUMN n_warn; \
-                 ALTER TABLE topic_counters DROP COLUMN n_error; ALTER TABLE topic_counters DROP COLUMN n_fatal; \
-                 DELETE FROM schema_migrations WHERE version = 3",
-            )
-            .unwrap();
-        }
-    }
-    app.host.spawn();
-    let (s, page) = get(&app, "/events", &[("q", "LEGACY line 3".into())]);
-    assert_eq!(s, 200, "{page}");
-    assert_eq!(ids(&page), ["u3"]);
-    let (_, v) = get(
-        &app,
-        "/volume",
-        &[
-            ("since", "2024-05-01T10:00:00Z".to_string()),
-            ("until", "2024-05-01T11:00:00Z".into()),
-            ("step", "1h".into()),
-        ],
-    );
-    assert_eq!(
-        (v["total"].as_u64(), &v["levels"]["none"]),
-        (Some(5), &json!(5)),
-        "{v}"
-    );
-    assert_eq!(app.stats()["levels"]["none"], 5);
-}
+use upkeep::{
+    retention_and_maintenance_keep_volume_exact, upgrade_from_version_2_backfills_search_and_volume,
+};
 
 macro_rules! suite {
     ($backend:expr => $($name:ident),* $(,)?) => {

@@ -5,14 +5,22 @@
 //! that must be consistent are single statements, which SQLite runs in one
 //! implicit read transaction.
 
-use spin_sdk::sqlite3::{Connection, Error, QueryResult, Value};
+use spin_sdk::sqlite3::{Connection, QueryResult, Value};
+
+#[path = "sqlite_error.rs"]
+mod errors;
+#[path = "sqlite_sql.rs"]
+mod statements;
+
+use errors::sqlite_error;
+use statements::*;
 
 use super::query::{self, Dialect};
 use super::sql::{self, Param};
 use super::{
-    Applied, DeadLetter, ErrorKind, EventQuery, EventStore, Group, LevelCounts, NewDeadLetter,
-    Prepared, Snapshot, StoreError, StoredEvent, TailCursor, TailPage, TopicFilter, TopicStats,
-    VolumeCell, VolumeDelta, VolumeQuery,
+    Applied, DeadLetter, EventQuery, EventStore, Group, LevelCounts, NewDeadLetter, Prepared,
+    Snapshot, StoreError, StoredEvent, TailCursor, TailPage, TopicFilter, TopicStats, VolumeCell,
+    VolumeDelta, VolumeQuery,
 };
 use crate::validate::{Event, Level};
 
@@ -34,101 +42,9 @@ const PARAMS_PER_EVENT: usize = 7;
 const ROWS_PER_INSERT: usize = MAX_PARAMS / PARAMS_PER_EVENT;
 const _: () = assert!(ROWS_PER_INSERT * PARAMS_PER_EVENT <= MAX_PARAMS);
 
-/// The current time in the service's timestamp format.
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')";
-
-const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
-     version INTEGER PRIMARY KEY, \
-     applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')))";
-
-const RECORD_MIGRATION: &str = "INSERT INTO schema_migrations (version) VALUES ($1)";
-
-const LIST_COLUMNS: &str =
-    "id, topic, event_id, \"timestamp\", source, payload, processed_at, level";
-
-const LETTER_COLUMNS: &str = "seq, id, received, reason, attempts, failed_at, status";
-
-const SETTLE: &str = "UPDATE dead_letters SET status = 'applied', attempts = attempts + 1 \
-     WHERE id = $1 AND status = 'pending' RETURNING id";
-
-const COUNT: &str = "INSERT INTO topic_counters (topic, shard, received, inserted, last_event_at, \
-     n_trace, n_debug, n_info, n_warn, n_error, n_fatal) \
-     VALUES ($1, 0, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (topic, shard) DO UPDATE SET \
-     received = received + excluded.received, inserted = inserted + excluded.inserted, \
-     last_event_at = max(coalesce(last_event_at, ''), excluded.last_event_at), \
-     n_trace = n_trace + excluded.n_trace, n_debug = n_debug + excluded.n_debug, \
-     n_info = n_info + excluded.n_info, n_warn = n_warn + excluded.n_warn, \
-     n_error = n_error + excluded.n_error, n_fatal = n_fatal + excluded.n_fatal";
-
-/// Volume rows per statement (5 parameters each).
-const VOLUME_ROWS_PER_UPSERT: usize = MAX_PARAMS / 5;
-
-/// Makes the new events of this transaction searchable: they are the rows from the first
-/// id this transaction inserted on (one writer at a time: ids are this transaction's).
-const INDEX_TEXT: &str = "INSERT INTO events_fts (rowid, text) \
-     SELECT id, COALESCE(message, payload) FROM events WHERE id >= $1";
-
-const RECORD_FAILURE: &str = "INSERT INTO entry_failures (batch_key, attempts, last_error) \
-     VALUES ($1, 1, $2) ON CONFLICT (batch_key) DO UPDATE SET \
-     attempts = attempts + 1, last_error = excluded.last_error, \
-     updated_at = strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') RETURNING attempts";
-
-const BURY_MARKER: &str = "INSERT INTO consumed_batches (batch_key, received, inserted) \
-     VALUES ($1, $2, 0) ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key";
-
-const BURY_LETTER: &str = "INSERT INTO dead_letters (id, received, reason, batch, attempts) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
-
-/// The oldest `$1` events (by id), if stored before `$2`.
-const EXPIRED_HEAD: &str = "SELECT id, topic, \"timestamp\", level FROM (SELECT id, topic, \
-     \"timestamp\", level, processed_at FROM events ORDER BY id LIMIT $1) WHERE processed_at < $2";
-
-const COUNT_EXPIRED: &str = "INSERT INTO topic_counters (topic, shard, expired) VALUES ($1, 0, $2) \
-     ON CONFLICT (topic, shard) DO UPDATE SET expired = expired + excluded.expired";
-
 /// The event store on SQLite.
 pub struct SqliteStore {
     db: Connection,
-}
-
-fn sqlite_error(e: Error) -> StoreError {
-    let (summary, kind) = match &e {
-        Error::NoSuchDatabase => (
-            "sqlite database \"default\" is not configured",
-            ErrorKind::Transient,
-        ),
-        Error::AccessDenied => (
-            "access to the sqlite database was denied",
-            ErrorKind::Transient,
-        ),
-        Error::InvalidConnection => ("invalid sqlite connection", ErrorKind::Transient),
-        Error::DatabaseFull => ("the sqlite database is full", ErrorKind::Transient),
-        Error::Io(m) => ("sqlite query failed", io_kind(m)),
-    };
-    StoreError::new(summary, format!("sqlite: {e:?}")).kind(kind)
-}
-
-/// Busy, locked or I/O trouble is the database's; constraint and type errors are the data's.
-fn io_kind(message: &str) -> ErrorKind {
-    let m = message.to_ascii_lowercase();
-    if ["locked", "busy", "disk i/o", "unable to open", "readonly"]
-        .iter()
-        .any(|s| m.contains(s))
-    {
-        ErrorKind::Transient
-    } else if [
-        "constraint",
-        "datatype mismatch",
-        "too big",
-        "malformed json",
-    ]
-    .iter()
-    .any(|s| m.contains(s))
-    {
-        ErrorKind::Permanent
-    } else {
-        ErrorKind::Unknown
-    }
 }
 
 fn bind(p: &Param<'_>) -> Value {
@@ -209,12 +125,6 @@ fn stored_event(r: &[Value]) -> Result<StoredEvent, StoreError> {
         payload,
         processed_at: text(v(6))?,
     })
-}
-
-/// `(?, ?, …)` repeated: `rows` groups of `width` placeholders.
-fn placeholders(rows: usize, width: usize) -> String {
-    let one = format!("({})", vec!["?"; width].join(", "));
-    vec![one; rows].join(", ")
 }
 
 impl SqliteStore {
@@ -348,30 +258,6 @@ impl SqliteStore {
     }
 }
 
-/// `INSERT … VALUES (?, …), … ON CONFLICT DO NOTHING RETURNING id, topic, event_id`.
-fn insert_events_sql(rows: usize) -> String {
-    format!(
-        "{} VALUES {} ON CONFLICT (topic, event_id) DO NOTHING RETURNING id, topic, event_id",
-        sql::INSERT_EVENTS_INTO,
-        placeholders(rows, PARAMS_PER_EVENT)
-    )
-}
-
-/// Splits a migration script into statements: drops `--` comment lines, splits on `;`.
-fn split_statements(script: &str) -> Vec<String> {
-    let without_comments: String = script
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    without_comments
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 impl EventStore for SqliteStore {
     fn migrate(&self) -> Result<(), StoreError> {
         let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
@@ -451,31 +337,7 @@ impl EventStore for SqliteStore {
 
     fn snapshot(&self, pending: &[String], topics: &TopicFilter) -> Result<Snapshot, StoreError> {
         // Placeholders must first appear in order (see `store`): topic, limit, keys.
-        let statement = "SELECT \
-             (SELECT COALESCE(SUM(received), 0) FROM topic_counters), \
-             (SELECT COALESCE(SUM(inserted), 0) FROM topic_counters), \
-             (SELECT COALESCE(SUM(expired), 0) FROM topic_counters), \
-             (SELECT COALESCE(SUM(received), 0) FROM dead_letters WHERE status <> 'applied'), \
-             (SELECT count(*) FROM dead_letters WHERE status = 'pending'), \
-             (SELECT count(DISTINCT topic) FROM topic_counters WHERE topic <> ''), \
-             (SELECT json_group_array(json_object('topic', topic, 'received', r, \
-                'unique_processed', i, 'duplicate_dropped', r - i, 'expired', x, \
-                'last_event_at', l, 'levels', json_object('trace', l1, 'debug', l2, 'info', l3, \
-                'warn', l4, 'error', l5, 'fatal', l6, 'none', i - l1 - l2 - l3 - l4 - l5 - l6))) \
-                FROM (SELECT topic, SUM(received) AS r, SUM(inserted) AS i, \
-                SUM(expired) AS x, MAX(last_event_at) AS l, SUM(n_trace) AS l1, SUM(n_debug) AS l2, \
-                SUM(n_info) AS l3, SUM(n_warn) AS l4, SUM(n_error) AS l5, SUM(n_fatal) AS l6 \
-                FROM topic_counters WHERE topic <> '' AND ($1 IS NULL OR topic = $1) \
-                GROUP BY topic ORDER BY topic LIMIT $2)), \
-             (SELECT json_group_array(batch_key) FROM consumed_batches \
-              WHERE batch_key IN (SELECT value FROM json_each($3))), \
-             (SELECT value FROM meta WHERE key = 'started_at'), \
-             (SELECT json_object('trace', l1, 'debug', l2, 'info', l3, 'warn', l4, 'error', l5, \
-                'fatal', l6, 'none', i - l1 - l2 - l3 - l4 - l5 - l6) FROM (SELECT \
-                COALESCE(SUM(inserted), 0) AS i, COALESCE(SUM(n_trace), 0) AS l1, \
-                COALESCE(SUM(n_debug), 0) AS l2, COALESCE(SUM(n_info), 0) AS l3, \
-                COALESCE(SUM(n_warn), 0) AS l4, COALESCE(SUM(n_error), 0) AS l5, \
-                COALESCE(SUM(n_fatal), 0) AS l6 FROM topic_counters))";
+        let statement = SNAPSHOT;
         let keys = serde_json::to_string(pending).unwrap_or_else(|_| "[]".into());
         let topic = topics.topic.as_deref().map_or(Value::Null, t);
         let rows = self.run(
@@ -694,51 +556,5 @@ impl EventStore for SqliteStore {
 
     fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
         self.write_tx(|| self.touch(keys))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn migrations_split_into_whole_statements() {
-        let statements = split_statements(MIGRATIONS[0].1);
-        assert_eq!(statements.len(), 5);
-        assert!(statements[0].starts_with("CREATE TABLE IF NOT EXISTS events"));
-        assert!(statements[4].starts_with("INSERT INTO meta"));
-        let second = split_statements(MIGRATIONS[1].1);
-        assert!(
-            second
-                .iter()
-                .any(|s| s.contains("CREATE TABLE IF NOT EXISTS dead_letters"))
-        );
-        for s in statements.iter().chain(&second) {
-            assert!(!s.contains("--"), "{s}");
-        }
-    }
-
-    #[test]
-    fn split_ignores_semicolons_in_comment_lines() {
-        let got = split_statements("-- a; b\nSELECT 1;\n\n  -- c;\nSELECT 2");
-        assert_eq!(got, vec!["SELECT 1", "SELECT 2"]);
-    }
-
-    #[test]
-    fn insert_statement_has_five_placeholders_per_row() {
-        let text = insert_events_sql(3);
-        assert_eq!(text.matches('?').count(), 21);
-        assert!(text.ends_with("DO NOTHING RETURNING id, topic, event_id"));
-        assert_eq!(placeholders(2, 2), "(?, ?), (?, ?)");
-    }
-
-    #[test]
-    fn error_kinds() {
-        assert_eq!(io_kind("database is locked"), ErrorKind::Transient);
-        assert_eq!(
-            io_kind("CHECK constraint failed: poison"),
-            ErrorKind::Permanent
-        );
-        assert_eq!(io_kind("something else"), ErrorKind::Unknown);
     }
 }
