@@ -4,7 +4,9 @@
 //! dies mid-transaction must not hand a pooled connection back inside one): `apply`
 //! is a single data-modifying CTE over arrays, and migrations are a single `DO` block. Timestamps travel as text and are cast to `timestamptz` on
 //! the way in and rendered with `to_char` on the way out, because Spin's Postgres
-//! host maps `timestamptz` to a naive date-time.
+//! host maps `timestamptz` to a naive date-time. Every query yields at least one row: Spin
+//! 4.0.2's host never answers a query with an empty result, so statements that may match
+//! nothing go through `PostgresStore::rows`.
 
 use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, RowSet};
 
@@ -172,6 +174,32 @@ impl PostgresStore {
         self.db.query(statement, params).map_err(pg_error)
     }
 
+    /// Runs a statement that may match no row. Spin 4.0.2's Postgres host never answers a
+    /// `query` whose result is empty (it awaits the column list, which comes with the first
+    /// row), so the statement is wrapped to yield at least one row: a leading flag tells the
+    /// statement's rows (in their order) from the one padding row.
+    fn rows(
+        &self,
+        statement: &str,
+        params: &[ParameterValue],
+    ) -> Result<Vec<Vec<DbValue>>, StoreError> {
+        let padded = format!(
+            "WITH found AS ({statement}) SELECT true, found.* FROM found \
+             UNION ALL SELECT false, found.* FROM (SELECT 1) AS one LEFT JOIN found ON false \
+             WHERE NOT EXISTS (SELECT 1 FROM found)"
+        );
+        let set = self.query(&padded, params)?;
+        Ok(set
+            .rows
+            .into_iter()
+            .filter(|r| matches!(r.first(), Some(DbValue::Boolean(true))))
+            .map(|mut r| {
+                r.remove(0);
+                r
+            })
+            .collect())
+    }
+
     fn scalar(&self, statement: &str, params: &[ParameterValue]) -> Result<i64, StoreError> {
         let rows = self.query(statement, params)?;
         decode(&first_row(&rows, "scalar")?, 0)
@@ -281,8 +309,8 @@ impl EventStore for PostgresStore {
     fn list(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
         let (statement, params) = query::list_events(LIST_COLUMNS, query, Dialect::Postgres);
         let params: Vec<ParameterValue> = params.iter().map(bind).collect();
-        let rows = self.query(&statement, &params)?;
-        rows.rows.iter().map(|r| stored_event(r)).collect()
+        let rows = self.rows(&statement, &params)?;
+        rows.iter().map(|r| stored_event(r)).collect()
     }
 
     fn tail(&self, query: &EventQuery, after: TailCursor) -> Result<TailPage, StoreError> {
@@ -344,9 +372,8 @@ impl EventStore for PostgresStore {
     fn volume(&self, v: &VolumeQuery) -> Result<Vec<VolumeCell>, StoreError> {
         let (statement, params) = query::volume(v, Dialect::Postgres);
         let params: Vec<ParameterValue> = params.iter().map(bind).collect();
-        let rows = self.query(&statement, &params)?;
-        rows.rows
-            .iter()
+        let rows = self.rows(&statement, &params)?;
+        rows.iter()
             .map(|r| {
                 let level = match r.get(1) {
                     Some(DbValue::Int16(n)) => i64::from(*n),
