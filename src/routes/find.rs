@@ -51,7 +51,17 @@ pub(super) fn follow(
     loop {
         let store = match open.take() {
             Some(store) => store,
-            None => store::open(&config.store).map_err(store_failed)?,
+            None => {
+                // Later looks: one index probe; the tail's read only when something is new.
+                let store = store::open(&config.store).map_err(store_failed)?;
+                let now = std::time::Instant::now();
+                if now < deadline && !store.tail_moved(cursor).map_err(store_failed)? {
+                    drop(store);
+                    std::thread::sleep(search::POLL.min(deadline - now));
+                    continue;
+                }
+                store
+            }
         };
         let page = store.tail(&q, cursor).map_err(store_failed)?;
         cursor = page.next;

@@ -51,6 +51,9 @@ pub trait EventStore {
     fn tail(&self, query: &EventQuery, after: TailCursor) -> Result<TailPage, StoreError>;
     /// The current tail position: a tail from it returns only what is committed later.
     fn tail_position(&self) -> Result<TailCursor, StoreError>;
+    /// Whether anything was committed after a tail position: the cheap check a waiting tail
+    /// makes before it reads.
+    fn tail_moved(&self, after: TailCursor) -> Result<bool, StoreError>;
     /// Events per (bucket, level) of a `/volume` request.
     fn volume(&self, query: &VolumeQuery) -> Result<Vec<VolumeCell>, StoreError>;
     /// Proves the database answers, for `/health`.

@@ -360,6 +360,15 @@ impl EventStore for PostgresStore {
         Ok(TailPage { events, next })
     }
 
+    fn tail_moved(&self, after: TailCursor) -> Result<bool, StoreError> {
+        let params = [
+            ParameterValue::Str(after.tx.to_string()),
+            ParameterValue::Int64(after.id),
+        ];
+        let rows = self.query(query::tail_moved(Dialect::Postgres), &params)?;
+        decode(&first_row(&rows, "tail moved")?, 0)
+    }
+
     fn tail_position(&self) -> Result<TailCursor, StoreError> {
         let rows = self.query(query::tail_position(Dialect::Postgres), &[])?;
         let xmin: String = decode(&first_row(&rows, "tail position")?, 0)?;

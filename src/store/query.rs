@@ -272,6 +272,18 @@ pub fn tail_position(d: Dialect) -> &'static str {
     }
 }
 
+/// The statement that says whether anything was committed after a tail position: one index
+/// probe (`$1`, `$2`: the cursor's `tx` as text and `id`; SQLite uses only the id, as `$1`).
+pub fn tail_moved(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Postgres => {
+            "SELECT EXISTS (SELECT 1 FROM events WHERE (tx, id) > ($1::text::xid8, $2) \
+             AND tx < pg_snapshot_xmin(pg_current_snapshot()))"
+        }
+        Dialect::Sqlite => "SELECT COALESCE(MAX(id), 0) > $1 FROM events",
+    }
+}
+
 /// Builds a `/volume` query: rows of (bucket index, level rank, events).
 ///
 /// Without a source or text search it sums `volume_counters` rows — hour rows (`grain` 60)

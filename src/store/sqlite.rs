@@ -404,6 +404,14 @@ impl EventStore for SqliteStore {
         Ok(TailPage { events, next })
     }
 
+    fn tail_moved(&self, after: TailCursor) -> Result<bool, StoreError> {
+        let moved = self.scalar(
+            query::tail_moved(Dialect::Sqlite),
+            &[Value::Integer(after.id)],
+        )?;
+        Ok(moved != 0)
+    }
+
     fn tail_position(&self) -> Result<TailCursor, StoreError> {
         let id = self.scalar(query::tail_position(Dialect::Sqlite), &[])?;
         Ok(TailCursor { tx: 0, id })
