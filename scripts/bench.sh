@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The benchmark of issue 5, in one command: builds the release edge-host, loadgen and the
-# edgelog component (plus the trivial component loadgen/fixtures/hello), then runs
-# `loadgen bench`, which
-#   - serves edgelog on edge-host with the default stores (SQLite) and runs loadgen in batch
-#     mode (batch 100, concurrency 16) and single mode (concurrency 16), verification on;
+# The benchmark of issue 5, in one command: builds the release edge-host, lab and the
+# edgelog component (plus the trivial component lab/fixtures/hello), then runs
+# `lab bench`, which
+#   - serves edgelog on edge-host with the default stores (SQLite) and runs loadgen's load in
+#     batch mode (batch 100, concurrency 16) and single mode (concurrency 16), verification on;
 #   - does the same on PostgreSQL (a database it creates and drops) with the queue in Redis
 #     (database 15 by default, FLUSHDB before and after);
 #   - measures the raw limit of each database: the same rows, same schema, same
@@ -13,7 +13,7 @@
 #   - prints a markdown table, every figure beside the raw limit of the same database.
 # It fails (non-zero) if any run fails its checks, a service run failing verification included.
 #
-# Usage: scripts/bench.sh [loadgen bench flags]   e.g. --events 50000 --single-events 10000,
+# Usage: scripts/bench.sh [lab bench flags]   e.g. --events 50000 --single-events 10000,
 #        --no-postgres, --redis-db 14, --seed N, --out DIR (default target/bench)
 # Environment: BENCH_SKIP_BUILD=1 skips the builds. Needs PostgreSQL on 127.0.0.1:5432 (trust
 # auth, user postgres) and Redis on 127.0.0.1:6379 unless --no-postgres: scripts/services.sh.
@@ -25,8 +25,8 @@ say() { printf '[bench] %s\n' "$*" >&2; }
 
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   scripts/build-release.sh
-  say "building the trivial component loadgen/fixtures/hello"
-  cargo build --manifest-path loadgen/fixtures/hello/Cargo.toml \
+  say "building the trivial component lab/fixtures/hello"
+  cargo build --manifest-path lab/fixtures/hello/Cargo.toml \
     --target wasm32-wasip2 --release --target-dir target/bench-hello
 fi
 
@@ -45,4 +45,4 @@ if [ "$postgres" = 1 ]; then
   fi
 fi
 
-exec target/release/loadgen bench "$@"
+exec target/release/lab bench "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The chaos harness (issue 9), in one command: builds the release edge-host, loadgen and the
-# edgelog component, then runs `loadgen chaos`, which, within --seconds of load,
+# The chaos harness (issue 9), in one command: builds the release edge-host, lab and the
+# edgelog component, then runs `lab chaos`, which, within --seconds of load,
 #   - SIGKILLs edge-host again and again under at-least-once load (replays, whole-batch
 #     resends, retries on the next host) on the embedded default (SQLite, one host) and on
 #     PostgreSQL + Redis with 3 hosts sharing one Redis database (14 by default, FLUSHDB before
@@ -13,7 +13,7 @@
 # Exit status: 0 all zeros; 1 something was lost, stored twice, answered 5xx or broke a rule;
 # 2 the harness could not set up.
 #
-# Usage: scripts/chaos.sh [loadgen chaos flags]   e.g. --seconds 300, --no-postgres, --seed N,
+# Usage: scripts/chaos.sh [lab chaos flags]   e.g. --seconds 300, --no-postgres, --seed N,
 #        --hosts 3, --redis-db 14, --out DIR (default target/chaos; host logs there)
 # Environment: CHAOS_SKIP_BUILD=1 skips the builds. Needs PostgreSQL on 127.0.0.1:5432 (trust,
 # user postgres), Redis on 127.0.0.1:6379 and redis-server on PATH (scripts/services.sh).
@@ -22,4 +22,4 @@ cd "$(dirname "$0")/.."
 
 [ "${CHAOS_SKIP_BUILD:-0}" = 1 ] || scripts/build-release.sh
 
-exec target/release/loadgen chaos "$@"
+exec target/release/lab chaos "$@"

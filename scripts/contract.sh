@@ -5,14 +5,17 @@
 #   scripts/contract.sh validate [FILE]         # FILE (default docs/openapi.json) is valid OpenAPI 3.1
 #   scripts/contract.sh run URL [ST-OPTIONS...] # Schemathesis against a running service at URL
 #   scripts/contract.sh [--max-examples N]      # the long run: tests/contract.rs's Schemathesis tests
-#                                               # on both backends with N examples per operation (500)
+#                                               # on both backends, open and with tokens, with N
+#                                               # examples per operation (500)
 #
-# `run` reads bearer tokens from EDGELOG_PUBLISH_TOKEN / EDGELOG_READ_TOKEN / EDGELOG_ADMIN_TOKEN
-# and applies the checks the test suite relies on: no 5xx, every status and content type
-# documented, every body and header valid against its schema (so every 4xx is the JSON error
-# shape), undocumented methods answered 405 + Allow, and, with tokens (access control on),
-# invalid requests rejected and protected operations refusing requests without a token.
-# CONTRACT_SCHEMA=docs/openapi.json tests the file instead of the document the service serves.
+# `run` applies every check Schemathesis has (`--checks all`, less one that assumes DELETE removes:
+# see below) to the document the service serves, with the repository's schemathesis.toml (413
+# counts as a refusal) plus bearer tokens read from EDGELOG_PUBLISH_TOKEN / EDGELOG_READ_TOKEN /
+# EDGELOG_ADMIN_TOKEN. The served document declares security only for the groups that have
+# tokens, so the same checks fit an open service (no variables set) and a protected one (give the
+# tokens of every protected group).
+# CONTRACT_SCHEMA=docs/openapi.json tests the file instead of the document the service serves
+# (the file declares every group's security: give all three tokens).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,9 +42,7 @@ run() {
   config="$(mktemp -t edgelog-schemathesis-XXXXXX.toml)"
   trap 'rm -f "$config"' RETURN
   {
-    # 413 (over a limit) is a rejection too.
-    printf '[checks.negative_data_rejection]\n'
-    printf 'expected-statuses = ["400", "401", "403", "404", "405", "409", "413", "415", "422"]\n'
+    cat schemathesis.toml
     # The live tail's wait (up to 25 s per request) is tested by tests/search.rs; here it
     # would make generated examples wait instead of test.
     printf '[parameters]\n"query.wait" = 0\n'
@@ -53,19 +54,30 @@ run() {
       fi
     done
   } >"$config"
-  local checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method
-  if [ -n "${EDGELOG_PUBLISH_TOKEN:-}${EDGELOG_READ_TOKEN:-}${EDGELOG_ADMIN_TOKEN:-}" ]; then
-    # With access control on, a request without a token must be refused, like any invalid one.
-    checks="$checks,negative_data_rejection,ignored_auth"
-  else
-    echo "[contract] no EDGELOG_*_TOKEN set: assuming an open service (no auth or rejection checks)" >&2
-  fi
   local schema="${CONTRACT_SCHEMA:-$url/openapi.json}"
   case "$schema" in http://*|https://*|/*) ;; *) schema="$PWD/$schema" ;; esac
   # Schemathesis keeps its example database in ./.schemathesis: under target/, not in the tree.
   mkdir -p target/contract-st
+  # Every check but one. use_after_free expects a resource to answer 404 once a DELETE of it
+  # succeeded; `DELETE /dead-letters/{id}` is documented as a discard, not a removal: the letter
+  # stays listed and readable with status `discarded` (what an operator gave up on) and stays
+  # counted in `dead_lettered`, which `received = unique + duplicates + queued + dead_lettered`
+  # needs. Reading it afterwards is that documented state, not a use after free. (A config file
+  # cannot switch a check off under `--checks all`, hence the option here.)
+  #
+  # The foreign protocols' routes (OTLP/HTTP, Loki push) run separately without
+  # positive_data_acceptance: their JSON bodies are defined by their own specifications and the
+  # document sketches only the outer shape, so a body that fits the sketch may still not be a valid
+  # export, and the protocol's own 400 is the right answer (tests/ingest_*.rs drive them with
+  # real clients). Every other check runs on them too.
+  local foreign=(--include-path /v1/logs --include-path /loki/api/v1/push)
   (cd target/contract-st && "$VENV/bin/st" --config-file "$config" --no-color run "$schema" --url "$url" \
-    --checks "$checks" \
+    --checks all --exclude-checks use_after_free \
+    --exclude-path /v1/logs --exclude-path /loki/api/v1/push \
+    --output-truncate true --request-timeout 30 "$@")
+  (cd target/contract-st && "$VENV/bin/st" --config-file "$config" --no-color run "$schema" --url "$url" \
+    --checks all --exclude-checks use_after_free,positive_data_acceptance "${foreign[@]}" \
+    --phases examples,coverage,fuzzing \
     --output-truncate true --request-timeout 30 "$@")
 }
 

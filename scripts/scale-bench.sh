@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The scale benchmark of issue 10, in one command: builds the release edge-host, loadgen and
-# the edgelog component, then runs `loadgen scale`, which on PostgreSQL + Redis and on SQLite
+# The scale benchmark of issue 10, in one command: builds the release edge-host, lab and
+# the edgelog component, then runs `lab scale`, which on PostgreSQL + Redis and on SQLite
 # (edge-host defaults)
 #   - starts two edge-hosts with the real component on two fresh stores (PostgreSQL: databases
-#     created for the run and dropped after; Redis database 13 (must be empty; 14 is loadgen
+#     created for the run and dropped after; Redis database 13 (must be empty; 14 is lab
 #     chaos's), FLUSHDB before and after;
 #     SQLite: fresh state directories), seeds both with the same 3,100 events (one publish,
 #     which also creates the schema: one event per topic, a full page per cursor and window);
@@ -20,7 +20,7 @@
 #     (EXPLAIN (ANALYZE, BUFFERS) / EXPLAIN QUERY PLAN) to target/scale/plans.md.
 # Exit 0 when every target is met, 1 when one is missed (the tables say which), 2 on error.
 #
-# Usage: scripts/scale-bench.sh [loadgen scale flags]   e.g. --events 200000 (about 30 s),
+# Usage: scripts/scale-bench.sh [lab scale flags]   e.g. --events 200000 (about 30 s),
 #        --requests 200, --no-postgres, --no-sqlite, --redis-db N, --keep, --out DIR
 # The default 10 M run takes 8–15 minutes on 2 cores and needs ~13 GB of free disk.
 # Environment: BENCH_SKIP_BUILD=1 skips the builds. Needs PostgreSQL on 127.0.0.1:5432 (trust,
@@ -31,4 +31,4 @@ cd "$(dirname "$0")/.."
 
 [ "${BENCH_SKIP_BUILD:-0}" = 1 ] || scripts/build-release.sh
 
-exec target/release/loadgen scale "$@"
+exec target/release/lab scale "$@"

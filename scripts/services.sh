@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure what the tests talk to is installed and running: the wasm32-wasip2 target,
 # PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres) and Redis on 127.0.0.1:6379, and for
-# the web console test Debian's chromium, Node.js and tests/console's npm packages (npm ci).
+# the web console test Debian's chromium, Node.js and tests/console's npm packages (npm ci), and
+# for the ingest tests tests/clients' npm packages (the log shippers' client libraries).
 # Safe to run again: it only installs or starts what is missing.
 set -euo pipefail
 
@@ -70,6 +71,14 @@ console_dir="$(dirname "$0")/../tests/console"
 if ! cmp -s "$console_dir/package-lock.json" "$console_dir/node_modules/.edgelog-lock"; then
   say "npm ci in tests/console"
   (cd "$console_dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.edgelog-lock)
+fi
+
+# Ingest tests (tests/ingest_*.rs): real log clients (OpenTelemetry JS exporters, winston-loki)
+# from tests/clients' lock file.
+clients_dir="$(dirname "$0")/../tests/clients"
+if ! cmp -s "$clients_dir/package-lock.json" "$clients_dir/node_modules/.edgelog-lock"; then
+  say "npm ci in tests/clients"
+  (cd "$clients_dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.edgelog-lock)
 fi
 
 # Contract test (tests/contract.rs): Schemathesis and openapi-spec-validator, pinned, in a venv

@@ -41,6 +41,16 @@ pub fn check(group: Group, req: &IncomingRequest) -> Result<(), ApiError> {
     })
 }
 
+/// Whether a group's routes ask for a token now, so the served contract can say so. An unusable
+/// variable counts as protected: its routes let nobody through until it is fixed.
+pub fn is_protected(group: Group) -> bool {
+    Kind::of(group).is_some_and(|kind| {
+        !read_variable(kind.variable())
+            .and_then(|value| TokenSet::parse(kind.variable(), &value))
+            .is_ok_and(|set| set.is_open())
+    })
+}
+
 /// The three token variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

@@ -118,6 +118,17 @@ enum StoreKind {
     Postgres,
 }
 
+/// A setting only one route reads (e.g. `otlp_topic_attribute`), so other routes do not pay a
+/// host call for it; a blank value means the default.
+pub fn setting(name: &str, default: &str) -> Result<String, ApiError> {
+    let value = var(name, default)?;
+    Ok(if value.trim().is_empty() {
+        default.to_owned()
+    } else {
+        value.trim().to_owned()
+    })
+}
+
 fn var(name: &str, default: &str) -> Result<String, ApiError> {
     match variables::get(name) {
         Ok(value) => Ok(value),

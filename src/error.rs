@@ -101,6 +101,11 @@ impl ApiError {
         )
     }
 
+    /// 400: a protocol body (OTLP, Loki) that does not decode as that protocol's message.
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(400, "malformed_body", message)
+    }
+
     /// 400: the body could not be read from the connection.
     pub fn unreadable_body() -> Self {
         Self::new(400, "unreadable_body", "the request body could not be read")
@@ -111,8 +116,21 @@ impl ApiError {
         Self::new(
             415,
             "unsupported_media_type",
-            format!("content type {content_type:?} is not supported; send application/json"),
+            format!(
+                "content type {content_type:?} is not supported; send application/json \
+                 (or application/x-ndjson: one event per line)"
+            ),
         )
+    }
+
+    /// 415: a `Content-Encoding` this service cannot undo.
+    pub fn unsupported_encoding(message: impl Into<String>) -> Self {
+        Self::new(415, "unsupported_media_type", message)
+    }
+
+    /// 400: a compressed body that does not decompress (corrupt or truncated).
+    pub fn bad_encoding(message: impl Into<String>) -> Self {
+        Self::new(400, "bad_encoding", message)
     }
 
     /// 413: a configured size limit was exceeded.

@@ -9,6 +9,8 @@
 //! → `http` (request checks, JSON answers) → `validate` (the `Event` type) →
 //! `queue` (key-value entries) → `consume` (queue → store in budgeted group commits,
 //! dead letters) → `store` (`EventStore`; `sqlite`, `postgres`) → `stats` (counters).
+//! Other protocols enter through `ingest` (`otlp`, `loki`, `ndjson`): adapters that turn their
+//! wire format into validated events and join the same path at `routes::deliver`.
 //! Reading: `search` (the `q` / `level` / `order` / tail / volume parameters) over `store`.
 //! Beside the path: `error` (the one error type), `config` (Spin variables),
 //! `maintenance` (marker compaction, retention), `openapi` (the contract) and
@@ -20,6 +22,7 @@ mod console;
 mod consume;
 mod error;
 mod http;
+mod ingest;
 mod maintenance;
 mod openapi;
 mod queue;
@@ -46,6 +49,10 @@ pub enum Route {
     Publish,
     /// `POST /publish/batch`: an array or `{"events": [...]}`.
     PublishBatch,
+    /// `POST /v1/logs`: OTLP/HTTP logs (protobuf or JSON).
+    OtlpLogs,
+    /// `POST /loki/api/v1/push`: Loki push (snappy protobuf or JSON).
+    LokiPush,
     /// `GET /events`: stored events, newest first.
     Events,
     /// `GET /volume`: events per time bucket and level.
@@ -89,6 +96,8 @@ impl Route {
             "/openapi.json" => Some(Route::OpenApi),
             "/publish" => Some(Route::Publish),
             "/publish/batch" => Some(Route::PublishBatch),
+            "/v1/logs" => Some(Route::OtlpLogs),
+            "/loki/api/v1/push" => Some(Route::LokiPush),
             "/events" => Some(Route::Events),
             "/volume" => Some(Route::Volume),
             "/stats" => Some(Route::Stats),
@@ -115,6 +124,8 @@ impl Route {
         match self {
             Route::Publish
             | Route::PublishBatch
+            | Route::OtlpLogs
+            | Route::LokiPush
             | Route::Drain
             | Route::Maintenance
             | Route::DeadLetterRetry => "POST",
@@ -145,7 +156,9 @@ impl Route {
     pub fn group(self, method: &Method) -> Group {
         match self {
             Route::Root | Route::OpenApi | Route::Health => Group::Open,
-            Route::Publish | Route::PublishBatch => Group::Publish,
+            Route::Publish | Route::PublishBatch | Route::OtlpLogs | Route::LokiPush => {
+                Group::Publish
+            }
             Route::Events | Route::Volume | Route::Stats | Route::Metrics => Group::Read,
             Route::DeadLetter if *method == Method::Delete => Group::Admin,
             Route::Drain
@@ -169,17 +182,24 @@ async fn handle(req: IncomingRequest) -> Response {
     let origin = http::header(&req, "origin");
     let cors = auth::Cors::load(origin.as_deref());
     let method = req.method();
-    let response = match Route::of(path) {
+    let found = Route::of(path);
+    // Protocol routes answer their errors the way their clients read errors (see `ingest`).
+    let dialect = ingest::Dialect::of(
+        found.map(|(route, _)| route),
+        http::header(&req, "content-type").as_deref(),
+    );
+    let response = match found {
         _ if method == Method::Options => cors.preflight(&req),
         None => ApiError::not_found(path).into_response(),
+        // A wrong method is the HTTP layer's answer, the same on every path (not a protocol's).
         Some((route, _)) if !route.accepts(&method) => {
             ApiError::method_not_allowed(&method.to_string(), route.allow()).into_response()
         }
         Some((route, id)) => match auth::check(route.group(&method), &req) {
-            Err(e) => e.into_response(),
+            Err(e) => dialect.error(e),
             Ok(()) => dispatch(route, id.unwrap_or_default(), &method, req, query)
                 .await
-                .unwrap_or_else(ApiError::into_response),
+                .unwrap_or_else(|e| dialect.error(e)),
         },
     };
     cors.decorate(response)
@@ -198,6 +218,8 @@ async fn dispatch(
         Route::OpenApi => Ok(openapi::serve()),
         Route::Publish => routes::publish(req, query, Shape::Any).await,
         Route::PublishBatch => routes::publish(req, query, Shape::Batch).await,
+        Route::OtlpLogs => ingest::otlp_logs(req, query).await,
+        Route::LokiPush => ingest::loki_push(req, query).await,
         Route::Events => routes::events(query),
         Route::Volume => routes::volume(query),
         Route::Stats => routes::stats(query),
@@ -224,6 +246,11 @@ mod tests {
             Some((Route::PublishBatch, None))
         );
         assert_eq!(Route::of("/drain"), Some((Route::Drain, None)));
+        assert_eq!(Route::of("/v1/logs"), Some((Route::OtlpLogs, None)));
+        assert_eq!(
+            Route::of("/loki/api/v1/push"),
+            Some((Route::LokiPush, None))
+        );
         assert_eq!(Route::of("/"), Some((Route::Root, None)));
         assert_eq!(
             Route::of("/dead-letters/abc"),
@@ -263,6 +290,8 @@ mod tests {
     fn groups() {
         assert_eq!(Route::Health.group(&Method::Get), Group::Open);
         assert_eq!(Route::Publish.group(&Method::Post), Group::Publish);
+        assert_eq!(Route::OtlpLogs.group(&Method::Post), Group::Publish);
+        assert_eq!(Route::LokiPush.group(&Method::Post), Group::Publish);
         assert_eq!(Route::Stats.group(&Method::Get), Group::Read);
         assert_eq!(Route::DeadLetter.group(&Method::Delete), Group::Admin);
         assert_eq!(Route::Drain.group(&Method::Post), Group::Admin);

@@ -10,8 +10,8 @@
 //!
 //! Entries are immutable: written once by [`Queue::enqueue_as`] (the durable
 //! acknowledgement point of a publish whose store write failed or was deferred), read
-//! by consumers in groups (`wasi:keyvalue/batch`: one round trip per group), and
-//! deleted once the store has recorded them. Deleting is safe to repeat and safe to
+//! by consumers in groups (one `get` per entry, one `wasi:keyvalue/batch` delete per
+//! group), and deleted once the store has recorded them. Deleting is safe to repeat and safe to
 //! skip, because the store keeps a marker per applied key (see `store`) until the
 //! marker horizon has passed (see `maintenance`).
 
@@ -267,26 +267,23 @@ impl Queue {
         Ok(pending)
     }
 
-    /// Reads many entries in one round trip; `None` for entries deleted meanwhile.
+    /// Reads many entries, one `get` each (`Gone` for entries deleted meanwhile). Not
+    /// `wasi:keyvalue/batch.get-many`: on Spin 4.0.2 its Redis backend sends `KEYS k1 k2 …`, which
+    /// fails for two keys or more and panics the host for one.
     pub fn load_many(&self, entries: &[Pending]) -> Result<Vec<Loaded>, QueueError> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let bucket = wasi_store::open("default").map_err(|e| kv_error("open", e))?;
-        let keys: Vec<String> = entries.iter().map(|p| p.key.clone()).collect();
-        let values = batch::get_many(&bucket, &keys).map_err(|e| kv_error("get_many", e))?;
-        let mut by_key: std::collections::HashMap<String, Option<Vec<u8>>> =
-            values.into_iter().collect();
-        Ok(entries
+        entries
             .iter()
-            .map(|p| match by_key.remove(&p.key).flatten() {
-                None => Loaded::Gone,
-                Some(bytes) => match decode(&bytes, p.count) {
-                    Ok(events) => Loaded::Events(events),
-                    Err(reason) => Loaded::Corrupt(reason, bytes),
-                },
+            .map(|p| {
+                let value = self.kv.get(&p.key).map_err(|e| kv_error("get", e))?;
+                Ok(match value {
+                    None => Loaded::Gone,
+                    Some(bytes) => match decode(&bytes, p.count) {
+                        Ok(events) => Loaded::Events(events),
+                        Err(reason) => Loaded::Corrupt(reason, bytes),
+                    },
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Deletes entries once the store has recorded them (deleting a missing key is fine).

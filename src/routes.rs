@@ -7,7 +7,7 @@
 //! client asked for asynchronous handling, or the backlog is over its limit), the
 //! batch is written to the queue under that same key (`queue`) and answered `202`;
 //! the key's marker makes a later re-apply of an entry whose direct apply had in fact
-//! committed a no-op.
+//! committed a no-op. That path is [`deliver`]; the other protocols (`ingest`) use it too.
 
 use serde::Serialize;
 use spin_sdk::http::{IncomingRequest, Response};
@@ -180,50 +180,74 @@ fn backlog_exceeded(queue: &Queue, config: &Config, n: u64) -> bool {
     }
 }
 
-/// `POST /publish` and `POST /publish/batch`: validate, apply to the store (the ack), or queue.
-pub async fn publish(req: IncomingRequest, query: &str, shape: Shape) -> Handled {
-    http::check_content_type(http::header(&req, "content-type").as_deref())?;
-    let asynchronous = http::wants_async(http::header(&req, "prefer").as_deref(), query)?;
-    let config = Config::load()?;
-    let body = http::read_body(req, config.max_body_bytes).await?;
-    let events = validate::parse_batch(&body, shape, &config.limits)?;
-    drop(body); // up to max_body_bytes; not needed past validation
+/// What became of a delivered batch.
+pub enum Delivered {
+    /// Committed to the store (the acknowledgement).
+    Stored(store::Applied),
+    /// Durably queued, to be stored exactly once later.
+    Queued(u64),
+}
+
+/// The one apply / queue path of every ingest route: apply the validated batch straight to the
+/// store under a fresh entry key; if the store cannot take it now (down, asked for asynchronous
+/// handling, backlog over its limit), queue it under that key. `503` when neither can.
+pub fn deliver(
+    events: &[validate::Event],
+    asynchronous: bool,
+    config: &Config,
+) -> Result<Delivered, ApiError> {
     let n = events.len() as u64;
     let key = queue::new_key(events.len());
     let deferred = asynchronous || {
         // Only consulted when the limit is set (it lists the queue).
-        config.max_backlog_events > 0 && backlog_exceeded(&open_queue()?, &config, n)
+        config.max_backlog_events > 0 && backlog_exceeded(&open_queue()?, config, n)
     };
     if !deferred {
         let applied = store::open(&config.store).and_then(|store| {
             store::with_schema(&*store, |s| {
-                consume::apply_direct(s, &key, &events, config.duplicate_log)
+                consume::apply_direct(s, &key, events, config.duplicate_log)
             })
         });
         match applied {
-            Ok(a) => {
-                return Ok(http::json(
-                    200,
-                    &Published {
-                        received: a.received,
-                        processed: a.inserted,
-                        duplicates: a.duplicates(),
-                        accepted: a.inserted,
-                        message: format!(
-                            "{} stored, {} duplicate(s) dropped",
-                            a.inserted,
-                            a.duplicates()
-                        ),
-                    },
-                ));
-            }
+            Ok(a) => return Ok(Delivered::Stored(a)),
             Err(e) => eprintln!("ERROR store: {e} (queueing entry {key})"),
         }
     }
     open_queue()?
-        .enqueue_as(&key, &events)
+        .enqueue_as(&key, events)
         .map_err(queue_failed)?;
-    Ok(accepted(n))
+    Ok(Delivered::Queued(n))
+}
+
+/// `POST /publish` and `POST /publish/batch`: validate (JSON or NDJSON), then [`deliver`].
+pub async fn publish(req: IncomingRequest, query: &str, shape: Shape) -> Handled {
+    let ndjson = http::check_publish_content_type(http::header(&req, "content-type").as_deref())?;
+    let asynchronous = http::wants_async(http::header(&req, "prefer").as_deref(), query)?;
+    let config = Config::load()?;
+    let body = http::read_body(req, config.max_body_bytes).await?;
+    let events = if ndjson {
+        crate::ingest::ndjson::decode(&body, &config.limits)?
+    } else {
+        validate::parse_batch(&body, shape, &config.limits)?
+    };
+    drop(body); // up to max_body_bytes; not needed past validation
+    Ok(match deliver(&events, asynchronous, &config)? {
+        Delivered::Stored(a) => http::json(
+            200,
+            &Published {
+                received: a.received,
+                processed: a.inserted,
+                duplicates: a.duplicates(),
+                accepted: a.inserted,
+                message: format!(
+                    "{} stored, {} duplicate(s) dropped",
+                    a.inserted,
+                    a.duplicates()
+                ),
+            },
+        ),
+        Delivered::Queued(n) => accepted(n),
+    })
 }
 
 /// `GET /events`: consume what is pending (within the budget), then one page, newest first;
@@ -355,9 +379,14 @@ pub fn health(query: &str) -> Handled {
             topic: None,
             limit: 0,
         };
-        Ok(s.snapshot(&[], &filter)
-            .ok()
-            .map(|s| s.dead_letters_pending))
+        Ok(match s.snapshot(&[], &filter) {
+            Ok(snapshot) => Some(snapshot.dead_letters_pending),
+            // A fresh store (never migrated: /health creates nothing) holds no dead letters.
+            Err(_) => match s.has_dead_letter_table() {
+                Ok(false) => Some(0),
+                _ => None,
+            },
+        })
     });
     let (store_check, dead_letters) = match probe {
         Ok(dead) => ("ok".to_owned(), dead),
@@ -505,8 +534,10 @@ pub fn retry_dead_letter(id: &str) -> Handled {
         )));
     }
     let batch = letter.batch.take().unwrap_or_default();
+    // The request itself is always well-formed: what stops a retry is the letter's state (its
+    // batch unreadable, or still refused by the store), so both answer 409 like any other state.
     let events = queue::decode(batch.as_bytes(), letter.received).map_err(|reason| {
-        ApiError::invalid(format!(
+        ApiError::conflict(format!(
             "dead letter {id:?} holds an unreadable batch ({reason}); it can only be discarded"
         ))
     })?;
@@ -535,7 +566,7 @@ pub fn retry_dead_letter(id: &str) -> Handled {
         Err(e) if e.kind == store::ErrorKind::Transient => Err(store_failed(e)),
         Err(e) => {
             eprintln!("WARN retry of dead letter {id} failed: {e}");
-            Err(ApiError::invalid(format!(
+            Err(ApiError::conflict(format!(
                 "the store still refuses dead letter {id:?}: {}",
                 e.summary
             )))

@@ -258,12 +258,31 @@ fn events_paging_topic_filter_and_cursor(b: Backend) {
 
 fn health_and_metrics(b: Backend) {
     let app = App::start(b);
+    // The first request, on a fresh store: counted like any other store (no dead letters, nothing
+    // queued), and creating nothing.
     let (s, body) = app.get("/health");
     assert_eq!(
         (s, body["status"].as_str()),
         (200, Some("healthy")),
         "{body}"
     );
+    assert_eq!(
+        (&body["dead_letters"], &body["queue_size"]),
+        (&json!(0), &json!(0)),
+        "a fresh store answers like any other: {body}"
+    );
+    if let Some(db) = &app.db {
+        let row = db
+            .connect()
+            .query_one("SELECT to_regclass('dead_letters') IS NULL", &[])
+            .unwrap();
+        assert!(row.get::<_, bool>(0), "/health created the schema");
+    }
+    // Migrated by a publish: the same answer, now read from the table (lifecycle.rs counts real
+    // dead letters).
+    let (s, body) = app.post("/publish", &event("m", "0"));
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(app.get("/health").1["dead_letters"], 0);
     app.post("/publish", &event("m", "1"));
     let text = client()
         .get(app.host.at("/metrics"))

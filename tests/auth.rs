@@ -293,8 +293,9 @@ fn every_route_with_every_credential() {
     assert_eq!(stats["received"], 4, "{stats}");
 
     let logs = host.logs();
+    // Spin logs no request lines: there the check is only that no token appears below.
     assert!(
-        logs.contains("POST /publish 401"),
+        support::on_spin() || logs.contains("POST /publish 401"),
         "the request lines are there"
     );
     for token in [PUBLISH_OLD, PUBLISH_NEW, READ, ADMIN, UNKNOWN] {

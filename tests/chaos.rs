@@ -1,4 +1,4 @@
-//! The chaos harness, short version (issue 9): `loadgen chaos` for ~30 s of load on both
+//! The chaos harness, short version (issue 9): `lab chaos` for ~30 s of load on both
 //! backends against the real `.wasm` on edge-host — SIGKILL loops under at-least-once load
 //! (SQLite, one host; PostgreSQL + Redis, three hosts sharing the stores), a backlog drain, the
 //! hostile-input corpus and a Redis blip — and every row of its table must show nothing lost,
@@ -6,7 +6,7 @@
 
 mod support;
 
-use loadgen::chaos::{ChaosConfig, chaos};
+use lab::chaos::{ChaosConfig, chaos};
 use support::{TestRedis, build_components, root, temp_dir};
 
 #[test]

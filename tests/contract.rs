@@ -1,18 +1,22 @@
 //! The API contract, `docs/openapi.json`, against the live service: the real `edgelog.wasm` on
 //! `edge-host`, over real HTTP, with real SQLite files, PostgreSQL and Redis.
 //!
-//! Four kinds of check, none of which lists the routes or statuses by hand:
+//! Five kinds of check, none of which lists the routes or statuses by hand:
 //! - the document is valid OpenAPI 3.1 (`openapi-spec-validator`) and is what `/openapi.json`
-//!   serves;
+//!   serves (its security requirements fitted to the configured tokens);
 //! - routes: the paths in `src/lib.rs`'s `Route::of` and the methods the service names in `Allow`
 //!   equal the document's paths and methods (plus OPTIONS, the CORS preflight on any path);
 //! - statuses: a probe matrix (valid, invalid, oversized, wrong method, unknown path, no / wrong
 //!   token, slow body, store down, queue down, broken configuration, a dead letter that cannot be
-//!   read, one the store refuses and later accepts) against six live hosts; every answer's status must be documented for its operation and its body and headers
-//!   must validate against the documented schemas (`jsonschema`), and every documented status
+//!   read, one the store refuses and later accepts) against six live hosts; every answer's
+//!   status must be documented for its operation and its body and headers must validate
+//!   against the documented schemas (`jsonschema`), and every documented status
 //!   must have been seen, except the few only edge-host's own failures can produce (listed
 //!   with the reason in [`unprobed`]);
-//! - and Schemathesis, property-based, from the document, on both backends (`schemathesis_*`).
+//! - security: `/openapi.json` declares a token only where the running service asks for one
+//!   (`contract/security.rs`);
+//! - and Schemathesis with `--checks all`, property-based, from the served document, on both
+//!   backends, open and with tokens (`contract/schemathesis.rs`).
 //!
 //! Helpers: `contract/document.rs` (the document and schema validation), `contract/wire.rs`
 //! (requests and answers), `contract/probe.rs` (the matrix's bookkeeping), `contract/hosts.rs`
@@ -29,6 +33,10 @@ mod document;
 mod hosts;
 #[path = "contract/probe.rs"]
 mod probe;
+#[path = "contract/schemathesis.rs"]
+mod schemathesis;
+#[path = "contract/security.rs"]
+mod security;
 #[path = "contract/wire.rs"]
 mod wire;
 
@@ -204,13 +212,14 @@ fn routes_and_methods_match_the_document() {
             }
         }
     }
-    // The document the service serves is the file.
+    // The document the service serves is the file, with no security on this open host (see
+    // `security.rs` for hosts with tokens).
     let served = Req::new("GET", "/openapi.json").send(host);
     assert_eq!(served.status, 200);
     assert_eq!(
         served.json(),
-        contract.doc,
-        "/openapi.json differs from docs/openapi.json"
+        contract.served(&[]),
+        "/openapi.json differs from docs/openapi.json without its security requirements"
     );
     assert!(
         failures.is_empty(),
@@ -230,7 +239,12 @@ fn every_status_is_documented_and_every_documented_status_is_seen() {
     let a = start(
         Backend::Sqlite,
         HostConfig {
-            args: vec!["--body-idle-timeout-secs".into(), "1".into()],
+            // edge-host's own flag (Spin has no body idle timeout: no 408 probe there).
+            args: if support::on_spin() {
+                Vec::new()
+            } else {
+                vec!["--body-idle-timeout-secs".into(), "1".into()]
+            },
             ..HostConfig::default()
         }
         .env("SPIN_VARIABLE_MAX_BATCH_EVENTS", "3")
@@ -256,24 +270,28 @@ fn every_status_is_documented_and_every_documented_status_is_seen() {
     );
     probe_everything_plain(&mut probe, &contract, &c.host);
 
-    // D: the queue is down (Redis at a closed port), the store (SQLite) is up.
-    let rc = temp_dir("contract-rc-").join("dead-redis.toml");
-    std::fs::write(
-        &rc,
-        format!(
-            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{}/0\"\n",
-            CLOSED_PORT
-        ),
-    )
-    .unwrap();
-    let d = start(
-        Backend::Sqlite,
-        HostConfig {
-            runtime_config: Some(rc),
-            ..HostConfig::default()
-        },
-    );
-    probe_everything_plain(&mut probe, &contract, &d.host);
+    // D: the queue is down (Redis at a closed port), the store (SQLite) is up. Not on Spin
+    // 4.0.2: opening a Redis store that refuses connections retries for minutes there (its
+    // redis client's back-off), so every request hangs instead of answering.
+    if !support::skip_on_spin("the queue-down probes (Spin's Redis open retries for minutes)") {
+        let rc = temp_dir("contract-rc-").join("dead-redis.toml");
+        std::fs::write(
+            &rc,
+            format!(
+                "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{}/0\"\n",
+                CLOSED_PORT
+            ),
+        )
+        .unwrap();
+        let d = start(
+            Backend::Sqlite,
+            HostConfig {
+                runtime_config: Some(rc),
+                ..HostConfig::default()
+            },
+        );
+        probe_everything_plain(&mut probe, &contract, &d.host);
+    }
 
     // E: a Spin variable is wrong.
     let e = start(
@@ -327,6 +345,12 @@ fn probe_everything_plain(probe: &mut Probe, contract: &Contract, host: &Host) {
                 }
                 continue;
             }
+            "POST" if matches!(template.as_str(), "/v1/logs" | "/loki/api/v1/push") => {
+                for req in ingest_probes(&path) {
+                    probe.send(host, req);
+                }
+                continue;
+            }
             "POST" if template.starts_with("/publish") => {
                 probe.send(host, Req::new("POST", &path).json(&json!([event("plain")])));
                 Req::new("POST", format!("{path}?async=true")).json(&json!([event("plain-async")]))
@@ -342,6 +366,33 @@ fn probe_everything_plain(probe: &mut Probe, contract: &Contract, host: &Host) {
         };
         probe.send(host, req);
     }
+}
+
+/// The protocol routes (OTLP, Loki push): a valid JSON request, the same queued (`?async=true`),
+/// a body that is not the protocol's message, a text content type, and 5,000 bytes of junk (over
+/// host A's body limit). Their protobuf bodies are covered by `tests/ingest_*.rs` with real
+/// clients; the property-based tester cannot generate them.
+fn ingest_probes(path: &str) -> Vec<Req> {
+    let valid = if path == "/v1/logs" {
+        json!({"resourceLogs": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "contract"}}]},
+            "scopeLogs": [{"logRecords": [{"timeUnixNano": "1795428000000000000",
+                                           "body": {"stringValue": "contract"}}]}]
+        }]})
+    } else {
+        json!({"streams": [{"stream": {"job": "contract"},
+                            "values": [["1795428000000000000", "contract"]]}]})
+    };
+    vec![
+        Req::new("POST", path).json(&valid),
+        Req::new("POST", format!("{path}?async=true")).json(&valid),
+        Req::new("POST", path).raw(
+            "application/json",
+            br#"{"resourceLogs": 5, "streams": 5}"#.to_vec(),
+        ),
+        Req::new("POST", path).raw("text/plain", b"{}".to_vec()),
+        Req::new("POST", path).raw("application/x-protobuf", vec![0xff; 5000]),
+    ]
 }
 
 /// Host A: valid and invalid requests on every operation, limits, wrong methods, unknown paths,
@@ -498,7 +549,10 @@ fn probe_open_host(probe: &mut Probe, contract: &Contract, app: &App) {
     probe.send(host, Req::new("POST", format!("/dead-letters/{id}/retry")));
     probe.send(host, Req::new("POST", "/maintenance"));
 
-    // Slow bodies: 408 from edge-host.
+    // Slow bodies: 408 from edge-host (Spin waits for the body as long as the client takes).
+    if support::skip_on_spin("the slow-body 408 probes (edge-host's --body-idle-timeout-secs)") {
+        return;
+    }
     for (method, path) in [("POST", "/publish"), ("GET", "/events")] {
         let answer = stalled_body(host, method, path);
         probe.record_raw(if method == "POST" { "POST" } else { "GET" }, path, &answer);
@@ -506,7 +560,7 @@ fn probe_open_host(probe: &mut Probe, contract: &Contract, app: &App) {
 }
 
 /// A readable batch that PostgreSQL refuses for good (a trigger raises `check_violation`) becomes
-/// a dead letter; retried while refused (422), then accepted (200); an applied letter can be
+/// a dead letter; retried while refused (409), then accepted (200); an applied letter can be
 /// neither discarded nor retried (409).
 fn probe_refused_batch(probe: &mut Probe, app: &App) {
     let host = &app.host;
@@ -556,7 +610,7 @@ fn probe_refused_batch(probe: &mut Probe, app: &App) {
     let still = probe.send(host, Req::new("POST", format!("/dead-letters/{id}/retry")));
     assert_eq!(
         still.status,
-        422,
+        409,
         "{}",
         String::from_utf8_lossy(&still.body)
     );
@@ -604,84 +658,4 @@ fn probe_tokens(probe: &mut Probe, contract: &Contract, host: &Host) {
             send(base().token(token));
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Schemathesis
-
-fn schemathesis(backend: Backend) {
-    let app = start(backend, with_tokens(HostConfig::default()));
-    // One dead letter, so the dead-letter operations (through the document's links) see a real id.
-    inject_unreadable_entry(&app);
-    let drained = Req::new("POST", "/drain")
-        .token(ADMIN_TOKEN)
-        .send(&app.host);
-    assert_eq!(
-        drained.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&drained.body)
-    );
-    let examples = std::env::var("CONTRACT_MAX_EXAMPLES").unwrap_or_else(|_| "25".into());
-    let report = temp_dir("contract-st-");
-    let out = Command::new(root().join("scripts/contract.sh"))
-        .current_dir(root())
-        .arg("run")
-        .arg(&app.host.url)
-        .args([
-            "--max-examples",
-            &examples,
-            "--seed",
-            "20261201",
-            // One worker: Hypothesis 6.170 raced in its lambda-source cache with two.
-            "--workers",
-            "1",
-        ])
-        .arg("--report")
-        .arg("junit")
-        .arg("--report-dir")
-        .arg(&report)
-        .env("EDGELOG_PUBLISH_TOKEN", PUBLISH_TOKEN)
-        .env("EDGELOG_READ_TOKEN", READ_TOKEN)
-        .env("EDGELOG_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .expect("run scripts/contract.sh run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "Schemathesis found disagreements between docs/openapi.json and the service on {backend:?}:\n{stdout}\n{}\nhost log tail:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        tail(&app.host.logs(), 40)
-    );
-    assert!(
-        stdout.contains("generated"),
-        "Schemathesis ran no test case:\n{stdout}"
-    );
-    let junit = std::fs::read_dir(&report)
-        .unwrap()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().starts_with("junit"));
-    assert!(
-        junit,
-        "Schemathesis wrote no JUnit report in {}",
-        report.display()
-    );
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Schemathesis from the document against the service on SQLite (queue and store).
-#[test]
-fn schemathesis_sqlite() {
-    schemathesis(Backend::Sqlite);
-}
-
-/// Schemathesis from the document against the service on PostgreSQL + Redis.
-#[test]
-fn schemathesis_postgres_redis() {
-    schemathesis(Backend::PostgresRedis);
 }

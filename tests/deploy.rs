@@ -2,6 +2,8 @@
 //! wires PostgreSQL, Redis and the app correctly, and every file it or the docs reference exists
 //! and parses.
 
+#[path = "deploy/docs.rs"]
+mod docs;
 mod support;
 
 use serde_yaml::Value;
@@ -107,7 +109,9 @@ fn compose_references_files_that_exist_and_parse() {
 #[test]
 fn example_runtime_configs_start_the_host() {
     // The "all local" example really configures edge-host (it parses and serves). It is copied
-    // into a temporary tree so its relative paths land there, not in the repository.
+    // into a temporary tree, run from there, so its relative paths land there, not in the
+    // repository (its SQLite path is relative to the working directory; tests/runtime_config.rs
+    // checks both files' places).
     let dir = support::temp_dir("edge-local-");
     std::fs::create_dir_all(dir.join("runtime-config")).unwrap();
     let rc = dir.join("runtime-config/local.toml");
@@ -115,6 +119,7 @@ fn example_runtime_configs_start_the_host() {
     let host = support::Host::start(support::HostConfig {
         runtime_config: Some(rc),
         state_dir: Some(dir.join("state")),
+        cwd: Some(dir.clone()),
         ..Default::default()
     });
     let resp = support::client().get(host.at("/health")).send().unwrap();
@@ -521,62 +526,4 @@ fn fermyon_guide_uses_only_spin_toml_names() {
             "fermyon.md shows how to set the secret {secret}"
         );
     }
-}
-
-/// `X.Y.Z` of every "Spin X.Y.Z" in `text`.
-fn spin_versions(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for (i, _) in text.match_indices("Spin ") {
-        let rest = &text[i + 5..];
-        let v: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect();
-        let v = v.trim_end_matches('.');
-        if v.split('.').count() == 3 && v.split('.').all(|p| !p.is_empty()) {
-            found.push(v.to_string());
-        }
-    }
-    found
-}
-
-#[test]
-fn compose_image_and_readme_name_the_same_spin_version() {
-    let c = compose();
-    let image = c["services"]["app"]["image"].as_str().unwrap();
-    let (repo, tag) = image.rsplit_once(':').unwrap();
-    assert_eq!(repo, "ghcr.io/spinframework/spin");
-    let version = tag.strip_prefix('v').expect("a pinned vX.Y.Z tag");
-    let readme = std::fs::read_to_string(support::root().join("README.md")).unwrap();
-    let named = spin_versions(&readme);
-    assert!(
-        named.iter().any(|v| v == version),
-        "the README names Spin {version}, the version runtime-compose.yml runs"
-    );
-    for v in &named {
-        assert_eq!(
-            v, version,
-            "every Spin version the README names is the compose one"
-        );
-    }
-}
-
-#[test]
-fn readme_deploy_paths_exist() {
-    let root = support::root();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let mut seen = 0;
-    for (i, _) in readme.match_indices("deploy/") {
-        let path: String = readme[i..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || "/._-".contains(*c))
-            .collect();
-        let path = path.trim_end_matches('.');
-        assert!(
-            root.join(path).exists(),
-            "README mentions {path}, which exists"
-        );
-        seen += 1;
-    }
-    assert!(seen > 0, "the README's Deploy section points at deploy/");
 }

@@ -35,7 +35,11 @@ use support::{Host, HostConfig, client, root, temp_dir};
 /// The kitchen-sink fixture with extra `edge-host up` flags.
 fn fixture(args: &[&str]) -> Host {
     let rc = temp_dir("edge-rc-").join("runtime-config.toml");
-    std::fs::write(&rc, "[key_value_store.other]\ntype = \"spin\"\n").unwrap();
+    std::fs::write(
+        &rc,
+        "[key_value_store.other]\ntype = \"spin\"\npath = \"other.db\"\n",
+    )
+    .unwrap();
     Host::start(
         HostConfig {
             manifest: Some(root().join("tests/fixtures/kitchen-sink/spin.toml")),

@@ -42,7 +42,7 @@ fn manifest() -> PathBuf {
     );
     let dir = temp_dir("edge-pg-app-");
     std::fs::write(dir.join("spin.toml"), text).unwrap();
-    let rc = "[key_value_store.other]\ntype = \"spin\"\n";
+    let rc = "[key_value_store.other]\ntype = \"spin\"\npath = \"other.db\"\n";
     std::fs::write(dir.join("runtime-config.toml"), rc).unwrap();
     dir
 }

@@ -122,9 +122,13 @@ fn dead_letters_are_moved_aside_listed_retried_and_discarded(b: Backend) {
     assert_eq!(detail["events"][0]["event_id"], "p1");
     assert_eq!(app.get("/dead-letters/nope").0, 404);
 
-    // Still refused: 422, the letter stays pending.
+    // Still refused: 409 (the letter's state, not the request, is the problem), still pending.
     let (s, body) = app.post(&format!("/dead-letters/{id}/retry"), &json!({}));
-    assert_eq!(s, 422, "{body}");
+    assert_eq!((s, &body["error"]), (409, &json!("conflict")), "{body}");
+    assert_eq!(
+        app.get(&format!("/dead-letters/{id}")).1["status"],
+        "pending"
+    );
     cure_the_store(&app);
     let (s, body) = app.post(&format!("/dead-letters/{id}/retry"), &json!({}));
     assert_eq!(s, 200, "{body}");
@@ -303,6 +307,18 @@ fn queries_filter_by_source_and_time_with_bounded_offsets(b: Backend) {
     let mut window = ids("/events?topic=q&since=2024-05-02T00:00:00Z&until=2024-05-04T00:00:00Z");
     window.sort();
     assert_eq!(window, ["e1", "e2"], "since inclusive, until exclusive");
+    // An inverted or empty range is valid and matches nothing, though events lie between its ends.
+    for path in [
+        "/events?since=2024-05-04T00:00:00Z&until=2024-05-02T00:00:00Z",
+        "/events?topic=q&since=2024-05-02T00:00:00Z&until=2024-05-02T00:00:00Z",
+    ] {
+        let (s, body) = app.get(path);
+        assert_eq!(
+            (s, &body["events"], &body["count"], &body["next_cursor"]),
+            (200, &json!([]), &json!(0), &Value::Null),
+            "{path}: {body}"
+        );
+    }
     let mut both = ids("/events?source=worker&since=2024-05-03T00:00:00%2B00:00");
     both.sort();
     assert_eq!(both, ["e3", "e5"]);
@@ -342,10 +358,6 @@ fn queries_filter_by_source_and_time_with_bounded_offsets(b: Backend) {
     for (bad, field) in [
         ("/events?topic=%00", "topic"),
         ("/events?since=yesterday", "since"),
-        (
-            "/events?since=2024-05-03T00:00:00Z&until=2024-05-01T00:00:00Z",
-            "until",
-        ),
     ] {
         let (s, body) = app.get(bad);
         assert_eq!(

@@ -9,7 +9,7 @@ use crate::manifest::{App, RouteDecl};
 use crate::outbound::AllowedHosts;
 use crate::postgres::PgPools;
 use crate::router::Router;
-use crate::runtime_config::RuntimeConfig;
+use crate::runtime_config::{RuntimeConfig, SqliteConfig};
 use crate::sqlite_pool::SqlitePool;
 use crate::state::{ComponentRuntime, RequestState};
 use crate::variables::AppVariables;
@@ -94,15 +94,23 @@ impl AppRuntime {
             std::env::var(k).ok()
         })?);
         let postgres = Arc::new(PgPools::default());
+        for (id, decl) in &app.manifest.component {
+            config
+                .check_files(&decl.key_value_stores, &decl.sqlite_databases)
+                .with_context(|| format!("component `{id}`"))?;
+        }
         let kv: BTreeMap<String, Arc<KvBackend>> = config
             .key_value
             .iter()
-            .map(|(label, c)| (label.clone(), Arc::new(KvBackend::new(label, c))))
+            .filter_map(|(label, c)| Some((label.clone(), Arc::new(KvBackend::new(label, c)?))))
             .collect();
         let sqlite: BTreeMap<String, Arc<SqlitePool>> = config
             .sqlite
             .iter()
-            .map(|(label, path)| (label.clone(), Arc::new(SqlitePool::new(path))))
+            .filter_map(|(label, db)| match db {
+                SqliteConfig::File(path) => Some((label.clone(), Arc::new(SqlitePool::new(path)))),
+                SqliteConfig::InMemory => None,
+            })
             .collect();
 
         let mut router = Router::default();

@@ -65,9 +65,10 @@ struct UpArgs {
     /// Spin runtime-config file (key-value stores, SQLite databases).
     #[arg(long = "runtime-config-file")]
     runtime_config_file: Option<PathBuf>,
-    /// Directory for default stores; relative to the manifest's directory.
-    #[arg(long = "state-dir", default_value = ".spin")]
-    state_dir: PathBuf,
+    /// Directory for the default stores, relative to the working directory (as on `spin up`);
+    /// default `.spin/` beside the manifest; "" for none.
+    #[arg(long = "state-dir")]
+    state_dir: Option<String>,
     /// Run the components' build commands first.
     #[arg(long)]
     build: bool,
@@ -139,11 +140,16 @@ fn up(args: UpArgs) -> Result<()> {
     if args.build {
         build(&app)?;
     }
-    let state_dir = app.dir.join(&args.state_dir);
     sqlite_pool::set_mode(args.sqlite_mode);
     pg_tls::set_policy(args.postgres_tls);
-    let config =
-        runtime_config::RuntimeConfig::load(args.runtime_config_file.as_deref(), &state_dir)?;
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let config = runtime_config::RuntimeConfig::load(&runtime_config::Inputs {
+        file: args.runtime_config_file.as_deref(),
+        app_dir: &app.dir,
+        state_dir: args.state_dir.as_deref(),
+        cwd: &cwd,
+    })?;
+    config.log_locations();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,7 +4,7 @@
 //! (ring provider) through `tokio-postgres-rustls`; the system bundle comes from
 //! `rustls-native-certs`, with Mozilla's roots (`webpki-roots`) when the machine has none.
 //!
-//! What each mode checks (libpq's meaning; Spin differs, see the README):
+//! What each mode checks (libpq's meaning; Spin differs, see docs/OPERATIONS.md, "PostgreSQL TLS"):
 //! - `disable`: never TLS.
 //! - `prefer`: TLS when the server offers it, plain otherwise; the certificate is not checked.
 //! - `require`: TLS or fail; the certificate is not checked — unless `sslrootcert` is given,

@@ -4,7 +4,8 @@
 //! Values are mapped the way Spin maps them (both `timestamp` and `timestamptz` are a naive UTC
 //! date-time); Postgres errors keep their SQLSTATE, connection failures their root cause
 //! (`pg_error`). A statement that gets no answer within `QUERY_TIMEOUT`, or fails because the
-//! connection broke, costs that connection: it is never returned to the pool.
+//! connection broke, costs that connection: it is never returned to the pool. A query whose
+//! result is empty fails the request ([`EMPTY_RESULT`]), because on Spin 4.0.2 it never returns.
 
 use crate::bindings::spin::postgres4_0_0::postgres as pg;
 use crate::pg_error::describe;
@@ -13,12 +14,21 @@ use crate::state::RequestState;
 use bytes::BytesMut;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use deadpool_postgres::Object;
+use futures_util::TryStreamExt;
 use std::error::Error as StdError;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use wasmtime::component::Resource;
 
 pub use crate::pg_pool::PgPools;
+
+/// Why a query with an empty result fails the request (a trap): Spin 4.0.2's host never answers
+/// one (`crates/factor-outbound-pg/src/client.rs`: `query` awaits the column list, which is sent
+/// with the first row), so the request hangs there; here it fails at once instead of passing.
+pub const EMPTY_RESULT: &str = "a Postgres query returned no row: Spin 4.0.2 never answers such \
+     a query (the request hangs), so edge-host fails it; make the statement yield a row, or use \
+     execute";
 
 /// A guest's open connection: a pooled client, discarded instead of reused if the guest left a
 /// transaction open or the connection failed.
@@ -112,16 +122,30 @@ impl pg::HostConnection for RequestState {
             Err(e) => return Ok(Err(e)),
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        // Set once the statement runs and rows stream back: an error from then on reaches the
+        // guest as Spin 4.0.2 reports it, flattened to text (`client.rs`: `query` collects the
+        // rows inside an `anyhow` block), SQLSTATE included only in the words.
+        let streaming = AtomicBool::new(false);
         let answer = tokio::time::timeout(QUERY_TIMEOUT, async {
             let stmt = client.prepare_cached(&statement).await?;
-            let rows = client.query(&stmt, &refs).await?;
+            let stream = client.query_raw(&stmt, refs.iter().copied()).await?;
+            streaming.store(true, Ordering::Relaxed);
+            let rows: Vec<tokio_postgres::Row> = stream.try_collect().await?;
             Ok::<_, tokio_postgres::Error>((stmt, rows))
         })
         .await;
         let (stmt, rows) = match settle(handle, answer) {
             Ok(r) => r,
+            Err(e @ pg::Error::QueryFailed(_)) if streaming.load(Ordering::Relaxed) => {
+                return Ok(Err(pg::Error::QueryFailed(pg::QueryError::Text(format!(
+                    "{e:?}"
+                )))));
+            }
             Err(e) => return Ok(Err(e)),
         };
+        if rows.is_empty() {
+            return Err(wasmtime::format_err!("{EMPTY_RESULT}"));
+        }
         let columns = stmt
             .columns()
             .iter()
@@ -262,22 +286,27 @@ fn broken(e: &tokio_postgres::Error) -> bool {
 }
 
 fn query_error(e: tokio_postgres::Error) -> pg::Error {
+    // As Spin 4.0.2 builds it (`client.rs`, `query_failed`): the flattened error, and the
+    // server's fields in Spin's order.
     if let Some(db) = e.as_db_error() {
         let mut extras = Vec::new();
-        if let Some(h) = db.hint() {
-            extras.push(("hint".to_string(), h.to_string()));
-        }
-        if let Some(c) = db.constraint() {
-            extras.push(("constraint".to_string(), c.to_string()));
-        }
-        if let Some(t) = db.table() {
-            extras.push(("table".to_string(), t.to_string()));
-        }
-        if let Some(c) = db.column() {
-            extras.push(("column".to_string(), c.to_string()));
-        }
+        let mut extra = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                extras.push((name.to_string(), v));
+            }
+        };
+        extra("column", db.column().map(str::to_string));
+        extra("constraint", db.constraint().map(str::to_string));
+        extra("routine", db.routine().map(str::to_string));
+        extra("hint", db.hint().map(str::to_string));
+        extra("table", db.table().map(str::to_string));
+        extra("datatype", db.datatype().map(str::to_string));
+        extra("schema", db.schema().map(str::to_string));
+        extra("file", db.file().map(str::to_string));
+        extra("line", db.line().map(|l| l.to_string()));
+        extra("where_", db.where_().map(str::to_string));
         return pg::Error::QueryFailed(pg::QueryError::DbError(pg::DbError {
-            as_text: db.to_string(),
+            as_text: format!("{e:?}"),
             severity: db.severity().to_string(),
             code: db.code().code().to_string(),
             message: db.message().to_string(),

@@ -1,5 +1,7 @@
-//! HTTP to the service: a keep-alive hyper client with a per-attempt timeout, and the
-//! at-least-once retry loop (timeouts, connection errors and 5xx are retried with backoff).
+//! HTTP to the service: a keep-alive hyper client (HTTP/1.1, or HTTP/2 when the server offers
+//! it through ALPN over `https://`) with a per-attempt timeout and an optional bearer token, and
+//! the at-least-once retry loop (timeouts, connection errors and 5xx are retried with backoff;
+//! 4xx, `401`/`403` included, never are).
 //!
 //! Every attempt is returned to the caller, because each one matters for the accounting: an
 //! acknowledged retry is a duplicate the service must count, and an attempt with an unknown
@@ -10,12 +12,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode, Uri, header};
+use hyper::{Method, Request, StatusCode, Uri, Version, header};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rand::RngExt;
 use serde_json::Value;
+
+use crate::auth::{self, Secret, TokenKind};
+use crate::tls::{self, TlsOptions};
 
 /// How an attempt that produced no HTTP answer failed, because that decides whether the
 /// service may have seen it.
@@ -64,6 +70,8 @@ pub struct Answer {
     pub body: Bytes,
     /// Time from sending the request to having the whole body.
     pub latency: Duration,
+    /// The HTTP version the exchange used (`HTTP/1.1`, `HTTP/2`).
+    pub version: &'static str,
 }
 
 /// The result of one attempt.
@@ -99,47 +107,89 @@ impl RetryPolicy {
     }
 }
 
-/// A keep-alive HTTP/1.1 client bound to the service's base URL.
+/// A keep-alive client bound to the service's base URL, optionally carrying one bearer token.
 #[derive(Clone)]
 pub struct Client {
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    http: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
     timeout: Duration,
+    token: Option<(TokenKind, Option<Secret>)>,
 }
 
 impl Client {
-    /// Builds a client for `base_url` (plain http; a path prefix is kept) with a pool sized for
+    /// A client for `base_url` that trusts the system's CAs, with a pool sized for
     /// `connections` concurrent requests.
     pub fn new(base_url: &str, timeout: Duration, connections: usize) -> Result<Client> {
+        Client::with_tls(base_url, timeout, connections, &TlsOptions::default())
+    }
+
+    /// A client for `base_url` (`http://` or `https://`, a path prefix is kept: requests go
+    /// to `base_url` + route) with the given certificate checks.
+    pub fn with_tls(
+        base_url: &str,
+        timeout: Duration,
+        connections: usize,
+        tls: &TlsOptions,
+    ) -> Result<Client> {
         let base = base_url.trim_end_matches('/').to_string();
         let uri: Uri = base
             .parse()
             .with_context(|| format!("invalid --url {base_url:?}"))?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some(other) => bail!("--url scheme {other:?} is not supported (plain http only)"),
-            None => bail!("--url {base_url:?} needs a scheme, e.g. http://127.0.0.1:3000"),
+            Some("http" | "https") => {}
+            Some(other) => bail!("--url scheme {other:?} is not supported (http or https)"),
+            None => bail!("--url {base_url:?} needs a scheme, e.g. https://logs.example.com"),
         }
         if uri.host().is_none() {
             bail!("--url {base_url:?} has no host");
         }
+        if uri.query().is_some() {
+            bail!("--url {base_url:?} must not have a query string");
+        }
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
+        connector.enforce_http(false);
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config(tls::client_config(tls)?)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(connector);
         let http = HyperClient::builder(TokioExecutor::new())
             .pool_max_idle_per_host(connections.max(1))
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
+            .build(https);
         Ok(Client {
             http,
             base,
             timeout,
+            token: None,
         })
+    }
+
+    /// The same client (same connection pool) sending `token` as the `kind` token; with
+    /// `None` it sends none, but a refusal still names `kind`.
+    pub fn authorized(&self, kind: TokenKind, token: Option<Secret>) -> Client {
+        Client {
+            token: Some((kind, token)),
+            ..self.clone()
+        }
     }
 
     /// The base URL requests are made against.
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The message for a `401`/`403` answered to `method path` by this client's token.
+    pub fn refusal(&self, method: &Method, path: &str, status: u16) -> String {
+        match &self.token {
+            Some((kind, token)) => {
+                auth::refusal(*kind, token.is_some(), method.as_str(), path, status)
+            }
+            None => format!("{method} {path} answered {status}: the service requires a token"),
+        }
     }
 
     /// One attempt: sends the request and reads the whole answer within the timeout.
@@ -169,6 +219,9 @@ impl Client {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
+        if let Some((_, Some(token))) = &self.token {
+            req = req.header(header::AUTHORIZATION, token.bearer());
+        }
         let req = req
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| Failure::Connect(format!("bad request: {e}")))?;
@@ -182,6 +235,11 @@ impl Client {
                 }
             })?;
             let status = resp.status().as_u16();
+            let version = match resp.version() {
+                Version::HTTP_2 => "HTTP/2",
+                Version::HTTP_10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            };
             let body = resp
                 .into_body()
                 .collect()
@@ -192,6 +250,7 @@ impl Client {
                 status,
                 body,
                 latency: start.elapsed(),
+                version,
             })
         };
         match tokio::time::timeout(self.timeout, exchange).await {
@@ -221,12 +280,16 @@ impl Client {
         }
     }
 
-    /// GETs `path` and parses a JSON body, failing on anything but `200`.
+    /// GETs `path` and parses a JSON body, failing on anything but `200` (a `401`/`403` with
+    /// the message that names the token).
     pub async fn get_json(&self, path: &str) -> Result<Value> {
         let a = self
             .attempt(Method::GET, path, None)
             .await
             .map_err(|f| anyhow!("GET {}{path}: {f}", self.base))?;
+        if auth::is_refusal(a.status) {
+            bail!("{}", self.refusal(&Method::GET, path, a.status));
+        }
         if a.status != StatusCode::OK.as_u16() {
             bail!(
                 "GET {}{path}: status {} body {}",
@@ -295,6 +358,7 @@ mod tests {
                 status,
                 body: Bytes::new(),
                 latency: Duration::ZERO,
+                version: "HTTP/1.1",
             })
         };
         assert!(!is_retryable(&ok(200)));
@@ -332,10 +396,13 @@ mod tests {
     }
 
     #[test]
-    fn rejects_non_http_urls() {
+    fn accepts_http_and_https_base_urls_with_a_prefix() {
         let t = Duration::from_secs(1);
-        assert!(Client::new("https://example.test", t, 1).is_err());
+        assert!(Client::new("ftp://example.test", t, 1).is_err());
         assert!(Client::new("127.0.0.1:3000", t, 1).is_err());
+        assert!(Client::new("https://example.test/logs?x=1", t, 1).is_err());
         assert!(Client::new("http://127.0.0.1:3000/", t, 1).is_ok());
+        let c = Client::new("https://example.test/edge/logs/", t, 1).unwrap();
+        assert_eq!(c.base_url(), "https://example.test/edge/logs");
     }
 }

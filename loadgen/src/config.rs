@@ -6,6 +6,9 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde::Serialize;
 
+use crate::auth::Tokens;
+use crate::tls::TlsOptions;
+
 /// How events are carried to the service, so a run can exercise either publish route or both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -21,10 +24,18 @@ pub enum Mode {
 /// Everything one run needs, so `run` can be called without a command line.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Base URL of the service (plain `http://`, optional path prefix).
+    /// Base URL of the service (`http://` or `https://`, optional path prefix).
     pub url: String,
-    /// Total events to send, replays included (retries come on top).
-    pub events: u64,
+    /// Bearer tokens for publishing and for the verification reads.
+    pub tokens: Tokens,
+    /// Certificate checks for `https://`.
+    pub tls: TlsOptions,
+    /// Total events to send, replays included (retries come on top); `None`: until
+    /// `duration` ends.
+    pub events: Option<u64>,
+    /// Open loop: send this many events per second, each request at its intended time, and
+    /// measure latency from that time; `None`: closed loop (each worker sends when answered).
+    pub rate: Option<f64>,
     /// Fraction of `events` that are exact replays of earlier events.
     pub duplicate_rate: f64,
     /// Events per batch request.
@@ -35,7 +46,8 @@ pub struct Config {
     pub topics: u32,
     /// Which publish route(s) to use.
     pub mode: Mode,
-    /// Stop issuing new requests after this long (in-flight ones finish).
+    /// Stop issuing new requests after this long (in-flight ones finish); with `rate`, no
+    /// request is scheduled at or after this time.
     pub duration: Option<Duration>,
     /// Seed for the plan and sampling; random (and reported) when absent.
     pub seed: Option<u64>,
@@ -61,7 +73,10 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             url: "http://127.0.0.1:3000".into(),
-            events: 25_000,
+            tokens: Tokens::default(),
+            tls: TlsOptions::default(),
+            events: Some(25_000),
+            rate: None,
             duplicate_rate: 0.35,
             batch_size: 100,
             concurrency: 16,
@@ -90,8 +105,15 @@ impl Config {
                 self.duplicate_rate
             );
         }
-        if self.events == 0 {
-            bail!("--events must be at least 1");
+        match (self.events, self.duration) {
+            (Some(0), _) => bail!("--events must be at least 1"),
+            (None, None) => bail!("give --events or --duration (or both: whichever ends first)"),
+            _ => {}
+        }
+        if let Some(r) = self.rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            bail!("--rate must be a positive number of events per second, got {r}");
         }
         if self.batch_size == 0 || self.batch_size > 10_000 {
             bail!("--batch-size must be in 1..=10000 (the service's default batch limit)");
@@ -150,7 +172,15 @@ mod tests {
                 ..Config::default()
             },
             Config {
-                events: 0,
+                events: Some(0),
+                ..Config::default()
+            },
+            Config {
+                events: None,
+                ..Config::default()
+            },
+            Config {
+                rate: Some(0.0),
                 ..Config::default()
             },
             Config {

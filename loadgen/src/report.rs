@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::{Config, Mode};
-use crate::ledger::Ledger;
-use crate::plan::Plan;
+use crate::measure::per_sec;
+use crate::send::Sent;
 use crate::verify::Verification;
 
 /// Latency percentiles of all attempts that got an HTTP answer, in milliseconds.
@@ -71,8 +70,14 @@ pub struct Report {
     pub topics: u32,
     /// Requested replay fraction.
     pub duplicate_rate: f64,
-    /// Events the plan held.
-    pub planned_events: u64,
+    /// Events the plan held (`None`: a run bounded by `--duration` only).
+    pub planned_events: Option<u64>,
+    /// Open-loop rate asked for, in events per second (`None`: closed loop).
+    pub rate: Option<f64>,
+    /// The `--duration` limit, in seconds.
+    pub duration_secs: Option<f64>,
+    /// Open loop: the longest a request started behind its intended send time, in ms.
+    pub max_schedule_lag_ms: Option<f64>,
     /// Events in the requests actually issued (each request once, retries not included).
     pub events_sent: u64,
     /// Distinct `(topic, event_id)` among them.
@@ -89,7 +94,7 @@ pub struct Report {
     pub queued_resends: u64,
     /// Requests that exhausted their attempts.
     pub failed_requests: u64,
-    /// Whether `--duration` stopped the run before the plan was done.
+    /// Whether `--duration` stopped the run before `--events` were sent.
     pub stopped_early: bool,
     /// Wall time of the sending phase.
     pub elapsed_secs: f64,
@@ -101,6 +106,8 @@ pub struct Report {
     pub latency_ms: Latency,
     /// Count per HTTP status, plus `timeout`/`connect_error`/`transport_error`.
     pub status_counts: BTreeMap<String, u64>,
+    /// Answers per HTTP version (HTTP/2 when the server offered it through ALPN).
+    pub http_versions: BTreeMap<String, u64>,
     /// What the service acknowledged.
     pub acknowledged: Acknowledged,
     /// Total number of errors (only the first ones are listed).
@@ -137,20 +144,16 @@ impl Latency {
     }
 }
 
-fn per_sec(n: u64, secs: f64) -> f64 {
-    if secs > 0.0 { n as f64 / secs } else { 0.0 }
-}
-
 impl Report {
     /// Assembles the report from the run's pieces.
     pub fn build(
         config: &Config,
-        plan: &Plan,
+        run_id: &str,
         seed: u64,
-        ledger: &Ledger,
-        elapsed: Duration,
+        sent: &Sent,
         verification: Option<Verification>,
     ) -> Report {
+        let ledger = &sent.ledger;
         let latency_ms = Latency::from_us(&ledger.latency_us);
         let mut status_counts: BTreeMap<String, u64> = ledger
             .statuses
@@ -160,12 +163,12 @@ impl Report {
         for (k, v) in &ledger.failures {
             status_counts.insert((*k).to_string(), *v);
         }
-        let secs = elapsed.as_secs_f64();
-        let unique_ids = ledger.issued.count();
+        let secs = sent.elapsed.as_secs_f64();
+        let unique_ids = ledger.issued_distinct;
         let passed =
             ledger.error_count == 0 && verification.as_ref().is_none_or(Verification::passed);
         Report {
-            run_id: plan.run_id.clone(),
+            run_id: run_id.to_string(),
             url: config.url.clone(),
             mode: config.mode,
             seed,
@@ -173,7 +176,12 @@ impl Report {
             batch_size: config.batch_size,
             topics: config.topics,
             duplicate_rate: config.duplicate_rate,
-            planned_events: plan.sent_events(),
+            planned_events: config.events,
+            rate: config.rate,
+            duration_secs: config.duration.map(|d| d.as_secs_f64()),
+            max_schedule_lag_ms: config
+                .rate
+                .map(|_| ledger.max_schedule_lag.as_secs_f64() * 1000.0),
             events_sent: ledger.issued_events,
             unique_ids,
             replays: ledger.issued_events - unique_ids,
@@ -182,12 +190,17 @@ impl Report {
             retries: ledger.retries,
             queued_resends: ledger.queued_resends,
             failed_requests: ledger.failed_requests,
-            stopped_early: (ledger.issued_requests as usize) < plan.requests.len(),
+            stopped_early: config.events.is_some() && !sent.exhausted,
             elapsed_secs: secs,
             events_per_sec: per_sec(ledger.issued_events, secs),
             requests_per_sec: per_sec(ledger.attempts, secs),
             latency_ms,
             status_counts,
+            http_versions: ledger
+                .versions
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
             acknowledged: Acknowledged {
                 events: ledger.acked_events,
                 unique: ledger.acked.count(),
@@ -289,10 +302,11 @@ impl Report {
             "loadgen run {} -> {}  (mode {mode}, batch {}, concurrency {}, topics {}, seed {})",
             self.run_id, self.url, self.batch_size, self.concurrency, self.topics, self.seed
         );
-        let early = if self.stopped_early {
-            format!(" — stopped by --duration, {} planned", self.planned_events)
-        } else {
-            String::new()
+        let early = match self.planned_events {
+            Some(planned) if self.stopped_early => {
+                format!(" — stopped by --duration, {planned} planned")
+            }
+            _ => String::new(),
         };
         let _ = writeln!(
             s,
@@ -305,6 +319,14 @@ impl Report {
             self.requests, self.retries, self.queued_resends, self.failed_requests
         );
         let _ = writeln!(s, "elapsed          {:.3} s", self.elapsed_secs);
+        if let Some(rate) = self.rate {
+            let _ = writeln!(
+                s,
+                "open loop        {rate} events/s scheduled; latency counted from each request's \
+                 intended send time; longest behind schedule {:.3} ms",
+                self.max_schedule_lag_ms.unwrap_or(0.0)
+            );
+        }
         let _ = writeln!(
             s,
             "throughput       {:.0} events/s, {:.1} requests/s",
@@ -321,6 +343,14 @@ impl Report {
             .iter()
             .map(|(k, v)| format!("{k}: {v}"))
             .collect();
+        let versions: Vec<String> = self
+            .http_versions
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        if !versions.is_empty() {
+            let _ = writeln!(s, "protocol         {}", versions.join(", "));
+        }
         let _ = writeln!(
             s,
             "status codes     {}",

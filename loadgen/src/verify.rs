@@ -1,6 +1,6 @@
-//! The post-run checks: `/stats` before and after the run (after draining the queue) must move
-//! by exactly what the service acknowledged, and a sample of acknowledged events must read back
-//! unchanged through `GET /events`.
+//! The post-run checks on the counters: `/stats` before and after the run (after draining the
+//! queue) must move by exactly what the service acknowledged (the read-back of a sample of
+//! events is [`crate::readback`]).
 //!
 //! The checks use deltas, so data already in the service does not matter, but they are exact:
 //! any *concurrent* unrelated traffic to the same service during the run also moves the
@@ -11,21 +11,15 @@
 //! service may or may not have counted them, so `received` and `unique_processed` are checked
 //! against a range instead of a single value; the report says which.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use chrono::DateTime;
 use hyper::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::client::{Client, encode_query_value, snippet};
+use crate::auth;
+use crate::client::{Client, snippet};
 use crate::ledger::Expected;
-use crate::plan::{Plan, SOURCE};
-
-/// Page size used for read-back (the service's maximum).
-const PAGE_LIMIT: usize = 1000;
 
 /// The counters of `GET /stats` that the checks use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +126,17 @@ pub async fn settle(
                 .await
             {
                 Ok(a) if (200..300).contains(&a.status) => {}
+                Ok(a) if auth::is_refusal(a.status) => {
+                    drain_route = false;
+                    note_once(
+                        notes,
+                        format!(
+                            "POST /drain answered {} (it needs an admin token); GET /stats \
+                             consumes the queue instead",
+                            a.status
+                        ),
+                    );
+                }
                 Ok(a) if a.status == 404 || a.status == 405 => {
                     drain_route = false;
                     note_once(
@@ -161,64 +166,6 @@ pub async fn settle(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// What one `POST /drain` loop saw, for the backlog measurements (chaos and bench).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Drain {
-    /// `POST /drain` requests made.
-    pub requests: u64,
-    /// Longest of them.
-    pub longest: Duration,
-    /// `5xx` answers among them.
-    pub server_errors: u64,
-    /// Events the drains reported stored (`processed`).
-    pub processed: u64,
-    /// Whether `queued` reached 0.
-    pub emptied: bool,
-}
-
-/// Calls `POST /drain` while it answers `"more": true` (or, from a service without that field,
-/// while `queued` is above 0), until `timeout`.
-pub async fn drain(client: &Client, timeout: Duration) -> Drain {
-    let start = Instant::now();
-    let mut d = Drain::default();
-    while start.elapsed() < timeout {
-        let t0 = Instant::now();
-        let a = client
-            .attempt(
-                Method::POST,
-                "/drain",
-                Some(bytes::Bytes::from_static(b"{}")),
-            )
-            .await;
-        d.requests += 1;
-        d.longest = d.longest.max(t0.elapsed());
-        let body: Option<Value> = match &a {
-            Ok(ans) if ans.status < 300 => serde_json::from_slice(&ans.body).ok(),
-            Ok(ans) => {
-                if ans.status >= 500 {
-                    d.server_errors += 1;
-                }
-                None
-            }
-            Err(_) => None,
-        };
-        let Some(body) = body else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        d.processed += body.get("processed").and_then(Value::as_u64).unwrap_or(0);
-        let more = body.get("more").and_then(Value::as_bool);
-        let queued = body.get("queued").and_then(Value::as_u64).unwrap_or(0);
-        // `more` (when the service has it) says whether to call again; `queued` is checked
-        // too, so a service without the field is looped until its queue is empty.
-        if more != Some(true) && queued == 0 {
-            d.emptied = true;
-            return d;
-        }
-    }
-    d
 }
 
 fn note_once(notes: &mut Vec<String>, note: String) {
@@ -311,131 +258,6 @@ pub fn check_deltas(expected: &Expected, before: &Stats, after: &Stats) -> Vec<S
         }
     }
     out
-}
-
-/// Looks up each sampled event (planned indices) through `GET /events?topic=T`, paging with
-/// the keyset cursor, and compares it with what was sent; returns `(found_identical, mismatches)`.
-pub async fn read_back(client: &Client, plan: &Plan, sample: &[u32]) -> (usize, Vec<String>) {
-    let mut by_topic: BTreeMap<u32, HashMap<&str, u32>> = BTreeMap::new();
-    for &i in sample {
-        let e = &plan.events[i as usize];
-        by_topic
-            .entry(e.topic)
-            .or_default()
-            .insert(e.event_id.as_str(), i);
-    }
-    let mut ok = 0;
-    let mut mismatches = Vec::new();
-    for (topic_idx, mut wanted) in by_topic {
-        let topic = &plan.topics[topic_idx as usize];
-        // Bound the paging: distinct events of this run in the topic, plus slack.
-        let in_topic = plan.events.iter().filter(|e| e.topic == topic_idx).count();
-        let max_pages = in_topic / PAGE_LIMIT + 3;
-        let mut cursor: Option<String> = None;
-        let mut offset = 0usize;
-        for _ in 0..max_pages {
-            let mut path = format!(
-                "/events?topic={}&limit={PAGE_LIMIT}",
-                encode_query_value(topic)
-            );
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&before={}", encode_query_value(c)));
-            } else if offset > 0 {
-                path.push_str(&format!("&offset={offset}"));
-            }
-            let page = match client.get_json(&path).await {
-                Ok(v) => v,
-                Err(e) => {
-                    mismatches.push(format!("read-back of topic {topic}: {e:#}"));
-                    break;
-                }
-            };
-            let Some(events) = page.get("events").and_then(Value::as_array) else {
-                mismatches.push(format!(
-                    "read-back of topic {topic}: answer has no `events` array"
-                ));
-                break;
-            };
-            for got in events {
-                let Some(id) = got.get("event_id").and_then(Value::as_str) else {
-                    continue;
-                };
-                if let Some(i) = wanted.remove(id) {
-                    match compare(plan, i, got) {
-                        None => ok += 1,
-                        Some(why) => mismatches.push(why),
-                    }
-                }
-            }
-            if wanted.is_empty() {
-                break;
-            }
-            let next = page.get("next_cursor").and_then(|c| match c {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
-            match next {
-                Some(n) if cursor.as_ref() == Some(&n) => {
-                    mismatches.push(format!(
-                        "read-back of topic {topic}: next_cursor {n:?} did not advance"
-                    ));
-                    break;
-                }
-                Some(n) => cursor = Some(n),
-                None if events.len() >= PAGE_LIMIT && cursor.is_none() => offset += events.len(),
-                None => break,
-            }
-        }
-        let mut missing: Vec<&str> = wanted.keys().copied().collect();
-        missing.sort_unstable();
-        for id in missing {
-            mismatches.push(format!(
-                "acknowledged event {topic}/{id} is not returned by GET /events?topic={topic}"
-            ));
-        }
-    }
-    (ok, mismatches)
-}
-
-/// Compares a stored event with the planned one; `None` when identical.
-fn compare(plan: &Plan, i: u32, got: &Value) -> Option<String> {
-    let want = &plan.events[i as usize];
-    let topic = plan.topic_of(i);
-    let key = format!("{topic}/{}", want.event_id);
-    let mut diffs = Vec::new();
-    if got.get("topic").and_then(Value::as_str) != Some(topic) {
-        diffs.push(format!(
-            "topic {}",
-            got.get("topic").unwrap_or(&Value::Null)
-        ));
-    }
-    if got.get("source").and_then(Value::as_str) != Some(SOURCE) {
-        diffs.push(format!(
-            "source {}",
-            got.get("source").unwrap_or(&Value::Null)
-        ));
-    }
-    if got.get("payload") != Some(&want.payload) {
-        diffs.push(format!(
-            "payload {} (sent {})",
-            got.get("payload").unwrap_or(&Value::Null),
-            want.payload
-        ));
-    }
-    let sent_ts = DateTime::parse_from_rfc3339(&want.timestamp).ok();
-    let got_ts = got
-        .get("timestamp")
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
-    if got_ts.is_none() || got_ts != sent_ts {
-        diffs.push(format!(
-            "timestamp {} (sent {})",
-            got.get("timestamp").unwrap_or(&Value::Null),
-            want.timestamp
-        ));
-    }
-    (!diffs.is_empty()).then(|| format!("event {key} reads back different: {}", diffs.join("; ")))
 }
 
 #[cfg(test)]

@@ -189,6 +189,76 @@ function readFilter() {
   return q;
 }
 
+// OTLP severity numbers 1-24 in groups of four (SeverityNumber in the OTLP logs data model).
+const SEVERITY = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
+
+/** OTLP severity number → its short name (`INFO`, `WARN2`), or '' when unset. */
+function severityName(n) {
+  if (typeof n !== 'number' || n < 1 || n > 24) return '';
+  const step = (n - 1) % 4;
+  return SEVERITY[Math.floor((n - 1) / 4)] + (step ? String(step + 1) : '');
+}
+
+/**
+ * A log record as a person reads it: severity, message, a few attributes. OTLP records
+ * (`/v1/logs`) have `body` and a severity; Loki entries (`/loki/api/v1/push`) have `line` and
+ * `labels`. Anything else (edgelog's own events) is null and shown as its JSON.
+ */
+function logView(p) {
+  if (!p || typeof p !== 'object' || Array.isArray(p)) return null;
+  if (typeof p.line === 'string' && p.labels && typeof p.labels === 'object') {
+    const l = p.labels;
+    const m = p.structured_metadata || {};
+    const severity = l.level || l.detected_level || l.severity || m.level || m.detected_level || '';
+    return { severity: String(severity), message: p.line, extra: p.structured_metadata };
+  }
+  if ('body' in p && ('severity_number' in p || 'severity_text' in p || p.scope || p.resource)) {
+    const severity = p.severity_text || severityName(p.severity_number);
+    const message = typeof p.body === 'string' ? p.body : JSON.stringify(p.body ?? null);
+    return { severity, message, extra: p.attributes };
+  }
+  return null;
+}
+
+/** The payload column: a log line for log records (full JSON one click away), else the JSON. */
+function payloadCell(row, payload) {
+  const td = row.insertCell();
+  const json = JSON.stringify(payload ?? null);
+  const code = document.createElement('code');
+  code.textContent = json.length > 200 ? json.slice(0, 200) + '…' : json;
+  const log = logView(payload);
+  if (!log) {
+    td.append(code);
+    return;
+  }
+  td.className = 'log';
+  if (log.severity) {
+    const sev = document.createElement('span');
+    const level = log.severity.toLowerCase().replace(/[^a-z]/g, '');
+    sev.className = 'sev sev-' + level;
+    sev.textContent = log.severity;
+    td.append(sev, ' ');
+  }
+  const message = document.createElement('span');
+  message.className = 'message';
+  message.textContent = log.message.length > 300 ? log.message.slice(0, 300) + '…' : log.message;
+  td.append(message);
+  const pairs = Object.entries(log.extra || {}).slice(0, 6)
+    .map(([k, v]) => k + '=' + (typeof v === 'string' ? v : JSON.stringify(v)));
+  if (pairs.length) {
+    const attrs = document.createElement('div');
+    attrs.className = 'muted attrs';
+    attrs.textContent = pairs.join('  ·  ');
+    td.append(attrs);
+  }
+  const details = document.createElement('details');
+  const summary = document.createElement('summary');
+  summary.textContent = 'payload';
+  code.textContent = json;
+  details.append(summary, code);
+  td.append(details);
+}
+
 async function loadEvents() {
   const seq = ++events.seq;
   const q = new URLSearchParams(events.filter);
@@ -224,10 +294,7 @@ function eventRow(e) {
   timeCell(row, e.timestamp);
   row.insertCell().append(levelBadge(e.level));
   for (const v of [e.topic, e.event_id, e.source]) cell(row, v);
-  const payload = JSON.stringify(e.payload ?? null);
-  const code = document.createElement('code');
-  code.textContent = payload.length > 200 ? payload.slice(0, 200) + '…' : payload;
-  row.insertCell().append(code);
+  payloadCell(row, e.payload);
   row.tabIndex = 0;
   row.title = 'Show the whole event';
   return row;

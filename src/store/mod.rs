@@ -58,6 +58,9 @@ pub trait EventStore {
     fn volume(&self, query: &VolumeQuery) -> Result<Vec<VolumeCell>, StoreError>;
     /// Proves the database answers, for `/health`.
     fn ping(&self) -> Result<(), StoreError>;
+    /// Whether the dead-letter table exists: a store no request has migrated yet has none, so
+    /// `/health` can say `0` rather than "unknown" without creating the schema.
+    fn has_dead_letter_table(&self) -> Result<bool, StoreError>;
     /// Moves an entry aside: a dead letter plus its marker, atomically (a repeat changes nothing).
     fn bury(&self, letter: &NewDeadLetter<'_>) -> Result<(), StoreError>;
     /// Counts one more failed attempt of an entry; returns the attempts so far.

@@ -398,6 +398,12 @@ impl EventStore for PostgresStore {
         self.query(sql::PING, &[]).map(|_| ())
     }
 
+    fn has_dead_letter_table(&self) -> Result<bool, StoreError> {
+        // `to_regclass` follows the search path, like the unqualified names of the migrations.
+        let exists = "SELECT count(to_regclass('dead_letters'))";
+        Ok(self.scalar(exists, &[])? > 0)
+    }
+
     fn bury(&self, letter: &NewDeadLetter<'_>) -> Result<(), StoreError> {
         let params = [
             text(letter.key),
@@ -420,17 +426,17 @@ impl EventStore for PostgresStore {
         let statement = format!(
             "SELECT {LETTER_COLUMNS} FROM dead_letters WHERE seq > $1 ORDER BY seq LIMIT $2"
         );
-        let rows = self.query(
+        let rows = self.rows(
             &statement,
             &[ParameterValue::Int64(after), int(u64::from(limit))],
         )?;
-        rows.rows.iter().map(|r| letter(r, false)).collect()
+        rows.iter().map(|r| letter(r, false)).collect()
     }
 
     fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
         let statement = format!("SELECT {LETTER_COLUMNS}, batch FROM dead_letters WHERE id = $1");
-        let rows = self.query(&statement, &[text(id)])?;
-        rows.rows.first().map(|r| letter(r, true)).transpose()
+        let rows = self.rows(&statement, &[text(id)])?;
+        rows.first().map(|r| letter(r, true)).transpose()
     }
 
     fn discard(&self, id: &str) -> Result<Option<String>, StoreError> {
@@ -462,8 +468,8 @@ impl EventStore for PostgresStore {
     }
 
     fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
-        let rows = self.query(TOUCH, &[text_array(keys.iter().map(String::as_str))])?;
-        rows.rows.iter().map(|r| decode(r, 0)).collect()
+        let rows = self.rows(TOUCH, &[text_array(keys.iter().map(String::as_str))])?;
+        rows.iter().map(|r| decode(r, 0)).collect()
     }
 }
 

@@ -27,6 +27,12 @@ pub(super) fn pg_error(e: PgError) -> StoreError {
             format!("SQLSTATE {} {}: {}", db.code, db.severity, db.message),
         )
         .kind(kind_of(&db.code)),
+        // Spin 4.0.2 flattens an error raised while a query's rows stream back (a constraint, a
+        // trigger) to text: its SQLSTATE is still in the words, and decides as above.
+        PgError::QueryFailed(QueryError::Text(t)) if sqlstate_in(&t).is_some() => {
+            let code = sqlstate_in(&t).unwrap_or_default();
+            StoreError::new(format!("query failed (SQLSTATE {code})"), t).kind(kind_of(&code))
+        }
         PgError::QueryFailed(QueryError::Text(t)) => {
             let kind = if lost_connection(&t) {
                 ErrorKind::Transient
@@ -39,6 +45,25 @@ pub(super) fn pg_error(e: PgError) -> StoreError {
         PgError::ValueConversionFailed(m) => StoreError::new("value conversion failed", m),
         PgError::Other(m) => StoreError::new("postgres error", m),
     }
+}
+
+/// The SQLSTATE in a flattened server error (`code: "23505"`, or tokio-postgres's
+/// `SqlState(E23505)`), if there is one.
+fn sqlstate_in(text: &str) -> Option<String> {
+    let valid = |c: &str| {
+        c.len() == 5
+            && c.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    };
+    for (marker, end) in [("code: \"", '"'), ("SqlState(E", ')')] {
+        for (at, _) in text.match_indices(marker) {
+            let rest = &text[at + marker.len()..];
+            if let Some(code) = rest.split(end).next().filter(|c| valid(c)) {
+                return Some(code.to_owned());
+            }
+        }
+    }
+    None
 }
 
 /// Whether a host's error text says the connection, not the statement, failed.
@@ -88,6 +113,26 @@ pub fn connection_summary(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flattened_server_error_keeps_its_sqlstate() {
+        // What Spin 4.0.2 answers for a unique violation raised while a query runs.
+        let spin = r#"Error::QueryFailed(QueryError::DbError(DbError { as-text: "Error { kind: Db, cause: Some(DbError { severity: \"ERROR\", code: SqlState(E23505), message: \"duplicate key\" }) }", severity: "ERROR", code: "23505", message: "duplicate key value violates unique constraint \"u_pkey\"" }))"#;
+        let e = pg_error(PgError::QueryFailed(QueryError::Text(spin.into())));
+        assert_eq!(e.kind, ErrorKind::Permanent);
+        assert_eq!(e.summary, "query failed (SQLSTATE 23505)");
+        assert_eq!(
+            sqlstate_in("Error { code: SqlState(E40P01) }").as_deref(),
+            Some("40P01")
+        );
+        // Words that merely look like a connection failure do not decide it ("refused").
+        let refused = spin
+            .replace("23505", "23514")
+            .replace("duplicate key", "refused");
+        let e = pg_error(PgError::QueryFailed(QueryError::Text(refused)));
+        assert_eq!(e.kind, ErrorKind::Permanent);
+        assert_eq!(sqlstate_in("connection reset by peer"), None);
+    }
 
     #[test]
     fn sqlstate_classes() {

@@ -434,6 +434,13 @@ impl EventStore for SqliteStore {
         self.run(sql::PING, &[]).map(|_| ())
     }
 
+    fn has_dead_letter_table(&self) -> Result<bool, StoreError> {
+        let statement =
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'";
+        let rows = self.run(statement, &[])?;
+        Ok(int(rows.rows.first().and_then(|r| r.values.first()))? > 0)
+    }
+
     fn bury(&self, letter: &NewDeadLetter<'_>) -> Result<(), StoreError> {
         self.write_tx(|| {
             let marked = self.run(BURY_MARKER, &[t(letter.key), n(letter.received)])?;

@@ -3,7 +3,9 @@
 //! The publish routes hand the raw body to [`parse_batch`], which accepts the three
 //! contract shapes (one event object, a JSON array, or `{"events": [...]}`), checks
 //! every field of every event, and either returns the whole batch or one error that
-//! lists *all* problems — a batch is all-or-nothing.
+//! lists *all* problems — a batch is all-or-nothing. NDJSON bodies reach the same checks
+//! through [`validate_items`]; the protocol adapters (`ingest`) build events from their own
+//! records with [`Event::build`], under the same rules, and derive ids with [`content_id`].
 //!
 //! Rules: `topic`, `event_id`, `source` are strings of 1–255 characters (Unicode
 //! scalar values, not bytes) without NUL; `timestamp` is an RFC 3339 / ISO 8601
@@ -29,12 +31,14 @@ use serde_json::value::RawValue;
 
 use crate::error::{ApiError, FieldError};
 
+mod digest;
 pub mod level;
 mod payload;
 pub mod text;
 mod timestamp;
+pub use digest::content_id;
 pub use level::Level;
-pub use timestamp::{normalize_timestamp, parse_timestamp, render_utc};
+pub use timestamp::{from_unix_nanos, normalize_timestamp, parse_timestamp, render_utc};
 
 /// Longest `topic`, `event_id` or `source`, in characters.
 pub const MAX_TEXT_CHARS: usize = 255;
@@ -165,6 +169,48 @@ impl Event {
         text("event_id", &event_id)?;
         text("source", &source)?;
         let timestamp = normalize_timestamp(timestamp).map_err(|m| format!("timestamp {m}"))?;
+        let (message, level) = text::inspect(&payload);
+        Ok(Event {
+            topic,
+            event_id,
+            timestamp,
+            source,
+            payload,
+            level,
+            message,
+        })
+    }
+
+    /// Builds an event a protocol adapter (OTLP, Loki) mapped from its own record, under the
+    /// same rules as a published one, payload size limit included; the error says which rule.
+    pub fn build(
+        topic: String,
+        event_id: String,
+        timestamp: &str,
+        source: String,
+        payload: String,
+        limits: &Limits,
+    ) -> Result<Event, String> {
+        let text = |field: &str, v: &str| check_text(v).map_err(|m| format!("{field} {m}"));
+        text("topic", &topic)?;
+        text("event_id", &event_id)?;
+        text("source", &source)?;
+        let timestamp = normalize_timestamp(timestamp).map_err(|m| format!("timestamp {m}"))?;
+        let raw =
+            RawValue::from_string(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+        let payload = match payload::compact(&raw) {
+            Ok(Ok(p)) => p,
+            Ok(Err(m)) => return Err(format!("payload {m}")),
+            Err(ItemError::Malformed(m)) => return Err(format!("payload: {m}")),
+            Err(ItemError::Problems(_)) => return Err("payload is invalid".into()),
+        };
+        if payload.get().len() > limits.max_payload_bytes {
+            return Err(format!(
+                "payload is {} bytes serialised; the limit is {}",
+                payload.get().len(),
+                limits.max_payload_bytes
+            ));
+        }
         let (message, level) = text::inspect(&payload);
         Ok(Event {
             topic,
@@ -387,10 +433,25 @@ pub fn parse_batch(body: &[u8], shape: Shape, limits: &Limits) -> Result<Vec<Eve
             limits.max_batch_events
         )));
     }
+    validate_items(
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| ((!single).then_some(i), item)),
+        limits,
+    )
+}
+
+/// Validates raw event objects, tagged with the index their errors should name, as one
+/// all-or-nothing batch: every event, or one error listing every problem (`413` if any payload
+/// is too large, else `422`; `400` for text no store can hold). Callers check count limits first.
+pub fn validate_items<'a>(
+    items: impl ExactSizeIterator<Item = (Option<usize>, &'a RawValue)>,
+    limits: &Limits,
+) -> Result<Vec<Event>, ApiError> {
     let mut events = Vec::with_capacity(items.len());
     let mut all = Problems::default();
-    for (i, item) in items.into_iter().enumerate() {
-        let index = (!single).then_some(i);
+    for (index, item) in items {
         let result = if item.get().starts_with('{') {
             match serde_json::from_str::<Fields>(item.get()) {
                 Ok(fields) => Event::from_fields(fields, limits),

@@ -27,6 +27,20 @@ pub fn render_utc(t: &NaiveDateTime) -> String {
     )
 }
 
+/// Renders nanoseconds since the Unix epoch (OTLP's and Loki's clocks), refusing what the
+/// stores cannot hold (before year 0001 or after 9999).
+pub fn from_unix_nanos(nanos: i128) -> Result<String, String> {
+    let secs = i64::try_from(nanos.div_euclid(1_000_000_000));
+    let sub = nanos.rem_euclid(1_000_000_000) as u32;
+    let at = secs
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, sub))
+        .map(|t| t.naive_utc())
+        .filter(|t| (1..=9999).contains(&t.year()))
+        .ok_or_else(|| format!("{nanos} ns since the Unix epoch is outside years 0001-9999"))?;
+    Ok(render_utc(&at))
+}
+
 /// Parses a timestamp into a UTC instant (see the module doc for the accepted grammar).
 pub fn parse_timestamp(s: &str) -> Result<NaiveDateTime, String> {
     const HINT: &str = "must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z";
@@ -159,5 +173,17 @@ mod tests {
     fn normalised_form_is_a_fixed_point() {
         let once = normalize_timestamp("2024-05-01T12:00:00.1234567+03:00").unwrap();
         assert_eq!(normalize_timestamp(&once).unwrap(), once);
+    }
+
+    #[test]
+    fn unix_nanos() {
+        assert_eq!(
+            from_unix_nanos(1_544_712_660_300_000_123).unwrap(),
+            "2018-12-13T14:51:00.300000Z"
+        );
+        assert_eq!(from_unix_nanos(0).unwrap(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(from_unix_nanos(-1).unwrap(), "1969-12-31T23:59:59.999999Z");
+        assert!(from_unix_nanos(i128::from(i64::MAX) * 1_000_000_000).is_err());
+        assert!(from_unix_nanos(-62_200_000_000 * 1_000_000_000).is_err());
     }
 }

@@ -175,6 +175,32 @@ async function openService(context) {
   assert.match(await text(page, '#rate'), /^Rate: [\d.,]+ events\/s now, peak [\d.,]+ events\/s/);
   ok('live refresh: counters, topics and the rate sparkline update');
 
+  // Records from log shippers (OTLP, Loki push) read as log lines: severity, message, attributes.
+  const otlp = {
+    resourceLogs: [{
+      resource: { attributes: [{ key: 'service.name', value: { stringValue: 'checkout-api' } }] },
+      scopeLogs: [{
+        scope: { name: 'http' },
+        logRecords: [{
+          timeUnixNano: '1795428000000000000', severityNumber: 17, severityText: 'ERROR',
+          body: { stringValue: 'payment <b>declined</b>' },
+          attributes: [{ key: 'order.id', value: { stringValue: 'ord-7' } }],
+        }],
+      }],
+    }],
+  };
+  const post = (path, body) => fetch(new URL(path, base), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.equal((await post('v1/logs', otlp)).status, 200);
+  const loki = { streams: [{ stream: { service_name: 'checkout-api', level: 'warn' }, values: [['1795428060000000000', 'retrying payment']] }] };
+  assert.equal((await post('loki/api/v1/push', loki)).status, 204);
+  await showEvents(page, { topic: 'checkout-api' });
+  const logCells = () => page.locator('#events tbody td.log').evaluateAll((tds) => tds
+    .map((td) => [td.querySelector('.sev')?.textContent, td.querySelector('.message')?.textContent, td.querySelector('.attrs')?.textContent ?? ''])
+    .sort((a, b) => a[1].localeCompare(b[1])));
+  await until('log records shown as log lines', async () => (await logCells()).length === 2);
+  assert.deepEqual(await logCells(), [['ERROR', 'payment <b>declined</b>', 'order.id=ord-7'], ['warn', 'retrying payment', '']]);
+  assert.equal(await page.locator('#events tbody b').count(), 0, 'log text must not become markup');
+  ok('OTLP and Loki records show severity, message and attributes, not a wall of JSON');
   await exploreEvents(page, base);
 
   if (args.screenshot) {

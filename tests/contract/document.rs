@@ -77,6 +77,32 @@ impl Contract {
             .cloned()
     }
 
+    /// The document a service with tokens for exactly the `configured` security schemes serves:
+    /// an operation keeps its requirements only if its own group (its first scheme) has tokens,
+    /// and then only the requirements whose schemes have tokens; otherwise `"security": []`.
+    pub fn served(&self, configured: &[&str]) -> Value {
+        let mut doc = self.doc.clone();
+        for item in doc["paths"].as_object_mut().unwrap().values_mut() {
+            for op in item.as_object_mut().unwrap().values_mut() {
+                let Some(requirements) = op.get_mut("security").and_then(Value::as_array_mut)
+                else {
+                    continue;
+                };
+                let has_tokens = |r: &Value| {
+                    r.as_object()
+                        .unwrap()
+                        .keys()
+                        .all(|scheme| configured.contains(&scheme.as_str()))
+                };
+                if requirements.first().is_some_and(|own| !has_tokens(own)) {
+                    requirements.clear();
+                }
+                requirements.retain(has_tokens);
+            }
+        }
+        doc
+    }
+
     /// A JSON pointer segment.
     pub fn escape(s: &str) -> String {
         s.replace('~', "~0").replace('/', "~1")

@@ -134,6 +134,10 @@ pub fn unprobed(template: &str, method: &str, status: u16) -> Option<&'static st
         408 if !slow_body_probed => {
             Some("edge-host's slow-body 408 is probed on POST /publish and GET /events")
         }
+        408 if crate::support::on_spin() => Some("Spin has no body idle timeout (edge-host's 408)"),
+        503 if publish && crate::support::on_spin() => {
+            Some("a publish's 503 needs the queue down, not probed on Spin (a refused Redis hangs)")
+        }
         500 if !uses_config => Some("no configuration is read: 500 only if the guest traps"),
         503 if !uses_config => Some("no store is used: 503 only when edge-host is overloaded"),
         _ => None,

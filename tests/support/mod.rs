@@ -1,10 +1,18 @@
 //! Test harness shared by the integration suites: builds the real `.wasm` components once, starts
 //! `edge-host` as a separate process on a free port with its own state directory, and talks to
 //! it over real HTTP. Databases and Redis key spaces are created per test and dropped after.
+//!
+//! With `EDGELOG_SPIN=/path/to/spin` set, [`Host`] starts the real Spin CLI instead
+//! (`spin up --from … --listen 127.0.0.1:0 [--state-dir …] [--runtime-config-file …]`, the same
+//! environment), so the app's suites run on Spin 4.0.2 unchanged; see [`spin`].
 
 #![allow(dead_code)]
 
 pub mod app;
+mod spin;
+
+#[allow(unused_imports)] // each suite uses what it needs
+pub use spin::{on_spin, skip_on_spin};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -40,14 +48,16 @@ pub fn build_components() {
     });
 }
 
-/// A running `edge-host` process.
+/// A running `edge-host` process (or `spin up`, under `EDGELOG_SPIN`).
 pub struct Host {
     child: Option<Child>,
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
     manifest: PathBuf,
     state_dir: PathBuf,
+    state_dir_flag: bool,
     runtime_config: Option<PathBuf>,
+    cwd: Option<PathBuf>,
     env: Vec<(String, String)>,
     extra_args: Vec<String>,
     /// Everything the host printed (stdout and stderr), for assertions on logs.
@@ -65,8 +75,12 @@ pub struct HostConfig {
     pub runtime_config: Option<PathBuf>,
     /// Extra environment (e.g. `SPIN_VARIABLE_STORE`).
     pub env: Vec<(String, String)>,
-    /// Extra command-line arguments.
+    /// Extra command-line arguments (edge-host's own flags: a test that sets any skips on Spin).
     pub args: Vec<String>,
+    /// Working directory of the host process (default: the test's).
+    pub cwd: Option<PathBuf>,
+    /// Pass no `--state-dir`: the host's default, `.spin/` beside the manifest.
+    pub default_state_dir: bool,
 }
 
 impl HostConfig {
@@ -110,12 +124,19 @@ impl Host {
     /// Starts a host and waits until it serves.
     pub fn start(config: HostConfig) -> Host {
         build_components();
+        let manifest = config.manifest.unwrap_or_else(|| root().join("spin.toml"));
+        let state_dir = match (config.default_state_dir, config.state_dir) {
+            (true, _) => manifest.parent().unwrap_or(Path::new("")).join(".spin"),
+            (false, dir) => dir.unwrap_or_else(|| temp_dir("edge-state-")),
+        };
         let mut host = Host {
             child: None,
             url: String::new(),
-            manifest: config.manifest.unwrap_or_else(|| root().join("spin.toml")),
-            state_dir: config.state_dir.unwrap_or_else(|| temp_dir("edge-state-")),
+            manifest,
+            state_dir,
+            state_dir_flag: !config.default_state_dir,
             runtime_config: config.runtime_config,
+            cwd: config.cwd,
             env: config.env,
             extra_args: config.args,
             output: Default::default(),
@@ -126,33 +147,45 @@ impl Host {
 
     /// Starts the process again with the same configuration (after `kill` or `stop`).
     pub fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge-host"));
-        cmd.arg("up")
-            .arg("--from")
+        let spin = spin::binary();
+        let mut cmd = match &spin {
+            Some(spin) => spin::command(spin, &self.extra_args, &self.env),
+            None => {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge-host"));
+                cmd.arg("up").env("RUST_LOG", "info");
+                for (k, v) in &self.env {
+                    cmd.env(k, v);
+                }
+                cmd
+            }
+        };
+        cmd.arg("--from")
             .arg(&self.manifest)
             .arg("--listen")
             .arg("127.0.0.1:0")
-            .arg("--state-dir")
-            .arg(&self.state_dir)
             .args(&self.extra_args)
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if self.state_dir_flag {
+            cmd.arg("--state-dir").arg(&self.state_dir);
+        }
         if let Some(rc) = &self.runtime_config {
             cmd.arg("--runtime-config-file").arg(rc);
         }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
         }
-        let mut child = cmd.spawn().expect("start edge-host");
+        let mut child = cmd.spawn().expect("start the host");
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let out = self.output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("Serving ") {
+                // Spin prints "Serving" in colour when it thinks it may.
+                let plain = spin::strip_ansi(&line);
+                if let Some(url) = plain.trim_start().strip_prefix("Serving ") {
                     let _ = tx.send(url.trim().to_string());
                 }
                 out.lock().unwrap().push_str(&(line + "\n"));
@@ -170,10 +203,14 @@ impl Host {
         match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(url) => self.url = url,
             Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                spin::kill_all(&mut child);
                 panic!(
-                    "edge-host did not start; output:\n{}",
+                    "{} did not start; output:\n{}",
+                    if spin.is_some() {
+                        "spin up"
+                    } else {
+                        "edge-host"
+                    },
                     self.output.lock().unwrap()
                 );
             }
@@ -181,11 +218,11 @@ impl Host {
         self.child = Some(child);
     }
 
-    /// SIGKILL: the process dies at once, mid-whatever it was doing.
+    /// SIGKILL: the process dies at once, mid-whatever it was doing (under Spin, `spin up` and
+    /// its trigger process both).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            spin::kill_all(&mut c);
         }
     }
 
@@ -203,7 +240,7 @@ impl Host {
             }
             assert!(
                 Instant::now() < deadline,
-                "edge-host did not stop on SIGTERM"
+                "the host did not stop on SIGTERM"
             );
             std::thread::sleep(Duration::from_millis(20));
         }

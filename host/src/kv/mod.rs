@@ -46,12 +46,14 @@ macro_rules! dispatch {
 }
 
 impl KvBackend {
-    /// Builds the backend for a store label from its runtime configuration.
-    pub fn new(label: &str, config: &KvConfig) -> Self {
-        match config {
+    /// Builds the backend for a store label from its runtime configuration (none for a store
+    /// Spin would keep in memory: see `RuntimeConfig::check_files`).
+    pub fn new(label: &str, config: &KvConfig) -> Option<Self> {
+        Some(match config {
             KvConfig::Sqlite(path) => KvBackend::Sqlite(sqlite::SqliteKv::new(label, path)),
             KvConfig::Redis(url) => KvBackend::Redis(redis::RedisKv::new(url)),
-        }
+            KvConfig::InMemory => return None,
+        })
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -336,7 +338,11 @@ impl batch::Host for RequestState {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, wasi_kv::Error>> {
         let h = self.kv(&bucket)?;
-        Ok(h.backend.get_many(&keys).await.map_err(wasi_err))
+        match h.backend.get_many(&keys).await {
+            // Where Spin's host panics, the guest's request fails here too (a trap: 500).
+            Err(e) if e.is::<redis::SpinHostPanic>() => Err(wasmtime::format_err!("{e}")),
+            result => Ok(result.map_err(wasi_err)),
+        }
     }
 
     async fn set_many(

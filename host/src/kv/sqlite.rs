@@ -155,15 +155,18 @@ impl SqliteKv {
 
     /// Values of several keys in one read.
     pub async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        // As Spin 4.0.2 answers (`key IN rarray(…)` over the primary key): the keys that exist,
+        // each once, in key order; missing keys are left out.
         self.with(|c, s| {
             let mut stmt =
                 c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
-            keys.iter()
-                .map(|k| {
-                    let v = stmt.query_row(params![s, k], |r| r.get(0)).optional()?;
-                    Ok((k.clone(), v))
-                })
-                .collect()
+            let mut found = std::collections::BTreeMap::new();
+            for k in keys {
+                if let Some(v) = stmt.query_row(params![s, k], |r| r.get(0)).optional()? {
+                    found.insert(k.clone(), Some(v));
+                }
+            }
+            Ok(found.into_iter().collect())
         })
     }
 
