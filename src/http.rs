@@ -239,7 +239,7 @@ pub fn wants_async(prefer: Option<&str>, query: &str) -> Result<bool, ApiError> 
         p.split([',', ';'])
             .any(|token| token.trim().eq_ignore_ascii_case("respond-async"))
     });
-    let asked = match query_param(query, "async").as_deref().map(str::trim) {
+    let asked = match query_param(query, "async").as_deref() {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
         Some(_) => return Err(ApiError::bad_query("async", "must be true or false")),

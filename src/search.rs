@@ -138,14 +138,10 @@ pub fn parse_tail(query: &str, page: &EventQuery) -> Result<Option<Tail>, ApiErr
             }
         },
     };
+    // Without `after` this is a listing, which answers at once: `wait` means nothing there and
+    // is ignored (every schema-valid request is answered).
     let Some(raw) = query_param(query, "after") else {
-        return match wait {
-            Some(_) => Err(ApiError::bad_query(
-                "wait",
-                "needs after=<tail_cursor> (the tail_cursor of a previous answer)",
-            )),
-            None => Ok(None),
-        };
+        return Ok(None);
     };
     let after = raw.trim().parse::<TailCursor>().map_err(|()| {
         ApiError::bad_query(
@@ -153,21 +149,10 @@ pub fn parse_tail(query: &str, page: &EventQuery) -> Result<Option<Tail>, ApiErr
             "must be a tail_cursor from a previous answer, such as 0-1234",
         )
     })?;
-    let conflict = if page.before.is_some() {
-        Some("before")
-    } else if page.offset > 0 {
-        Some("offset")
-    } else if query_param(query, "order").is_some() {
-        Some("order")
-    } else {
-        None
-    };
-    if let Some(name) = conflict {
-        return Err(ApiError::bad_query(
-            name,
-            "cannot be combined with after: a tail returns what was stored after the cursor, oldest first",
-        ));
-    }
+    // A tail reads what was stored after the cursor, oldest first: `before`, `offset` and `order`
+    // page a listing and have no meaning here, so they are ignored (every schema-valid request
+    // is answered; see docs/SEARCH.md).
+    let _ = page;
     Ok(Some(Tail {
         after,
         wait: wait.unwrap_or_default(),
@@ -236,24 +221,25 @@ pub fn parse_volume(query: &str, now_minute: i64) -> Result<VolumeQuery, ApiErro
         Some(raw) => parse_step(&raw).map_err(|m| ApiError::bad_query("step", m))?,
         None => auto_step((until - since).max(1)),
     };
-    let since = since.div_euclid(step) * step;
+    // A step too fine for the range is widened to the finest one within MAX_BUCKETS, and a range
+    // that rounds out of the years 0001-9999 is cut to whole steps inside them: the answer's
+    // `step_seconds`, `since` and `until` say what was counted (every schema-valid request is
+    // answered; see docs/SEARCH.md).
     let until = until.max(since);
-    let until = until.div_euclid(step) * step + if until % step == 0 { 0 } else { step };
-    if since < FIRST_MINUTE || until >= END_MINUTE {
-        return Err(ApiError::bad_query(
-            "step",
-            "rounds the range out of the years 0001-9999: use a smaller step or range",
-        ));
-    }
-    if (until - since) / step > MAX_BUCKETS {
-        return Err(ApiError::bad_query(
-            "step",
-            format!(
-                "gives {} buckets over this range; the most is {MAX_BUCKETS}: use a larger step",
-                (until - since) / step
-            ),
-        ));
-    }
+    let range = until - since;
+    let mut step = step;
+    let (since, until) = loop {
+        let round_up =
+            |m: i64| m.div_euclid(step) * step + if m.rem_euclid(step) == 0 { 0 } else { step };
+        let first = round_up(FIRST_MINUTE).max(since.div_euclid(step) * step);
+        let last = round_up(until)
+            .min((END_MINUTE - 1).div_euclid(step) * step)
+            .max(first);
+        if (last - first) / step <= MAX_BUCKETS {
+            break (first, last);
+        }
+        step = (step + 1).max((range + MAX_BUCKETS - 1) / MAX_BUCKETS);
+    };
     let mut find = parse_find(query)?;
     find.order = Order::Default;
     Ok(VolumeQuery {

@@ -229,7 +229,7 @@ async function exploreEvents(page, base) {
   await until('search finds the identifier substring', async () => JSON.stringify(await eventIds(page)) === '["co-0"]');
   assert.equal(await text(page, '#events tbody tr[data-event-id="co-0"] .badge'), 'error');
   assert.match(await page.locator('#events tbody .badge').first().getAttribute('class'), /lv-error/);
-  await showEvents(page, { q: 'checkout -"db timeout"' });
+  await showEvents(page, { topic: 'checkout', q: 'checkout -"db timeout"' });
   await until('an excluded phrase', async () => (await eventIds(page)).length === 0);
   ok('search: an identifier substring finds its event (level badge "error"); an excluded phrase removes the rest');
 
