@@ -113,7 +113,7 @@ async fn read_raw(req: IncomingRequest, max_bytes: usize) -> Result<Vec<u8>, Api
 }
 
 /// Decoded query parameters; the last occurrence of a repeated name wins.
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
@@ -139,7 +139,7 @@ fn integer_param(query: &str, name: &str, min: u64, max: u64) -> Result<Option<u
 pub const MAX_OFFSET: u64 = 10_000;
 
 /// A 1–255 character text parameter, like the event fields it filters on.
-fn text_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn text_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
     match query_param(query, name) {
         Some(t) if t.is_empty() || t.chars().count() > crate::validate::MAX_TEXT_CHARS => {
             Err(ApiError::bad_query(name, "must be 1-255 characters"))
@@ -152,7 +152,7 @@ fn text_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
 }
 
 /// An ISO 8601 time parameter, normalised like event timestamps.
-fn time_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn time_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
     query_param(query, name)
         .map(|raw| {
             crate::validate::normalize_timestamp(raw.trim()).map_err(|_| {
@@ -190,6 +190,7 @@ pub fn parse_event_query(query: &str) -> Result<EventQuery, ApiError> {
         limit: limit.map_or(DEFAULT_LIMIT, |l| l as u32),
         offset,
         before: integer_param(query, "before", 1, max)?,
+        find: crate::search::parse_find(query)?,
     };
     // An inverted or empty range (`until` at or before `since`) is valid and matches nothing: the
     // query answers an empty page, as any range no event falls in.
@@ -238,7 +239,7 @@ pub fn wants_async(prefer: Option<&str>, query: &str) -> Result<bool, ApiError> 
         p.split([',', ';'])
             .any(|token| token.trim().eq_ignore_ascii_case("respond-async"))
     });
-    let asked = match query_param(query, "async").as_deref().map(str::trim) {
+    let asked = match query_param(query, "async").as_deref() {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
         Some(_) => return Err(ApiError::bad_query("async", "must be true or false")),

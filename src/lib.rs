@@ -11,6 +11,7 @@
 //! dead letters) → `store` (`EventStore`; `sqlite`, `postgres`) → `stats` (counters).
 //! Other protocols enter through `ingest` (`otlp`, `loki`, `ndjson`): adapters that turn their
 //! wire format into validated events and join the same path at `routes::deliver`.
+//! Reading: `search` (the `q` / `level` / `order` / tail / volume parameters) over `store`.
 //! Beside the path: `error` (the one error type), `config` (Spin variables),
 //! `maintenance` (marker compaction, retention), `openapi` (the contract) and
 //! `console` (the web page at `/`).
@@ -26,6 +27,7 @@ mod maintenance;
 mod openapi;
 mod queue;
 mod routes;
+mod search;
 mod stats;
 mod store;
 mod validate;
@@ -53,6 +55,8 @@ pub enum Route {
     LokiPush,
     /// `GET /events`: stored events, newest first.
     Events,
+    /// `GET /volume`: events per time bucket and level.
+    Volume,
     /// `GET /stats`: exact counters.
     Stats,
     /// `GET /health`: liveness of queue and store.
@@ -95,6 +99,7 @@ impl Route {
             "/v1/logs" => Some(Route::OtlpLogs),
             "/loki/api/v1/push" => Some(Route::LokiPush),
             "/events" => Some(Route::Events),
+            "/volume" => Some(Route::Volume),
             "/stats" => Some(Route::Stats),
             "/health" => Some(Route::Health),
             "/metrics" => Some(Route::Metrics),
@@ -128,6 +133,7 @@ impl Route {
             Route::Root
             | Route::OpenApi
             | Route::Events
+            | Route::Volume
             | Route::Stats
             | Route::Health
             | Route::Metrics
@@ -153,7 +159,7 @@ impl Route {
             Route::Publish | Route::PublishBatch | Route::OtlpLogs | Route::LokiPush => {
                 Group::Publish
             }
-            Route::Events | Route::Stats | Route::Metrics => Group::Read,
+            Route::Events | Route::Volume | Route::Stats | Route::Metrics => Group::Read,
             Route::DeadLetter if *method == Method::Delete => Group::Admin,
             Route::Drain
             | Route::Maintenance
@@ -215,6 +221,7 @@ async fn dispatch(
         Route::OtlpLogs => ingest::otlp_logs(req, query).await,
         Route::LokiPush => ingest::loki_push(req, query).await,
         Route::Events => routes::events(query),
+        Route::Volume => routes::volume(query),
         Route::Stats => routes::stats(query),
         Route::Health => routes::health(query),
         Route::Metrics => routes::metrics(),

@@ -4,7 +4,9 @@
 //! `q/<13-digit unix millis>-<16 hex random>-<event count>`, so the keys sort in
 //! arrival order and anyone can total the backlog from `get_keys` alone, without
 //! reading values. The value is compact JSON:
-//! `{"v":1,"events":[[topic,event_id,timestamp,source,payload],...]}`.
+//! `{"v":1,"events":[[topic,event_id,timestamp,source,payload],...]}`, or, when some event of
+//! the batch has a level, `{"v":2,"events":[[topic,event_id,timestamp,source,payload,level],...]}`
+//! (`level` a name or `null`): batches without levels stay readable by older versions.
 //!
 //! Entries are immutable: written once by [`Queue::enqueue_as`] (the durable
 //! acknowledgement point of a publish whose store write failed or was deferred), read
@@ -22,7 +24,7 @@ use serde_json::value::RawValue;
 use spin_sdk::key_value::Store;
 use spin_sdk::wit::wasi::keyvalue::{batch, store as wasi_store};
 
-use crate::validate::Event;
+use crate::validate::{Event, Level};
 
 /// Prefix of every queue key, so other keys in the store are never mistaken for entries.
 pub const PREFIX: &str = "q/";
@@ -114,14 +116,52 @@ struct EncodedRef<'a> {
     events: Vec<(&'a str, &'a str, &'a str, &'a str, &'a RawValue)>,
 }
 
+/// Version 2: one more element per event, its level.
+#[derive(Serialize)]
+struct EncodedRefV2<'a> {
+    v: u32,
+    events: Vec<RowRefV2<'a>>,
+}
+
+/// One event of a version 2 entry: topic, event_id, timestamp, source, payload, level.
+type RowRefV2<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a RawValue,
+    Option<&'a str>,
+);
+
+type Row = (String, String, String, String, Box<RawValue>);
+
 #[derive(Deserialize)]
 struct Encoded {
     v: u32,
-    events: Vec<(String, String, String, String, Box<RawValue>)>,
+    events: Box<RawValue>,
 }
 
 /// Serialises a batch as an entry value.
 pub fn encode(events: &[Event]) -> Result<Vec<u8>, serde_json::Error> {
+    if events.iter().any(|e| e.level().is_some()) {
+        let value = EncodedRefV2 {
+            v: 2,
+            events: events
+                .iter()
+                .map(|e| {
+                    (
+                        e.topic(),
+                        e.event_id(),
+                        e.timestamp(),
+                        e.source(),
+                        e.payload(),
+                        e.level().map(|l| l.name()),
+                    )
+                })
+                .collect(),
+        };
+        return serde_json::to_vec(&value);
+    }
     let value = EncodedRef {
         v: 1,
         events: events
@@ -143,20 +183,43 @@ pub fn encode(events: &[Event]) -> Result<Vec<u8>, serde_json::Error> {
 /// Parses an entry value back into events, checking it holds `expected` of them.
 pub fn decode(bytes: &[u8], expected: u64) -> Result<Vec<Event>, String> {
     let encoded: Encoded = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    if encoded.v != 1 {
-        return Err(format!("unknown entry version {}", encoded.v));
-    }
-    if encoded.events.len() as u64 != expected {
+    let rows: Vec<(Row, Option<String>)> = match encoded.v {
+        1 => serde_json::from_str::<Vec<Row>>(encoded.events.get())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|row| (row, None))
+            .collect(),
+        2 => serde_json::from_str::<
+            Vec<(
+                String,
+                String,
+                String,
+                String,
+                Box<RawValue>,
+                Option<String>,
+            )>,
+        >(encoded.events.get())
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(t, id, ts, s, p, level)| ((t, id, ts, s, p), level))
+        .collect(),
+        v => return Err(format!("unknown entry version {v}")),
+    };
+    if rows.len() as u64 != expected {
         return Err(format!(
             "entry holds {} events but its key says {expected}",
-            encoded.events.len()
+            rows.len()
         ));
     }
-    encoded
-        .events
-        .into_iter()
-        .map(|(topic, event_id, ts, source, payload)| {
-            Event::restore(topic, event_id, &ts, source, payload)
+    rows.into_iter()
+        .map(|((topic, event_id, ts, source, payload), level)| {
+            let event = Event::restore(topic, event_id, &ts, source, payload)?;
+            match level {
+                None => Ok(event),
+                Some(name) => Level::parse(&name)
+                    .map(|l| event.with_level(l))
+                    .ok_or_else(|| format!("unknown level {name:?}")),
+            }
         })
         .collect()
 }
@@ -324,11 +387,31 @@ mod tests {
     }
 
     #[test]
+    fn levels_round_trip_in_version_2() {
+        let mut batch = events(2);
+        batch[1] = batch[1].clone().with_level(Level::Warn);
+        let bytes = encode(&batch).unwrap();
+        assert!(
+            std::str::from_utf8(&bytes)
+                .unwrap()
+                .starts_with(r#"{"v":2,"#)
+        );
+        let back = decode(&bytes, 2).unwrap();
+        assert_eq!(back, batch);
+        assert_eq!(
+            (back[0].level(), back[1].level()),
+            (None, Some(Level::Warn))
+        );
+    }
+
+    #[test]
     fn corrupt_values_are_reported_not_panicked() {
         let bytes = encode(&events(2)).unwrap();
         assert!(decode(&bytes, 3).is_err(), "count must match the key");
         assert!(decode(b"not json", 1).is_err());
-        assert!(decode(br#"{"v":2,"events":[]}"#, 0).is_err());
+        assert!(decode(br#"{"v":3,"events":[]}"#, 0).is_err());
+        let bad_level = br#"{"v":2,"events":[["t","e","2024-05-01T12:00:00Z","s",{},"loud"]]}"#;
+        assert!(decode(bad_level, 1).is_err());
         let bad_ts = br#"{"v":1,"events":[["t","e","yesterday","s",{}]]}"#;
         assert!(decode(bad_ts, 1).is_err());
     }

@@ -18,9 +18,14 @@ use crate::error::ApiError;
 use crate::http;
 use crate::maintenance;
 use crate::queue::{self, Queue, QueueError};
+use crate::search;
 use crate::stats::{self, Stats, StatsError};
-use crate::store::{self, Batch, EventStore, Group, StoreError, StoredEvent};
+use crate::store::{self, Batch, EventStore, Group, StoreError, StoredEvent, TailCursor};
 use crate::validate::{self, Shape};
+
+mod find;
+pub use find::volume;
+use find::{drain_for_read, follow};
 
 /// Handler result: a success response or an error rendered by `ApiError`.
 pub type Handled = Result<Response, ApiError>;
@@ -53,6 +58,10 @@ struct EventsPage<'a> {
     next_cursor: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     warning: Option<&'a str>,
+    /// `stored`, `time`, or `tail` (oldest first, after a cursor).
+    order: &'static str,
+    /// Pass as `after=` to follow what is stored from here on.
+    tail_cursor: TailCursor,
 }
 
 #[derive(Serialize)]
@@ -241,30 +250,27 @@ pub async fn publish(req: IncomingRequest, query: &str, shape: Shape) -> Handled
     })
 }
 
-/// `GET /events`: consume what is pending (within the budget), then one page, newest first.
+/// `GET /events`: consume what is pending (within the budget), then one page, newest first;
+/// with `after=<tail_cursor>`, what was stored after it, waiting up to `wait` seconds for it.
 pub fn events(query: &str) -> Handled {
     let q = http::parse_event_query(query)?;
+    let tail = search::parse_tail(query, &q)?;
     let config = Config::load()?;
     let store = connect(&config)?;
-    // Consuming first gives read-your-writes for queued publishes; if the queue is down the
-    // stored events are still served, with a warning.
-    let drained = Queue::open().map_err(DrainError::Queue).and_then(|queue| {
-        consume::drain(&*store, &queue, config.work_budget, config.duplicate_log)
-    });
-    let warning = match drained {
-        Ok(report) if report.more => {
-            Some("entries are still queued; they will appear once consumed")
-        }
-        Ok(_) => None,
-        Err(DrainError::Store(e)) => return Err(store_failed(e)),
-        Err(DrainError::Queue(e)) => {
-            eprintln!("WARN {e}; serving stored events only");
-            Some("the queue is unavailable; queued events may be missing")
-        }
-    };
+    let warning = drain_for_read(&*store, &config)?;
+    if let Some(tail) = tail {
+        return follow(store, &config, q, tail, warning);
+    }
+    // Taken before the page: a tail from it may repeat an event of this page, never miss one.
+    let position = store.tail_position().map_err(store_failed)?;
     let events = store.list(&q).map_err(store_failed)?;
     let full = events.len() == q.limit as usize;
     let next_cursor = events.last().filter(|_| full).map(|e| e.id);
+    let order = if store::query::by_time(&q) {
+        "time"
+    } else {
+        "stored"
+    };
     Ok(http::json(
         200,
         &EventsPage {
@@ -276,6 +282,8 @@ pub fn events(query: &str) -> Handled {
             next_cursor,
             events,
             warning,
+            order,
+            tail_cursor: position,
         },
     ))
 }

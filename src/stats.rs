@@ -20,7 +20,10 @@ use chrono::{DateTime, NaiveDateTime};
 use serde::Serialize;
 
 use crate::queue::{Pending, Queue, QueueError};
-use crate::store::{EventStore, Snapshot, StoreError, TopicFilter, TopicStats};
+use crate::store::query::minute_text;
+use crate::store::{
+    EventStore, LevelCounts, Snapshot, StoreError, TopicFilter, TopicStats, VolumeCell, VolumeQuery,
+};
 use crate::validate::parse_timestamp;
 
 /// Most topics `/stats` details (the rest are counted in the totals only).
@@ -59,6 +62,8 @@ pub struct Stats {
     pub store: &'static str,
     /// When the store was first initialised (origin of `uptime_seconds`).
     pub started_at: Option<String>,
+    /// Events stored, ever, per level (`none`: without a level).
+    pub levels: LevelCounts,
 }
 
 /// Why statistics could not be read.
@@ -127,6 +132,7 @@ pub fn combine(
         uptime_human: human(uptime_seconds),
         store: store_name,
         started_at: snapshot.started_at,
+        levels: snapshot.levels,
     }
 }
 
@@ -156,6 +162,87 @@ pub fn now_utc() -> NaiveDateTime {
     DateTime::from_timestamp(since_epoch.as_secs() as i64, since_epoch.subsec_nanos())
         .unwrap_or_default()
         .naive_utc()
+}
+
+/// One bucket of `/volume`.
+#[derive(Debug, Serialize)]
+pub struct VolumeBucket {
+    /// Its first instant (UTC); the bucket ends where the next begins.
+    pub start: String,
+    /// Events in it (matching the filters).
+    pub count: u64,
+    /// The same, per level.
+    pub levels: LevelCounts,
+}
+
+/// The `/volume` body.
+#[derive(Debug, Serialize)]
+pub struct VolumePage<'a> {
+    /// Start of the first bucket (the asked `since`, rounded down to a whole step).
+    pub since: String,
+    /// End of the last bucket (the asked `until`, rounded up to a whole step).
+    pub until: String,
+    /// Bucket width in seconds (a whole number of minutes).
+    pub step_seconds: i64,
+    /// The `topic` filter, if any.
+    pub topic: Option<&'a str>,
+    /// The `source` filter, if any.
+    pub source: Option<&'a str>,
+    /// `counters` (maintained per-minute/hour rows: cost O(buckets)) or `events` (a source
+    /// or text filter: the matching events of the range were counted).
+    pub counted_from: &'static str,
+    /// Events over the whole range.
+    pub total: u64,
+    /// The same, per level.
+    pub levels: LevelCounts,
+    /// Every bucket of the range, oldest first (empty ones too).
+    pub buckets: Vec<VolumeBucket>,
+    /// Present when queued entries could not all be consumed first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<&'a str>,
+}
+
+/// Lays the store's (bucket, level, count) cells out as every bucket of the range.
+pub fn volume_page<'a>(
+    v: &'a VolumeQuery,
+    cells: &[VolumeCell],
+    warning: Option<&'a str>,
+) -> VolumePage<'a> {
+    let n = usize::try_from((v.until_minute - v.since_minute) / v.step_minutes).unwrap_or(0);
+    let mut buckets: Vec<VolumeBucket> = (0..n)
+        .map(|i| VolumeBucket {
+            start: minute_text(v.since_minute + i as i64 * v.step_minutes),
+            count: 0,
+            levels: LevelCounts::default(),
+        })
+        .collect();
+    let mut levels = LevelCounts::default();
+    for &(bucket, level, count) in cells {
+        if let Some(b) = usize::try_from(bucket)
+            .ok()
+            .and_then(|i| buckets.get_mut(i))
+        {
+            b.count += count;
+            b.levels.add(level, count);
+            levels.add(level, count);
+        }
+    }
+    VolumePage {
+        since: minute_text(v.since_minute),
+        until: minute_text(v.until_minute),
+        step_seconds: v.step_minutes * 60,
+        topic: v.topic.as_deref(),
+        source: v.source.as_deref(),
+        counted_from: if v.uses_counters() {
+            "counters"
+        } else {
+            "events"
+        },
+        total: levels.total(),
+        levels,
+        buckets,
+        warning,
+    }
 }
 
 /// Escapes a label value for the Prometheus text format.
@@ -243,6 +330,15 @@ pub fn prometheus(stats: &Stats, max_topic_labels: usize) -> String {
          edgelog_store_info{{store=\"{}\"}} 1\n",
         stats.store
     ));
+    out.push_str(
+        "# HELP edgelog_events_stored_by_level_total Events stored, per level (none: without one).\n\
+         # TYPE edgelog_events_stored_by_level_total counter\n",
+    );
+    for (name, value) in stats.levels.named() {
+        out.push_str(&format!(
+            "edgelog_events_stored_by_level_total{{level=\"{name}\"}} {value}\n"
+        ));
+    }
     let mut topics: Vec<&TopicStats> = stats.topic_stats.iter().collect();
     topics.sort_by(|a, b| b.received.cmp(&a.received).then(a.topic.cmp(&b.topic)));
     let (named, rest) = topics.split_at(topics.len().min(max_topic_labels));
@@ -308,6 +404,7 @@ mod tests {
             duplicate_dropped: received - stored,
             expired: 0,
             last_event_at: None,
+            levels: LevelCounts::default(),
         }
     }
 

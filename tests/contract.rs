@@ -467,8 +467,32 @@ fn probe_open_host(probe: &mut Probe, contract: &Contract, app: &App) {
         "topic=",
         "since=yesterday",
         "since=2026-11-24T00:00:00Z&until=2026-11-23T00:00:00Z",
+        "q=contract%20-nothing&level=warn,error&order=time",
+        "level=info&order=stored&limit=2",
+        "after=0-0&wait=0&topic=contract",
+        "after=0-0&wait=1&q=no-such-text-anywhere",
+        "q=%20",
+        "level=loud",
+        "order=newest",
+        "after=1",
+        "wait=2",
+        "after=0-0&wait=26",
+        "after=0-0&before=5",
     ] {
         probe.get(host, Req::new("GET", format!("/events?{query}")));
+    }
+    for query in [
+        "since=2026-11-23T00:00:00Z&until=2026-11-24T00:00:00Z&step=1h",
+        "step=5m&topic=contract&level=warn",
+        "source=contract-test&q=contract&step=300",
+        "since=2026-11-24T00:00:00Z&until=2026-11-23T00:00:00Z",
+        "step=7s",
+        "since=2020-01-01T00:00:00Z&until=2026-01-01T00:00:00Z&step=1m",
+        "level=loud",
+        "q=",
+        "until=later",
+    ] {
+        probe.get(host, Req::new("GET", format!("/volume?{query}")));
     }
     probe.get(host, Req::new("GET", "/health?probe=sideways"));
     for query in ["topic=contract", "topic=", "topic=nothing-here"] {

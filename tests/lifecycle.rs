@@ -225,7 +225,9 @@ fn per_topic_stats_and_metrics(b: Backend) {
     assert_eq!(
         stats["topic_stats"][0],
         json!({"topic": "alpha", "received": 3, "unique_processed": 2, "duplicate_dropped": 1,
-               "expired": 0, "last_event_at": "2024-05-02T06:00:00.000000Z"})
+               "expired": 0, "last_event_at": "2024-05-02T06:00:00.000000Z",
+               "levels": {"trace": 0, "debug": 0, "info": 0, "warn": 0, "error": 0, "fatal": 0,
+                          "none": 2}})
     );
     let (_, one) = app.get("/stats?topic=beta");
     assert_eq!(one["topic_stats"].as_array().unwrap().len(), 1);

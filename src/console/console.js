@@ -9,7 +9,7 @@ const TOKEN_KEY = 'edgelog-token';
 const $ = (id) => document.getElementById(id);
 
 const samples = []; // successive {t: ms, received}
-const events = { filter: new URLSearchParams(), cursors: [null], page: 0, next: null, seq: 0 };
+const events = { filter: new URLSearchParams(), cursors: [null], page: 0, next: null, seq: 0, tail: null, shown: new Map() };
 
 /** GETs an API path relative to the page; answers {status, body} (body null if not JSON). */
 async function api(path) {
@@ -175,8 +175,12 @@ function utc(value) {
 /** The filter form as query parameters (applied on submit, so live refresh ignores half-typed input). */
 function readFilter() {
   const q = new URLSearchParams();
+  const search = $('f-q').value.trim();
+  if (search) q.set('q', search);
   const topic = $('f-topic').value.trim();
   if (topic) q.set('topic', topic);
+  if ($('f-level').value) q.set('level', $('f-level').value);
+  q.set('order', $('f-order').value || 'time');
   const since = utc($('f-since').value);
   const until = utc($('f-until').value);
   if (since) q.set('since', since);
@@ -271,29 +275,42 @@ async function loadEvents() {
   }
   const body = $('events').tBodies[0];
   body.replaceChildren();
-  for (const e of r.body.events || []) {
-    const row = body.insertRow();
-    row.dataset.eventId = e.event_id;
-    timeCell(row, e.timestamp);
-    for (const v of [e.topic, e.event_id, e.source]) cell(row, v);
-    payloadCell(row, e.payload);
-  }
-  if (!body.rows.length) cell(body.insertRow(), 'No events match.').colSpan = 5;
+  events.shown.clear();
+  for (const e of r.body.events || []) body.append(eventRow(e));
+  if (!body.rows.length) cell(body.insertRow(), 'No events match.').colSpan = 6;
+  events.tail = r.body.tail_cursor ?? null;
   events.next = r.body.next_cursor ?? null;
   $('older').disabled = events.next == null;
   $('newest').disabled = events.page === 0;
   text('page', 'page ' + (events.page + 1));
 }
 
-function firstPage() {
+/** One event as a table row (every value as text); a click opens its full JSON. */
+function eventRow(e) {
+  const row = document.createElement('tr');
+  row.dataset.eventId = e.event_id;
+  row.dataset.id = e.id;
+  events.shown.set(String(e.id), e);
+  timeCell(row, e.timestamp);
+  row.insertCell().append(levelBadge(e.level));
+  for (const v of [e.topic, e.event_id, e.source]) cell(row, v);
+  payloadCell(row, e.payload);
+  row.tabIndex = 0;
+  row.title = 'Show the whole event';
+  return row;
+}
+
+async function firstPage() {
   events.filter = readFilter();
   events.cursors = [null];
   events.page = 0;
-  return loadEvents();
+  await Promise.all([loadEvents(), loadVolume()]);
+  restartFollow();
 }
 
 async function refresh() {
-  await Promise.all([loadHealth(), loadStats(), loadDeadLetters(), events.page === 0 ? loadEvents() : null]);
+  const page0 = events.page === 0 && !follow.on;
+  await Promise.all([loadHealth(), loadStats(), loadDeadLetters(), page0 ? loadEvents() : null, page0 ? loadVolume() : null]);
 }
 
 events.filter = readFilter();
@@ -317,5 +334,4 @@ $('token-forget').addEventListener('click', () => {
   refresh();
 });
 
-refresh();
-setInterval(() => { if ($('live').checked && !document.hidden) refresh(); }, REFRESH_MS);
+// Started at the end of explore.js (inlined after this file), once its state exists.

@@ -4,8 +4,8 @@
 //! the console page; anything else (curl's `*/*`, clients of the predecessors, no header) keeps
 //! getting `{"service":"Log Aggregator","status":"running",…}`.
 //!
-//! The page is one self-contained document: `index.html` with `console.css` and `console.js`
-//! inlined at their markers, all embedded in the `.wasm`, so it needs no CDN, no extra route and
+//! The page is one self-contained document: `index.html` with `console.css` and `console.js` +
+//! `explore.js` inlined at their markers, all embedded in the `.wasm`, so it needs no CDN, no extra route and
 //! no file mount, and works under any base path (the script calls the API by relative URLs).
 //! Because the script is inline, the Content-Security-Policy allows exactly that script and
 //! that style by their SHA-256 hashes and nothing else: no other script can run even if an
@@ -19,7 +19,8 @@ use crate::http;
 
 const INDEX: &str = include_str!("index.html");
 const CSS: &str = include_str!("console.css");
-const JS: &str = include_str!("console.js");
+/// The page's one script: the console, then exploring events (search, volume, tail, detail).
+const JS: &str = concat!(include_str!("console.js"), include_str!("explore.js"));
 
 #[derive(Serialize)]
 struct Summary {

@@ -29,7 +29,7 @@ use super::Decoded;
 use super::json::Object;
 use super::proto::logproto::PushRequest;
 use crate::error::ApiError;
-use crate::validate::{self, Event, Limits};
+use crate::validate::{self, Event, Level, Limits};
 
 /// The topic when no topic label is set (what Loki calls a stream without `service_name`).
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -138,6 +138,12 @@ pub fn decode(
                     payload(&stream.labels, entry, &nanos),
                     limits,
                 )
+                .map(|event| {
+                    match stream.labels.get("level").and_then(|l| Level::parse(l)) {
+                        Some(level) => event.with_level(level),
+                        None => event,
+                    }
+                })
             });
             match built {
                 Ok(event) => decoded.events.push(event),

@@ -35,7 +35,7 @@ use super::Decoded;
 use super::json::{Object, push_str};
 use super::proto::google::rpc::Status;
 use crate::error::ApiError;
-use crate::validate::{self, Event, Limits};
+use crate::validate::{self, Event, Level, Limits};
 
 /// The topic when the resource does not name its service (OTel's own default).
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -166,6 +166,10 @@ pub fn decode(
                         payload(record, &context),
                         limits,
                     )
+                    .map(|event| match otlp_level(record) {
+                        Some(level) => event.with_level(level),
+                        None => event,
+                    })
                 });
                 match built {
                     Ok(event) => decoded.events.push(event),
@@ -176,6 +180,12 @@ pub fn decode(
         }
     }
     Ok((encoding, decoded))
+}
+
+/// The record's severity as a level: its number (1-24), else its text if that names a level.
+fn otlp_level(record: &LogRecord) -> Option<Level> {
+    Level::from_otlp_severity(record.severity_number)
+        .or_else(|| Level::parse(&record.severity_text))
 }
 
 /// The record's time, else when it was observed, else now.

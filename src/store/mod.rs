@@ -17,14 +17,18 @@
 //! placeholders as named parameters numbered in order of first appearance, so the
 //! same text binds identically on both as long as `$n` first appear in order.
 
+pub mod find;
 pub mod postgres;
+pub mod query;
 pub mod sqlite;
+
+pub use find::{LevelCounts, TailCursor, TailPage, VolumeCell, VolumeQuery};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::config::StoreChoice;
-use crate::validate::Event;
+use crate::validate::{Event, Level};
 
 /// How many duplicate keys a group reports by name (the rest are only counted).
 pub const DUPLICATE_SAMPLE: usize = 10;
@@ -43,6 +47,15 @@ pub trait EventStore {
     ) -> Result<Snapshot, StoreError>;
     /// Pages through stored events, newest first.
     fn list(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Events committed after a tail position that match the query's filters, oldest first.
+    fn tail(&self, query: &EventQuery, after: TailCursor) -> Result<TailPage, StoreError>;
+    /// The current tail position: a tail from it returns only what is committed later.
+    fn tail_position(&self) -> Result<TailCursor, StoreError>;
+    /// Whether anything was committed after a tail position: the cheap check a waiting tail
+    /// makes before it reads.
+    fn tail_moved(&self, after: TailCursor) -> Result<bool, StoreError>;
+    /// Events per (bucket, level) of a `/volume` request.
+    fn volume(&self, query: &VolumeQuery) -> Result<Vec<VolumeCell>, StoreError>;
     /// Proves the database answers, for `/health`.
     fn ping(&self) -> Result<(), StoreError>;
     /// Whether the dead-letter table exists: a store no request has migrated yet has none, so
@@ -171,6 +184,9 @@ pub struct TopicStats {
     pub expired: u64,
     /// Latest event timestamp seen in this topic.
     pub last_event_at: Option<String>,
+    /// Events of this topic stored, per level.
+    #[serde(default)]
+    pub levels: LevelCounts,
 }
 
 /// Store-side counters read in one consistent snapshot.
@@ -188,6 +204,8 @@ pub struct Snapshot {
     pub dead_letters_pending: u64,
     /// Number of distinct topics.
     pub topic_count: u64,
+    /// Events stored, per level.
+    pub levels: LevelCounts,
     /// Per-topic counters (filtered and capped by [`TopicFilter`]), sorted by topic.
     pub topics: Vec<TopicStats>,
     /// Those of the given pending keys that already have a marker.
@@ -253,6 +271,8 @@ pub struct EventQuery {
     pub offset: u64,
     /// Keyset cursor: only ids below this one.
     pub before: Option<u64>,
+    /// Level, text search and order.
+    pub find: find::Find,
 }
 
 /// One stored event as `GET /events` returns it.
@@ -268,6 +288,8 @@ pub struct StoredEvent {
     pub timestamp: String,
     /// Event source.
     pub source: String,
+    /// Severity, if the event has one.
+    pub level: Option<Level>,
     /// Payload JSON, passed through without re-parsing into a tree.
     pub payload: Box<RawValue>,
     /// When the store recorded it, same format as `timestamp`.
@@ -388,6 +410,77 @@ impl<'a> Prepared<'a> {
             })
             .collect()
     }
+
+    /// The events the store inserted, given their keys (sorted): what levels and volume count.
+    pub fn inserted<'s>(&'s self, inserted_sorted: &[(String, String)]) -> Vec<&'a Event> {
+        self.unique
+            .iter()
+            .copied()
+            .filter(|e| {
+                inserted_sorted
+                    .binary_search_by(|(t, id)| (t.as_str(), id.as_str()).cmp(&e.key()))
+                    .is_ok()
+            })
+            .collect()
+    }
+}
+
+/// What one tail read saw, from which the next position follows.
+pub(crate) struct TailScan {
+    /// The position the read started from.
+    pub after: TailCursor,
+    /// Matching events returned.
+    pub hits: usize,
+    /// Position of the last one returned.
+    pub last_hit: Option<TailCursor>,
+    /// The page size asked for.
+    pub limit: u32,
+    /// Rows looked at (at most `query::TAIL_SCAN`).
+    pub scanned: i64,
+    /// Position of the last row looked at.
+    pub last_scanned: Option<TailCursor>,
+    /// Where everything before has been looked at when the scan was not cut short
+    /// (PostgreSQL: `(xmin, 0)`; SQLite: the last row looked at).
+    pub horizon: TailCursor,
+}
+
+/// The next tail position: after the last event returned if the page is full, after the last
+/// row looked at if the scan was cut short, else the horizon; never behind `after`.
+pub(crate) fn next_tail_cursor(s: TailScan) -> TailCursor {
+    let next = if s.hits >= s.limit as usize {
+        s.last_hit
+    } else if s.scanned >= i64::from(query::TAIL_SCAN) {
+        s.last_scanned
+    } else {
+        Some(s.horizon)
+    };
+    next.map_or(s.after, |n| n.max(s.after))
+}
+
+/// A volume counter row, `(grain, bucket, topic, level rank)`, and the events it gains (or loses).
+pub type VolumeDelta<'t> = ((i64, i64, &'t str, i64), i64);
+
+/// The minute (since the Unix epoch, rounded down) of a normalised timestamp; 0 if unreadable.
+pub fn epoch_minute(timestamp: &str) -> i64 {
+    crate::validate::parse_timestamp(timestamp)
+        .map(|t| t.and_utc().timestamp().div_euclid(60))
+        .unwrap_or(0)
+}
+
+/// Volume counter rows of the given events: `(grain, bucket start minute, topic, level rank)`
+/// with their counts, for minute rows (grain 1) and hour rows (grain 60), sorted (the lock order).
+pub fn volume_rows<'e>(events: &[&'e Event]) -> Vec<VolumeDelta<'e>> {
+    let mut rows: std::collections::BTreeMap<(i64, i64, &str, i64), i64> = Default::default();
+    for e in events {
+        let minute = epoch_minute(e.timestamp());
+        let level = e.level().map_or(0, Level::rank);
+        for grain in [1, 60] {
+            *rows
+                .entry((grain, minute.div_euclid(grain) * grain, e.topic(), level))
+                .or_default() += 1;
+        }
+    }
+    rows.into_iter().collect()
 }
 
 /// Shared SQL text (both dialects).
@@ -401,7 +494,7 @@ pub(crate) mod sql {
 
     /// Column list of an event insert.
     pub const INSERT_EVENTS_INTO: &str =
-        "INSERT INTO events (topic, event_id, \"timestamp\", source, payload)";
+        "INSERT INTO events (topic, event_id, \"timestamp\", source, payload, level, message)";
 
     /// A parameter of a listing query, mapped by each dialect to its own value type.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,75 +503,13 @@ pub(crate) mod sql {
         Text(&'a str),
         /// An integer value.
         Int(i64),
-    }
-
-    /// Builds the `GET /events` query for a dialect's select list, newest first.
-    ///
-    /// Only the filters actually requested appear in the text, so each variant
-    /// gets its own plan: `(topic, id)` serves `topic = ? AND id < ?`, `(source, id)`
-    /// the source filter, `("timestamp", id)` a time range. `ts` turns a text
-    /// parameter into the dialect's timestamp (`$n::text::timestamptz`, or `$n`).
-    pub fn list_events<'a>(
-        select_list: &str,
-        q: &'a super::EventQuery,
-        ts: fn(usize) -> String,
-    ) -> (String, Vec<Param<'a>>) {
-        let mut params = Vec::new();
-        let mut filters = Vec::new();
-        if let Some(topic) = &q.topic {
-            params.push(Param::Text(topic));
-            filters.push(format!("topic = ${}", params.len()));
-        }
-        if let Some(source) = &q.source {
-            params.push(Param::Text(source));
-            filters.push(format!("source = ${}", params.len()));
-        }
-        if let Some(since) = &q.since {
-            params.push(Param::Text(since));
-            filters.push(format!("\"timestamp\" >= {}", ts(params.len())));
-        }
-        if let Some(until) = &q.until {
-            params.push(Param::Text(until));
-            filters.push(format!("\"timestamp\" < {}", ts(params.len())));
-        }
-        // A time range is served newest event time first, by the ("timestamp", id) index; the
-        // cursor is still an id: the page continues below that event's (timestamp, id).
-        let by_time = q.since.is_some() || q.until.is_some();
-        if let Some(before) = q.before {
-            params.push(Param::Int(i64::try_from(before).unwrap_or(i64::MAX)));
-            let n = params.len();
-            filters.push(if by_time {
-                format!(
-                    "(\"timestamp\", id) < (SELECT \"timestamp\", id FROM events WHERE id = ${n})"
-                )
-            } else {
-                format!("id < ${n}")
-            });
-        }
-        let mut text = format!("SELECT {select_list} FROM events");
-        if !filters.is_empty() {
-            text.push_str(" WHERE ");
-            text.push_str(&filters.join(" AND "));
-        }
-        params.push(Param::Int(i64::from(q.limit)));
-        params.push(Param::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)));
-        let order = if by_time {
-            "\"timestamp\" DESC, id DESC"
-        } else {
-            "id DESC"
-        };
-        text.push_str(&format!(
-            " ORDER BY {order} LIMIT ${} OFFSET ${}",
-            params.len() - 1,
-            params.len()
-        ));
-        (text, params)
+        /// A text value built for the statement (a `LIKE` pattern, an FTS expression).
+        Owned(String),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::sql::{Param, list_events};
     use super::*;
     use crate::validate::{Limits, Shape, parse_batch};
 
@@ -556,72 +587,5 @@ mod tests {
         }];
         let p = Prepared::new(batches.iter());
         assert_eq!(p.duplicate_sample(&[]).len(), DUPLICATE_SAMPLE);
-    }
-
-    fn query() -> EventQuery {
-        EventQuery {
-            topic: None,
-            source: None,
-            since: None,
-            until: None,
-            limit: 100,
-            offset: 0,
-            before: None,
-        }
-    }
-
-    #[test]
-    fn listing_query_numbers_parameters_in_order() {
-        let pg = |n: usize| format!("${n}::text::timestamptz");
-        let q = EventQuery {
-            topic: Some("t".into()),
-            limit: 10,
-            offset: 5,
-            before: Some(99),
-            ..query()
-        };
-        let (text, params) = list_events("id", &q, pg);
-        assert_eq!(
-            text,
-            "SELECT id FROM events WHERE topic = $1 AND id < $2 ORDER BY id DESC LIMIT $3 OFFSET $4"
-        );
-        assert_eq!(
-            params,
-            vec![
-                Param::Text("t"),
-                Param::Int(99),
-                Param::Int(10),
-                Param::Int(5)
-            ]
-        );
-        let q = EventQuery {
-            source: Some("s".into()),
-            since: Some("2024-01-01T00:00:00.000000Z".into()),
-            until: Some("2024-01-02T00:00:00.000000Z".into()),
-            ..query()
-        };
-        let (text, params) = list_events("id", &q, pg);
-        assert_eq!(
-            text,
-            "SELECT id FROM events WHERE source = $1 AND \"timestamp\" >= $2::text::timestamptz \
-             AND \"timestamp\" < $3::text::timestamptz ORDER BY \"timestamp\" DESC, id DESC \
-             LIMIT $4 OFFSET $5"
-        );
-        assert_eq!(params.len(), 5);
-        let q = EventQuery {
-            since: Some("2024-01-01T00:00:00.000000Z".into()),
-            before: Some(42),
-            ..query()
-        };
-        assert_eq!(
-            list_events("id", &q, pg).0,
-            "SELECT id FROM events WHERE \"timestamp\" >= $1::text::timestamptz AND \
-             (\"timestamp\", id) < (SELECT \"timestamp\", id FROM events WHERE id = $2) \
-             ORDER BY \"timestamp\" DESC, id DESC LIMIT $3 OFFSET $4"
-        );
-        assert_eq!(
-            list_events("id", &query(), pg).0,
-            "SELECT id FROM events ORDER BY id DESC LIMIT $1 OFFSET $2"
-        );
     }
 }

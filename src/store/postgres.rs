@@ -8,13 +8,24 @@
 //! 4.0.2's host never answers a query with an empty result, so statements that may match
 //! nothing go through `PostgresStore::rows`.
 
-use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, PgError, QueryError, RowSet};
+use spin_sdk::pg4::{Connection, DbValue, Decode, ParameterValue, RowSet};
 
+#[path = "postgres_error.rs"]
+mod errors;
+#[path = "postgres_sql.rs"]
+mod statements;
+
+use errors::pg_error;
+use statements::*;
+
+use super::query::{self, Dialect};
 use super::sql::{self, Param};
 use super::{
-    Applied, DeadLetter, ErrorKind, EventQuery, EventStore, Group, NewDeadLetter, Snapshot,
-    StoreError, StoredEvent, TopicFilter, TopicStats,
+    Applied, DeadLetter, ErrorKind, EventQuery, EventStore, Group, LevelCounts, NewDeadLetter,
+    Snapshot, StoreError, StoredEvent, TailCursor, TailPage, TopicFilter, TopicStats, VolumeCell,
+    VolumeQuery,
 };
+use crate::validate::Level;
 
 /// Embedded migrations, applied in order; the version is the file's number.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -23,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_counters_dead_letters.sql"),
     ),
+    (3, include_str!("../../migrations/postgres/0003_search.sql")),
 ];
 
 /// Advisory lock key that serialises migrations across all instances ("edgelog" in ASCII).
@@ -31,224 +43,9 @@ const MIGRATION_LOCK: i64 = 0x0065_6467_656c_6f67;
 /// Dollar-quote tag of the migration `DO` block; no migration may contain it.
 const DO_TAG: &str = "$edgelog_migrate$";
 
-/// Renders a `timestamptz` column in the service's one timestamp format.
-macro_rules! utc_text {
-    ($col:literal) => {
-        concat!(
-            "to_char(",
-            $col,
-            " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-        )
-    };
-}
-
-const LIST_COLUMNS: &str = concat!(
-    "id, topic, event_id, ",
-    utc_text!("\"timestamp\""),
-    ", source, payload, ",
-    utc_text!("processed_at")
-);
-
-/// Applies a group of batches in ONE statement (one transaction): markers first
-/// (a marker that already existed means that batch was applied before: its events are
-/// skipped and the marker's age restarts), then the events of the fresh batches in
-/// `(topic, event_id)` order, then their counts per topic into one counter shard.
-/// `{SETTLE}` / `{SETTLED}` are filled in when the group re-applies a dead letter.
-const APPLY: &str = include_str!("postgres_apply.sql");
-
-/// The dead-letter guard of a retry: nothing is applied unless the letter was still pending.
-const SETTLE: &str = " settle AS (UPDATE dead_letters SET status = 'applied', \
-     attempts = attempts + 1 WHERE id = $10 AND status = 'pending' RETURNING id),";
-
-/// Moves an entry aside: its marker and its dead letter, or nothing if it was applied meanwhile.
-const BURY: &str = "WITH m AS (INSERT INTO consumed_batches (batch_key, received, inserted) \
-     VALUES ($1, $2, 0) ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key) \
-     INSERT INTO dead_letters (id, received, reason, batch, attempts) \
-     SELECT $3, $2, $4, $5, $6 FROM m ON CONFLICT (id) DO NOTHING";
-
-const RECORD_FAILURE: &str = "INSERT INTO entry_failures (batch_key, attempts, last_error) \
-     VALUES ($1, 1, $2) ON CONFLICT (batch_key) DO UPDATE SET \
-     attempts = entry_failures.attempts + 1, last_error = EXCLUDED.last_error, updated_at = now() \
-     RETURNING attempts";
-
-const LETTER_COLUMNS: &str = concat!(
-    "seq, id, received, reason, attempts, ",
-    utc_text!("failed_at"),
-    ", status"
-);
-
-const DISCARD: &str = "WITH u AS (UPDATE dead_letters SET status = 'discarded' \
-     WHERE id = $1 AND status = 'pending' RETURNING status) \
-     SELECT COALESCE((SELECT status FROM u), (SELECT status FROM dead_letters WHERE id = $1))";
-
-/// Deletes the oldest `$2` events (by id) if stored before `$1`, counting them per topic.
-const EXPIRE: &str = "WITH gone AS (DELETE FROM events WHERE id IN (\
-     SELECT id FROM (SELECT id, processed_at FROM events ORDER BY id LIMIT $2) AS head \
-     WHERE processed_at < $1::text::timestamptz) RETURNING topic), \
-     per_topic AS (SELECT topic, count(*) AS n FROM gone GROUP BY topic), \
-     counted AS (INSERT INTO topic_counters (topic, shard, expired) \
-     SELECT topic, 0, n FROM per_topic ORDER BY topic \
-     ON CONFLICT (topic, shard) DO UPDATE SET expired = topic_counters.expired + EXCLUDED.expired \
-     RETURNING 1) \
-     SELECT count(*) FROM gone";
-
-const COMPACT: &str = "WITH old AS (SELECT batch_key FROM consumed_batches \
-     WHERE consumed_at < $1::text::timestamptz AND NOT (batch_key = ANY($2::text[])) \
-     ORDER BY consumed_at LIMIT $3), \
-     gone AS (DELETE FROM consumed_batches WHERE batch_key IN (SELECT batch_key FROM old) \
-     RETURNING batch_key), \
-     failures AS (DELETE FROM entry_failures WHERE batch_key IN (SELECT batch_key FROM gone)) \
-     SELECT count(*) FROM gone";
-
-/// Folds counter shards into shard 0, locking rows in `(topic, shard)` order like publishers do,
-/// in one statement: a snapshot sees the counters before or after, never half-way.
-const FOLD: &str = "WITH picked AS (SELECT topic, shard FROM topic_counters WHERE shard <> 0 \
-     ORDER BY topic, shard LIMIT $1 FOR UPDATE), \
-     moved AS (DELETE FROM topic_counters c USING picked p \
-     WHERE c.topic = p.topic AND c.shard = p.shard \
-     RETURNING c.topic, c.received, c.inserted, c.expired, c.last_event_at), \
-     folded AS (INSERT INTO topic_counters (topic, shard, received, inserted, expired, last_event_at) \
-     SELECT topic, 0, SUM(received), SUM(inserted), SUM(expired), MAX(last_event_at) \
-     FROM moved GROUP BY topic ORDER BY topic \
-     ON CONFLICT (topic, shard) DO UPDATE SET \
-     received = topic_counters.received + EXCLUDED.received, \
-     inserted = topic_counters.inserted + EXCLUDED.inserted, \
-     expired = topic_counters.expired + EXCLUDED.expired, \
-     last_event_at = GREATEST(topic_counters.last_event_at, EXCLUDED.last_event_at) RETURNING 1) \
-     SELECT count(*) FROM moved";
-
-const TOUCH: &str = "UPDATE consumed_batches SET consumed_at = now() \
-     WHERE batch_key = ANY($1::text[]) RETURNING batch_key";
-
-/// Counters in one grouped pass over the counter rows (topics x shards), then the totals,
-/// the per-topic page and the markers of the listed keys, all in one statement (one snapshot).
-const SNAPSHOT: &str = concat!(
-    "WITH per AS (SELECT topic, SUM(received) AS r, SUM(inserted) AS i, SUM(expired) AS x, \
-       MAX(last_event_at) AS l FROM topic_counters GROUP BY topic), \
-     dl AS (SELECT COALESCE(SUM(received) FILTER (WHERE status <> 'applied'), 0)::bigint AS dead, \
-       count(*) FILTER (WHERE status = 'pending') AS pending FROM dead_letters) \
-     SELECT (SELECT COALESCE(SUM(r), 0)::bigint FROM per), \
-     (SELECT COALESCE(SUM(i), 0)::bigint FROM per), \
-     (SELECT COALESCE(SUM(x), 0)::bigint FROM per), \
-     (SELECT dead FROM dl), (SELECT pending FROM dl), \
-     (SELECT count(*) FROM per WHERE topic <> ''), \
-     (SELECT COALESCE(json_agg(t ORDER BY t.topic), '[]')::text FROM (\
-       SELECT topic, r::bigint AS received, i::bigint AS unique_processed, \
-       (r - i)::bigint AS duplicate_dropped, x::bigint AS expired, ",
-    utc_text!("l"),
-    " AS last_event_at FROM per WHERE topic <> '' AND ($2::text IS NULL OR topic = $2) \
-       ORDER BY topic LIMIT $3) AS t), \
-     ARRAY(SELECT batch_key FROM consumed_batches WHERE batch_key = ANY($1::text[])), ",
-    "(SELECT value FROM meta WHERE key = 'started_at')"
-);
-
 /// The event store on PostgreSQL.
 pub struct PostgresStore {
     db: Connection,
-}
-
-/// Retrying helps for these SQLSTATE classes: connection (08), rollback such as
-/// deadlock or serialization (40), resources (53), lock/state (55), operator
-/// intervention (57), system (58). Data (22) and integrity (23) errors are the data's.
-fn kind_of(code: &str) -> ErrorKind {
-    match code.get(..2) {
-        Some("08" | "40" | "53" | "55" | "57" | "58") => ErrorKind::Transient,
-        Some("22" | "23") => ErrorKind::Permanent,
-        _ => ErrorKind::Unknown,
-    }
-}
-
-fn pg_error(e: PgError) -> StoreError {
-    match e {
-        PgError::ConnectionFailed(m) => {
-            StoreError::new(connection_summary(&m), m).kind(ErrorKind::Transient)
-        }
-        PgError::QueryFailed(QueryError::DbError(db)) => StoreError::new(
-            format!("query failed (SQLSTATE {})", db.code),
-            format!("SQLSTATE {} {}: {}", db.code, db.severity, db.message),
-        )
-        .kind(kind_of(&db.code)),
-        // Spin 4.0.2 flattens an error raised while a query's rows stream back (a constraint, a
-        // trigger) to text: its SQLSTATE is still in the words, and decides as above.
-        PgError::QueryFailed(QueryError::Text(t)) if sqlstate_in(&t).is_some() => {
-            let code = sqlstate_in(&t).unwrap_or_default();
-            StoreError::new(format!("query failed (SQLSTATE {code})"), t).kind(kind_of(&code))
-        }
-        PgError::QueryFailed(QueryError::Text(t)) => {
-            let kind = if lost_connection(&t) {
-                ErrorKind::Transient
-            } else {
-                ErrorKind::Unknown
-            };
-            StoreError::new("query failed", t).kind(kind)
-        }
-        PgError::BadParameter(m) => StoreError::new("bad parameter", m),
-        PgError::ValueConversionFailed(m) => StoreError::new("value conversion failed", m),
-        PgError::Other(m) => StoreError::new("postgres error", m),
-    }
-}
-
-/// The SQLSTATE in a flattened server error (`code: "23505"`, or tokio-postgres's
-/// `SqlState(E23505)`), if there is one.
-fn sqlstate_in(text: &str) -> Option<String> {
-    let valid = |c: &str| {
-        c.len() == 5
-            && c.bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
-    };
-    for (marker, end) in [("code: \"", '"'), ("SqlState(E", ')')] {
-        for (at, _) in text.match_indices(marker) {
-            let rest = &text[at + marker.len()..];
-            if let Some(code) = rest.split(end).next().filter(|c| valid(c)) {
-                return Some(code.to_owned());
-            }
-        }
-    }
-    None
-}
-
-/// Whether a host's error text says the connection, not the statement, failed.
-fn lost_connection(text: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    [
-        "timed out",
-        "no answer",
-        "closed",
-        "broke",
-        "communicating",
-        "eof",
-        "reset",
-        "refused",
-        "connection",
-        "pool",
-    ]
-    .iter()
-    .any(|s| t.contains(s))
-}
-
-/// Names the cause of a failed connection in words safe to show (no address, no credentials).
-pub fn connection_summary(message: &str) -> String {
-    let m = message.to_ascii_lowercase();
-    let cause = if m.contains("timed out") || m.contains("timeout") || m.contains("unreachable") {
-        "the server is unreachable or too slow"
-    } else if m.contains("does not exist") && m.contains("database") {
-        "the database does not exist"
-    } else if m.contains("password") || m.contains("authentication") {
-        "authentication failed"
-    } else if m.contains("pg_hba") {
-        "the server refuses this client (pg_hba.conf; it may require TLS)"
-    } else if m.contains("certificate") || m.contains("tls") || m.contains("ssl") {
-        "TLS negotiation failed (check sslmode and the server certificate)"
-    } else if m.contains("refused") {
-        "connection refused"
-    } else if m.contains("not allowed") || m.contains("allowed_outbound_hosts") {
-        "address not allowed by allowed_outbound_hosts"
-    } else if m.contains("resolve") || m.contains("lookup") || m.contains("dns") {
-        "host name could not be resolved"
-    } else {
-        return "connection failed".to_owned();
-    };
-    format!("connection failed: {cause}")
 }
 
 fn decode<T: Decode>(row: &[DbValue], i: usize) -> Result<T, StoreError> {
@@ -260,6 +57,7 @@ fn bind(p: &Param<'_>) -> ParameterValue {
     match p {
         Param::Text(s) => ParameterValue::Str((*s).to_owned()),
         Param::Int(n) => ParameterValue::Int64(*n),
+        Param::Owned(s) => ParameterValue::Str(s.clone()),
     }
 }
 
@@ -335,6 +133,33 @@ fn apply_statement(settles: bool) -> String {
     } else {
         APPLY.replace("{SETTLE}", "").replace("{SETTLED}", "")
     }
+}
+
+/// A transaction id (`xid8`) read back as text.
+fn parse_xid(text: &str) -> Result<u64, StoreError> {
+    text.trim()
+        .parse()
+        .map_err(|_| StoreError::new("unexpected postgres value", format!("xid8 {text:?}")))
+}
+
+/// An event row in `LIST_COLUMNS` order.
+fn stored_event(r: &[DbValue]) -> Result<StoredEvent, StoreError> {
+    let payload = serde_json::value::RawValue::from_string(decode(r, 5)?)
+        .map_err(|e| StoreError::new("stored payload is not JSON", e.to_string()))?;
+    let level = match r.get(7) {
+        Some(DbValue::Int16(n)) => Level::from_rank(i64::from(*n)),
+        _ => None,
+    };
+    Ok(StoredEvent {
+        id: decode(r, 0)?,
+        topic: decode(r, 1)?,
+        event_id: decode(r, 2)?,
+        timestamp: decode(r, 3)?,
+        source: decode(r, 4)?,
+        level,
+        payload,
+        processed_at: decode(r, 6)?,
+    })
 }
 
 impl PostgresStore {
@@ -422,6 +247,16 @@ impl EventStore for PostgresStore {
             text_array(events().map(|e| e.source())),
             text_array(events().map(|e| e.payload().get())),
             ParameterValue::Int16(group.shard),
+            ParameterValue::ArrayInt32(
+                events()
+                    .map(|e| e.level().map(|l| l.rank() as i32))
+                    .collect(),
+            ),
+            ParameterValue::ArrayStr(
+                events()
+                    .map(|e| e.message().map(|m| m.replace('\0', "")))
+                    .collect(),
+            ),
         ];
         if let Some(id) = group.settles {
             params.push(text(id));
@@ -466,27 +301,95 @@ impl EventStore for PostgresStore {
             topics: per_topic,
             consumed: strings(&row, 7)?,
             started_at: decode(&row, 8)?,
+            levels: serde_json::from_str::<LevelCounts>(&decode::<String>(&row, 9)?)
+                .map_err(|e| StoreError::new("unexpected postgres value", e.to_string()))?,
         })
     }
 
     fn list(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        let (statement, params) =
-            sql::list_events(LIST_COLUMNS, query, |n| format!("${n}::text::timestamptz"));
+        let (statement, params) = query::list_events(LIST_COLUMNS, query, Dialect::Postgres);
+        let params: Vec<ParameterValue> = params.iter().map(bind).collect();
+        let rows = self.rows(&statement, &params)?;
+        rows.iter().map(|r| stored_event(r)).collect()
+    }
+
+    fn tail(&self, query: &EventQuery, after: TailCursor) -> Result<TailPage, StoreError> {
+        let columns = format!("{LIST_COLUMNS}, tx::text");
+        let (statement, params) = query::tail_events(&columns, query, after, Dialect::Postgres);
+        let params: Vec<ParameterValue> = params.iter().map(bind).collect();
+        let rows = self.query(&statement, &params)?;
+        let first = first_row(&rows, "tail")?;
+        let scanned: i64 = decode(&first, 0)?;
+        let horizon = TailCursor {
+            tx: parse_xid(&decode::<String>(&first, 1)?)?,
+            id: 0,
+        };
+        let last_scanned = match (
+            decode::<Option<String>>(&first, 2)?,
+            decode::<Option<i64>>(&first, 3)?,
+        ) {
+            (Some(tx), Some(id)) => Some(TailCursor {
+                tx: parse_xid(&tx)?,
+                id,
+            }),
+            _ => None,
+        };
+        let mut events = Vec::new();
+        let mut last_hit = None;
+        for r in rows
+            .rows
+            .iter()
+            .filter(|r| !matches!(r.get(4), None | Some(DbValue::DbNull)))
+        {
+            let event = stored_event(&r[4..])?;
+            last_hit = Some(TailCursor {
+                tx: parse_xid(&decode::<String>(r, 12)?)?,
+                id: event.id,
+            });
+            events.push(event);
+        }
+        let next = super::next_tail_cursor(super::TailScan {
+            after,
+            hits: events.len(),
+            last_hit,
+            limit: query.limit,
+            scanned,
+            last_scanned,
+            horizon,
+        });
+        Ok(TailPage { events, next })
+    }
+
+    fn tail_moved(&self, after: TailCursor) -> Result<bool, StoreError> {
+        let params = [
+            ParameterValue::Str(after.tx.to_string()),
+            ParameterValue::Int64(after.id),
+        ];
+        let rows = self.query(query::tail_moved(Dialect::Postgres), &params)?;
+        decode(&first_row(&rows, "tail moved")?, 0)
+    }
+
+    fn tail_position(&self) -> Result<TailCursor, StoreError> {
+        let rows = self.query(query::tail_position(Dialect::Postgres), &[])?;
+        let xmin: String = decode(&first_row(&rows, "tail position")?, 0)?;
+        Ok(TailCursor {
+            tx: parse_xid(&xmin)?,
+            id: 0,
+        })
+    }
+
+    fn volume(&self, v: &VolumeQuery) -> Result<Vec<VolumeCell>, StoreError> {
+        let (statement, params) = query::volume(v, Dialect::Postgres);
         let params: Vec<ParameterValue> = params.iter().map(bind).collect();
         let rows = self.rows(&statement, &params)?;
         rows.iter()
             .map(|r| {
-                let payload = serde_json::value::RawValue::from_string(decode(r, 5)?)
-                    .map_err(|e| StoreError::new("stored payload is not JSON", e.to_string()))?;
-                Ok(StoredEvent {
-                    id: decode(r, 0)?,
-                    topic: decode(r, 1)?,
-                    event_id: decode(r, 2)?,
-                    timestamp: decode(r, 3)?,
-                    source: decode(r, 4)?,
-                    payload,
-                    processed_at: decode(r, 6)?,
-                })
+                let level = match r.get(1) {
+                    Some(DbValue::Int16(n)) => i64::from(*n),
+                    Some(DbValue::Int32(n)) => i64::from(*n),
+                    _ => decode::<i64>(r, 1)?,
+                };
+                Ok((decode(r, 0)?, level, count(decode(r, 2)?)))
             })
             .collect()
     }
@@ -575,26 +478,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_flattened_server_error_keeps_its_sqlstate() {
-        // What Spin 4.0.2 answers for a unique violation raised while a query runs.
-        let spin = r#"Error::QueryFailed(QueryError::DbError(DbError { as-text: "Error { kind: Db, cause: Some(DbError { severity: \"ERROR\", code: SqlState(E23505), message: \"duplicate key\" }) }", severity: "ERROR", code: "23505", message: "duplicate key value violates unique constraint \"u_pkey\"" }))"#;
-        let e = pg_error(PgError::QueryFailed(QueryError::Text(spin.into())));
-        assert_eq!(e.kind, ErrorKind::Permanent);
-        assert_eq!(e.summary, "query failed (SQLSTATE 23505)");
-        assert_eq!(
-            sqlstate_in("Error { code: SqlState(E40P01) }").as_deref(),
-            Some("40P01")
-        );
-        // Words that merely look like a connection failure do not decide it ("refused").
-        let refused = spin
-            .replace("23505", "23514")
-            .replace("duplicate key", "refused");
-        let e = pg_error(PgError::QueryFailed(QueryError::Text(refused)));
-        assert_eq!(e.kind, ErrorKind::Permanent);
-        assert_eq!(sqlstate_in("connection reset by peer"), None);
-    }
-
-    #[test]
     fn migration_block_guards_every_version_under_the_lock() {
         let block = migration_block();
         assert!(block.starts_with("DO $edgelog_migrate$\nBEGIN\nPERFORM pg_advisory_xact_lock("));
@@ -620,59 +503,12 @@ mod tests {
     #[test]
     fn apply_statement_variants() {
         let plain = apply_statement(false);
-        for n in 1..=9 {
+        for n in 1..=11 {
             assert!(plain.contains(&format!("${n}")), "${n}");
         }
-        assert!(!plain.contains("$10") && !plain.contains('{'));
+        assert!(!plain.contains("$12") && !plain.contains('{'));
         let settling = apply_statement(true);
-        assert!(settling.contains("WHERE id = $10 AND status = 'pending'"));
+        assert!(settling.contains("WHERE id = $12 AND status = 'pending'"));
         assert!(settling.contains("FROM batch WHERE EXISTS (SELECT 1 FROM settle)"));
-    }
-
-    #[test]
-    fn sqlstate_classes() {
-        assert_eq!(kind_of("08006"), ErrorKind::Transient);
-        assert_eq!(kind_of("40P01"), ErrorKind::Transient);
-        assert_eq!(kind_of("57P01"), ErrorKind::Transient);
-        assert_eq!(kind_of("22003"), ErrorKind::Permanent);
-        assert_eq!(kind_of("23514"), ErrorKind::Permanent);
-        assert_eq!(kind_of("42P01"), ErrorKind::Unknown);
-        assert_eq!(kind_of(""), ErrorKind::Unknown);
-    }
-
-    #[test]
-    fn lost_connections_are_transient() {
-        for text in [
-            "the connection to PostgreSQL broke: early eof",
-            "no answer from PostgreSQL within 10 s; the statement was cancelled",
-            "error communicating with the server: Connection reset by peer",
-            "no pooled connection became free within 5 s",
-        ] {
-            assert!(lost_connection(text), "{text}");
-        }
-        assert!(!lost_connection(
-            "value too long for type character varying(3)"
-        ));
-    }
-
-    #[test]
-    fn connection_causes_are_named_without_secrets() {
-        let s = connection_summary("db error: FATAL: database \"edgelog\" does not exist");
-        assert_eq!(s, "connection failed: the database does not exist");
-        let s = connection_summary("FATAL: password authentication failed for user \"bob\"");
-        assert_eq!(s, "connection failed: authentication failed");
-        assert!(!s.contains("bob"));
-        assert_eq!(
-            connection_summary("Connection refused (os error 111)"),
-            "connection failed: connection refused"
-        );
-        assert_eq!(connection_summary("weird"), "connection failed");
-        assert_eq!(
-            connection_summary(
-                "no connection within 5 s (TCP connect, TLS and authentication): the server is unreachable or too slow"
-            ),
-            "connection failed: the server is unreachable or too slow"
-        );
-        assert!(connection_summary("no pg_hba.conf entry for host").contains("pg_hba.conf"));
     }
 }

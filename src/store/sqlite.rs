@@ -5,14 +5,24 @@
 //! that must be consistent are single statements, which SQLite runs in one
 //! implicit read transaction.
 
-use spin_sdk::sqlite3::{Connection, Error, QueryResult, Value};
+use spin_sdk::sqlite3::{Connection, QueryResult, Value};
 
+#[path = "sqlite_error.rs"]
+mod errors;
+#[path = "sqlite_sql.rs"]
+mod statements;
+
+use errors::sqlite_error;
+use statements::*;
+
+use super::query::{self, Dialect};
 use super::sql::{self, Param};
 use super::{
-    Applied, DeadLetter, ErrorKind, EventQuery, EventStore, Group, NewDeadLetter, Prepared,
-    Snapshot, StoreError, StoredEvent, TopicFilter, TopicStats,
+    Applied, DeadLetter, EventQuery, EventStore, Group, LevelCounts, NewDeadLetter, Prepared,
+    Snapshot, StoreError, StoredEvent, TailCursor, TailPage, TopicFilter, TopicStats, VolumeCell,
+    VolumeDelta, VolumeQuery,
 };
-use crate::validate::Event;
+use crate::validate::{Event, Level};
 
 /// Embedded migrations, applied in order; the version is the file's number.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -21,104 +31,27 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_counters_dead_letters.sql"),
     ),
+    (3, include_str!("../../migrations/sqlite/0003_search.sql")),
 ];
 
 /// SQLite's default bound-parameter limit (`SQLITE_MAX_VARIABLE_NUMBER`).
 const MAX_PARAMS: usize = 32_766;
 /// Values bound per event row.
-const PARAMS_PER_EVENT: usize = 5;
+const PARAMS_PER_EVENT: usize = 7;
 /// Event rows per `INSERT`, as many as the parameter limit allows.
 const ROWS_PER_INSERT: usize = MAX_PARAMS / PARAMS_PER_EVENT;
 const _: () = assert!(ROWS_PER_INSERT * PARAMS_PER_EVENT <= MAX_PARAMS);
-
-/// The current time in the service's timestamp format.
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')";
-
-const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
-     version INTEGER PRIMARY KEY, \
-     applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')))";
-
-const RECORD_MIGRATION: &str = "INSERT INTO schema_migrations (version) VALUES ($1)";
-
-const LIST_COLUMNS: &str = "id, topic, event_id, \"timestamp\", source, payload, processed_at";
-
-const LETTER_COLUMNS: &str = "seq, id, received, reason, attempts, failed_at, status";
-
-const SETTLE: &str = "UPDATE dead_letters SET status = 'applied', attempts = attempts + 1 \
-     WHERE id = $1 AND status = 'pending' RETURNING id";
-
-const COUNT: &str = "INSERT INTO topic_counters (topic, shard, received, inserted, last_event_at) \
-     VALUES ($1, 0, $2, $3, $4) ON CONFLICT (topic, shard) DO UPDATE SET \
-     received = received + excluded.received, inserted = inserted + excluded.inserted, \
-     last_event_at = max(coalesce(last_event_at, ''), excluded.last_event_at)";
-
-const RECORD_FAILURE: &str = "INSERT INTO entry_failures (batch_key, attempts, last_error) \
-     VALUES ($1, 1, $2) ON CONFLICT (batch_key) DO UPDATE SET \
-     attempts = attempts + 1, last_error = excluded.last_error, \
-     updated_at = strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') RETURNING attempts";
-
-const BURY_MARKER: &str = "INSERT INTO consumed_batches (batch_key, received, inserted) \
-     VALUES ($1, $2, 0) ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key";
-
-const BURY_LETTER: &str = "INSERT INTO dead_letters (id, received, reason, batch, attempts) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
-
-/// The oldest `$1` events (by id), if stored before `$2`.
-const EXPIRED_HEAD: &str = "SELECT id, topic FROM (SELECT id, topic, processed_at FROM events \
-     ORDER BY id LIMIT $1) WHERE processed_at < $2";
-
-const COUNT_EXPIRED: &str = "INSERT INTO topic_counters (topic, shard, expired) VALUES ($1, 0, $2) \
-     ON CONFLICT (topic, shard) DO UPDATE SET expired = expired + excluded.expired";
 
 /// The event store on SQLite.
 pub struct SqliteStore {
     db: Connection,
 }
 
-fn sqlite_error(e: Error) -> StoreError {
-    let (summary, kind) = match &e {
-        Error::NoSuchDatabase => (
-            "sqlite database \"default\" is not configured",
-            ErrorKind::Transient,
-        ),
-        Error::AccessDenied => (
-            "access to the sqlite database was denied",
-            ErrorKind::Transient,
-        ),
-        Error::InvalidConnection => ("invalid sqlite connection", ErrorKind::Transient),
-        Error::DatabaseFull => ("the sqlite database is full", ErrorKind::Transient),
-        Error::Io(m) => ("sqlite query failed", io_kind(m)),
-    };
-    StoreError::new(summary, format!("sqlite: {e:?}")).kind(kind)
-}
-
-/// Busy, locked or I/O trouble is the database's; constraint and type errors are the data's.
-fn io_kind(message: &str) -> ErrorKind {
-    let m = message.to_ascii_lowercase();
-    if ["locked", "busy", "disk i/o", "unable to open", "readonly"]
-        .iter()
-        .any(|s| m.contains(s))
-    {
-        ErrorKind::Transient
-    } else if [
-        "constraint",
-        "datatype mismatch",
-        "too big",
-        "malformed json",
-    ]
-    .iter()
-    .any(|s| m.contains(s))
-    {
-        ErrorKind::Permanent
-    } else {
-        ErrorKind::Unknown
-    }
-}
-
 fn bind(p: &Param<'_>) -> Value {
     match p {
         Param::Text(s) => Value::Text((*s).to_owned()),
         Param::Int(n) => Value::Integer(*n),
+        Param::Owned(s) => Value::Text(s.clone()),
     }
 }
 
@@ -174,10 +107,24 @@ fn letter(r: &[Value], with_batch: bool) -> Result<DeadLetter, StoreError> {
     })
 }
 
-/// `(?, ?, …)` repeated: `rows` groups of `width` placeholders.
-fn placeholders(rows: usize, width: usize) -> String {
-    let one = format!("({})", vec!["?"; width].join(", "));
-    vec![one; rows].join(", ")
+/// The keys an insert stored, and the smallest id it gave.
+type Inserted = (Vec<(String, String)>, Option<i64>);
+
+/// An event row in `LIST_COLUMNS` order.
+fn stored_event(r: &[Value]) -> Result<StoredEvent, StoreError> {
+    let v = |i| r.get(i);
+    let payload = serde_json::value::RawValue::from_string(text(v(5))?)
+        .map_err(|e| StoreError::new("stored payload is not JSON", e.to_string()))?;
+    Ok(StoredEvent {
+        id: int(v(0))?,
+        topic: text(v(1))?,
+        event_id: text(v(2))?,
+        timestamp: text(v(3))?,
+        source: text(v(4))?,
+        level: Level::from_rank(int(v(7))?),
+        payload,
+        processed_at: text(v(6))?,
+    })
 }
 
 impl SqliteStore {
@@ -209,8 +156,8 @@ impl SqliteStore {
         int(rows.rows.first().and_then(|r| r.values.first()))
     }
 
-    /// Inserts one chunk of events, returning the keys actually inserted.
-    fn insert_chunk(&self, chunk: &[&Event]) -> Result<Vec<(String, String)>, StoreError> {
+    /// Inserts one chunk of events, returning the keys actually inserted and the smallest id.
+    fn insert_chunk(&self, chunk: &[&Event]) -> Result<Inserted, StoreError> {
         let mut params = Vec::with_capacity(chunk.len() * PARAMS_PER_EVENT);
         for e in chunk {
             params.push(t(e.topic()));
@@ -218,12 +165,46 @@ impl SqliteStore {
             params.push(t(e.timestamp()));
             params.push(t(e.source()));
             params.push(t(e.payload().get()));
+            params.push(e.level().map_or(Value::Null, |l| Value::Integer(l.rank())));
+            params.push(e.message().map_or(Value::Null, t));
         }
         let rows = self.run(&insert_events_sql(chunk.len()), &params)?;
-        rows.rows
+        let mut first: Option<i64> = None;
+        let keys = rows
+            .rows
             .iter()
-            .map(|r| Ok((text(r.values.first())?, text(r.values.get(1))?)))
-            .collect()
+            .map(|r| {
+                let id = int(r.values.first())?;
+                first = Some(first.map_or(id, |f| f.min(id)));
+                Ok((text(r.values.get(1))?, text(r.values.get(2))?))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((keys, first))
+    }
+
+    /// Adds `delta` events per `(grain, bucket, topic, level)` to the volume rows (shard 0).
+    fn count_volume(&self, rows: &[VolumeDelta<'_>]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(VOLUME_ROWS_PER_UPSERT) {
+            let statement = format!(
+                "INSERT INTO volume_counters (grain, bucket, topic, level, shard, n) VALUES {} \
+                 ON CONFLICT (grain, bucket, topic, level, shard) DO UPDATE SET n = n + excluded.n",
+                placeholders(chunk.len(), 5).replace("?, ?)", "?, 0, ?)")
+            );
+            let params: Vec<Value> = chunk
+                .iter()
+                .flat_map(|((grain, bucket, topic, level), delta)| {
+                    [
+                        Value::Integer(*grain),
+                        Value::Integer(*bucket),
+                        t(topic),
+                        Value::Integer(*level),
+                        Value::Integer(*delta),
+                    ]
+                })
+                .collect();
+            self.run(&statement, &params)?;
+        }
+        Ok(())
     }
 
     /// Inserts the markers of a group; returns the keys whose marker is new.
@@ -277,30 +258,6 @@ impl SqliteStore {
     }
 }
 
-/// `INSERT … VALUES (?, ?, ?, ?, ?), … ON CONFLICT DO NOTHING RETURNING topic, event_id`.
-fn insert_events_sql(rows: usize) -> String {
-    format!(
-        "{} VALUES {} ON CONFLICT (topic, event_id) DO NOTHING RETURNING topic, event_id",
-        sql::INSERT_EVENTS_INTO,
-        placeholders(rows, PARAMS_PER_EVENT)
-    )
-}
-
-/// Splits a migration script into statements: drops `--` comment lines, splits on `;`.
-fn split_statements(script: &str) -> Vec<String> {
-    let without_comments: String = script
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    without_comments
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 impl EventStore for SqliteStore {
     fn migrate(&self) -> Result<(), StoreError> {
         let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
@@ -338,16 +295,36 @@ impl EventStore for SqliteStore {
                 .filter(|b| fresh.iter().any(|k| k == b.key));
             let prepared = Prepared::new(batches);
             let mut inserted = Vec::with_capacity(prepared.unique.len());
+            let mut first_id: Option<i64> = None;
             for chunk in prepared.unique.chunks(ROWS_PER_INSERT) {
-                inserted.extend(self.insert_chunk(chunk)?);
+                let (keys, first) = self.insert_chunk(chunk)?;
+                inserted.extend(keys);
+                first_id = match (first_id, first) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            if let Some(first) = first_id {
+                self.run(INDEX_TEXT, &[Value::Integer(first)])?;
             }
             inserted.sort_unstable();
+            let stored = prepared.inserted(&inserted);
             let per_topic_inserted = prepared.inserted_per_topic(&inserted);
-            for ((topic, received, last), stored) in
+            let mut levels: std::collections::HashMap<&str, [u64; 6]> = Default::default();
+            for e in &stored {
+                if let Some(l) = e.level() {
+                    levels.entry(e.topic()).or_default()[(l.rank() - 1) as usize] += 1;
+                }
+            }
+            for ((topic, received, last), count) in
                 prepared.per_topic.iter().zip(per_topic_inserted)
             {
-                self.run(COUNT, &[t(topic), n(*received), n(stored), t(last)])?;
+                let mut params = vec![t(topic), n(*received), n(count), t(last)];
+                let of_topic = levels.get(topic).copied().unwrap_or_default();
+                params.extend(of_topic.iter().map(|c| n(*c)));
+                self.run(COUNT, &params)?;
             }
+            self.count_volume(&super::volume_rows(&stored))?;
             Ok(Applied {
                 settled: true,
                 received: prepared.received,
@@ -360,22 +337,7 @@ impl EventStore for SqliteStore {
 
     fn snapshot(&self, pending: &[String], topics: &TopicFilter) -> Result<Snapshot, StoreError> {
         // Placeholders must first appear in order (see `store`): topic, limit, keys.
-        let statement = "SELECT \
-             (SELECT COALESCE(SUM(received), 0) FROM topic_counters), \
-             (SELECT COALESCE(SUM(inserted), 0) FROM topic_counters), \
-             (SELECT COALESCE(SUM(expired), 0) FROM topic_counters), \
-             (SELECT COALESCE(SUM(received), 0) FROM dead_letters WHERE status <> 'applied'), \
-             (SELECT count(*) FROM dead_letters WHERE status = 'pending'), \
-             (SELECT count(DISTINCT topic) FROM topic_counters WHERE topic <> ''), \
-             (SELECT json_group_array(json_object('topic', topic, 'received', r, \
-                'unique_processed', i, 'duplicate_dropped', r - i, 'expired', x, \
-                'last_event_at', l)) FROM (SELECT topic, SUM(received) AS r, SUM(inserted) AS i, \
-                SUM(expired) AS x, MAX(last_event_at) AS l FROM topic_counters \
-                WHERE topic <> '' AND ($1 IS NULL OR topic = $1) \
-                GROUP BY topic ORDER BY topic LIMIT $2)), \
-             (SELECT json_group_array(batch_key) FROM consumed_batches \
-              WHERE batch_key IN (SELECT value FROM json_each($3))), \
-             (SELECT value FROM meta WHERE key = 'started_at')";
+        let statement = SNAPSHOT;
         let keys = serde_json::to_string(pending).unwrap_or_else(|_| "[]".into());
         let topic = topics.topic.as_deref().map_or(Value::Null, t);
         let rows = self.run(
@@ -399,28 +361,71 @@ impl EventStore for SqliteStore {
             topics: per_topic,
             consumed: json_list(v(7))?,
             started_at: text(v(8)).ok(),
+            levels: serde_json::from_str::<LevelCounts>(&text(v(9))?)
+                .map_err(|e| StoreError::new("unexpected sqlite value", e.to_string()))?,
         })
     }
 
     fn list(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        let (statement, params) = sql::list_events(LIST_COLUMNS, query, |n| format!("${n}"));
+        let (statement, params) = query::list_events(LIST_COLUMNS, query, Dialect::Sqlite);
+        let params: Vec<Value> = params.iter().map(bind).collect();
+        let rows = self.run(&statement, &params)?;
+        rows.rows.iter().map(|r| stored_event(&r.values)).collect()
+    }
+
+    fn tail(&self, query: &EventQuery, after: TailCursor) -> Result<TailPage, StoreError> {
+        let (statement, params) = query::tail_events(LIST_COLUMNS, query, after, Dialect::Sqlite);
+        let params: Vec<Value> = params.iter().map(bind).collect();
+        let rows = self.run(&statement, &params)?;
+        let first = rows
+            .rows
+            .first()
+            .ok_or_else(|| StoreError::new("empty result", "tail returned no row"))?;
+        let scanned = int(first.values.first())?;
+        let last_scanned = match first.values.get(3) {
+            Some(Value::Integer(id)) => Some(TailCursor { tx: 0, id: *id }),
+            _ => None,
+        };
+        let events: Vec<StoredEvent> = rows
+            .rows
+            .iter()
+            .filter(|r| matches!(r.values.get(4), Some(Value::Integer(_))))
+            .map(|r| stored_event(&r.values[4..]))
+            .collect::<Result<_, _>>()?;
+        let next = super::next_tail_cursor(super::TailScan {
+            after,
+            hits: events.len(),
+            last_hit: events.last().map(|e| TailCursor { tx: 0, id: e.id }),
+            limit: query.limit,
+            scanned,
+            last_scanned,
+            horizon: last_scanned.unwrap_or(after),
+        });
+        Ok(TailPage { events, next })
+    }
+
+    fn tail_moved(&self, after: TailCursor) -> Result<bool, StoreError> {
+        let moved = self.scalar(
+            query::tail_moved(Dialect::Sqlite),
+            &[Value::Integer(after.id)],
+        )?;
+        Ok(moved != 0)
+    }
+
+    fn tail_position(&self) -> Result<TailCursor, StoreError> {
+        let id = self.scalar(query::tail_position(Dialect::Sqlite), &[])?;
+        Ok(TailCursor { tx: 0, id })
+    }
+
+    fn volume(&self, v: &VolumeQuery) -> Result<Vec<VolumeCell>, StoreError> {
+        let (statement, params) = query::volume(v, Dialect::Sqlite);
         let params: Vec<Value> = params.iter().map(bind).collect();
         let rows = self.run(&statement, &params)?;
         rows.rows
             .iter()
             .map(|r| {
                 let v = |i| r.values.get(i);
-                let payload = serde_json::value::RawValue::from_string(text(v(5))?)
-                    .map_err(|e| StoreError::new("stored payload is not JSON", e.to_string()))?;
-                Ok(StoredEvent {
-                    id: int(v(0))?,
-                    topic: text(v(1))?,
-                    event_id: text(v(2))?,
-                    timestamp: text(v(3))?,
-                    source: text(v(4))?,
-                    payload,
-                    processed_at: text(v(6))?,
-                })
+                Ok((int(v(0))?, int(v(1))?, count(int(v(2))?)))
             })
             .collect()
     }
@@ -494,21 +499,41 @@ impl EventStore for SqliteStore {
                 return Ok(0);
             }
             let mut per_topic: std::collections::BTreeMap<String, u64> = Default::default();
+            let mut volume: std::collections::BTreeMap<(i64, i64, String, i64), i64> =
+                Default::default();
             let mut ids = Vec::with_capacity(head.rows.len());
             for row in &head.rows {
                 ids.push(Value::Integer(int(row.values.first())?));
-                *per_topic.entry(text(row.values.get(1))?).or_default() += 1;
+                let topic = text(row.values.get(1))?;
+                let minute = super::epoch_minute(&text(row.values.get(2))?);
+                let level = int(row.values.get(3))?; // NULL reads as 0: no level
+                for grain in [1, 60] {
+                    let key = (
+                        grain,
+                        minute.div_euclid(grain) * grain,
+                        topic.clone(),
+                        level,
+                    );
+                    *volume.entry(key).or_default() -= 1;
+                }
+                *per_topic.entry(topic).or_default() += 1;
             }
             for chunk in ids.chunks(MAX_PARAMS) {
-                let statement = format!(
-                    "DELETE FROM events WHERE id IN ({})",
-                    vec!["?"; chunk.len()].join(", ")
-                );
-                self.run(&statement, chunk)?;
+                let marks = vec!["?"; chunk.len()].join(", ");
+                self.run(&format!("DELETE FROM events WHERE id IN ({marks})"), chunk)?;
+                self.run(
+                    &format!("DELETE FROM events_fts WHERE rowid IN ({marks})"),
+                    chunk,
+                )?;
             }
             for (topic, gone) in &per_topic {
                 self.run(COUNT_EXPIRED, &[t(topic), n(*gone)])?;
             }
+            let rows: Vec<VolumeDelta<'_>> = volume
+                .iter()
+                .map(|((g, b, topic, l), d)| ((*g, *b, topic.as_str(), *l), *d))
+                .collect();
+            self.count_volume(&rows)?;
             Ok(ids.len() as u64)
         })
     }
@@ -546,51 +571,5 @@ impl EventStore for SqliteStore {
 
     fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
         self.write_tx(|| self.touch(keys))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn migrations_split_into_whole_statements() {
-        let statements = split_statements(MIGRATIONS[0].1);
-        assert_eq!(statements.len(), 5);
-        assert!(statements[0].starts_with("CREATE TABLE IF NOT EXISTS events"));
-        assert!(statements[4].starts_with("INSERT INTO meta"));
-        let second = split_statements(MIGRATIONS[1].1);
-        assert!(
-            second
-                .iter()
-                .any(|s| s.contains("CREATE TABLE IF NOT EXISTS dead_letters"))
-        );
-        for s in statements.iter().chain(&second) {
-            assert!(!s.contains("--"), "{s}");
-        }
-    }
-
-    #[test]
-    fn split_ignores_semicolons_in_comment_lines() {
-        let got = split_statements("-- a; b\nSELECT 1;\n\n  -- c;\nSELECT 2");
-        assert_eq!(got, vec!["SELECT 1", "SELECT 2"]);
-    }
-
-    #[test]
-    fn insert_statement_has_five_placeholders_per_row() {
-        let text = insert_events_sql(3);
-        assert_eq!(text.matches('?').count(), 15);
-        assert!(text.ends_with("DO NOTHING RETURNING topic, event_id"));
-        assert_eq!(placeholders(2, 2), "(?, ?), (?, ?)");
-    }
-
-    #[test]
-    fn error_kinds() {
-        assert_eq!(io_kind("database is locked"), ErrorKind::Transient);
-        assert_eq!(
-            io_kind("CHECK constraint failed: poison"),
-            ErrorKind::Permanent
-        );
-        assert_eq!(io_kind("something else"), ErrorKind::Unknown);
     }
 }

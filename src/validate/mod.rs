@@ -16,6 +16,8 @@
 //! outside 0001–9999 are rejected because the stores cannot hold them exactly.
 //! `payload` is any JSON value: absent means `{}`, an explicit `null` stays `null`;
 //! strings inside it must not contain NUL (Postgres `jsonb` refuses `\u0000`).
+//! `level` is optional: a severity name or alias (see `level`), stored as its canonical name;
+//! without it, the payload's own `level` / `severity` string is used if it names a level.
 //! Unknown fields are ignored; a field given twice in one event is an error.
 //!
 //! Parsing is one typed pass, never a `serde_json::Value` tree: the body is split
@@ -30,9 +32,12 @@ use serde_json::value::RawValue;
 use crate::error::{ApiError, FieldError};
 
 mod digest;
+pub mod level;
 mod payload;
+pub mod text;
 mod timestamp;
 pub use digest::content_id;
+pub use level::Level;
 pub use timestamp::{from_unix_nanos, normalize_timestamp, parse_timestamp, render_utc};
 
 /// Longest `topic`, `event_id` or `source`, in characters.
@@ -71,6 +76,9 @@ pub struct Event {
     timestamp: String,
     source: String,
     payload: Box<RawValue>,
+    level: Option<Level>,
+    /// The searchable message read out of the payload (see `text`); derived, never sent.
+    message: Option<String>,
 }
 
 impl PartialEq for Event {
@@ -79,6 +87,7 @@ impl PartialEq for Event {
             && self.timestamp == other.timestamp
             && self.source == other.source
             && self.payload.get() == other.payload.get()
+            && self.level == other.level
     }
 }
 
@@ -108,15 +117,35 @@ impl Event {
         &self.payload
     }
 
+    /// Its severity, if it has one: searched with `level=`, counted per level.
+    pub fn level(&self) -> Option<Level> {
+        self.level
+    }
+
+    /// Sets the severity; how adapters (OTLP severity, Loki's `level` label) attach theirs.
+    pub fn with_level(mut self, level: Level) -> Event {
+        self.level = Some(level);
+        self
+    }
+
+    /// The payload's searchable message, if it has one (otherwise search reads the payload).
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
     /// The event as a JSON object (what a dead letter shows of its batch).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "topic": self.topic,
             "event_id": self.event_id,
             "timestamp": self.timestamp,
             "source": self.source,
             "payload": self.payload,
-        })
+        });
+        if let Some(level) = self.level {
+            v["level"] = serde_json::json!(level.name());
+        }
+        v
     }
 
     /// The dedup key `(topic, event_id)`; sorting by it gives every store one lock order.
@@ -140,12 +169,15 @@ impl Event {
         text("event_id", &event_id)?;
         text("source", &source)?;
         let timestamp = normalize_timestamp(timestamp).map_err(|m| format!("timestamp {m}"))?;
+        let (message, level) = text::inspect(&payload);
         Ok(Event {
             topic,
             event_id,
             timestamp,
             source,
             payload,
+            level,
+            message,
         })
     }
 
@@ -179,12 +211,15 @@ impl Event {
                 limits.max_payload_bytes
             ));
         }
+        let (message, level) = text::inspect(&payload);
         Ok(Event {
             topic,
             event_id,
             timestamp,
             source,
             payload,
+            level,
+            message,
         })
     }
 
@@ -217,14 +252,41 @@ impl Event {
                 Ok(p) => Some(p),
             },
         };
-        match (topic, event_id, timestamp, source, payload) {
-            (Some(topic), Some(event_id), Some(timestamp), Some(source), Some(payload)) => {
+        let level = match string_value(fields.level)? {
+            Text::Missing => Some(None),
+            Text::NotAString => problems.invalid(
+                "level",
+                format!("must be a string: one of {}", level::LEVEL_NAMES),
+            ),
+            Text::Value(s) => match Level::parse(&s) {
+                Some(l) => Some(Some(l)),
+                None => problems.invalid(
+                    "level",
+                    format!(
+                        "must be one of {} (or an alias such as warning, err, critical)",
+                        level::LEVEL_NAMES
+                    ),
+                ),
+            },
+        };
+        match (topic, event_id, timestamp, source, payload, level) {
+            (
+                Some(topic),
+                Some(event_id),
+                Some(timestamp),
+                Some(source),
+                Some(payload),
+                Some(level),
+            ) => {
+                let (message, own_level) = text::inspect(&payload);
                 Ok(Event {
                     topic,
                     event_id,
                     timestamp,
                     source,
                     payload,
+                    level: level.or(own_level),
+                    message,
                 })
             }
             _ => Err(ItemError::Problems(problems)),
@@ -247,6 +309,8 @@ struct Fields<'a> {
     source: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     payload: Option<&'a RawValue>,
+    #[serde(borrow)]
+    level: Option<&'a RawValue>,
 }
 
 /// The `{"events": ...}` wrapper; other members are ignored (they may be a bare event's fields).
@@ -531,6 +595,33 @@ mod tests {
         assert_eq!(e.source(), "s");
         assert_eq!(e.timestamp(), "2024-05-01T12:00:00.000000Z");
         assert_eq!(e.payload().get(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn level_is_optional_normalised_and_checked() {
+        assert_eq!(one(good()).unwrap().level(), None);
+        let mut v = good();
+        v["level"] = json!("WARNING");
+        assert_eq!(one(v.clone()).unwrap().level(), Some(Level::Warn));
+        v["level"] = Value::Null;
+        assert_eq!(one(v.clone()).unwrap().level(), None);
+        v["payload"] = json!({"level": "err", "message": "full"});
+        let e = one(v.clone()).unwrap();
+        assert_eq!((e.level(), e.message()), (Some(Level::Error), Some("full")));
+        v["level"] = json!("debug");
+        assert_eq!(
+            one(v.clone()).unwrap().level(),
+            Some(Level::Debug),
+            "its own level wins"
+        );
+        v["level"] = json!("loud");
+        let err = one(v.clone()).unwrap_err();
+        assert_eq!(
+            (err.status, fields(&err)),
+            (422, vec![(None, Some("level"))])
+        );
+        v["level"] = json!(3);
+        assert_eq!(fields(&one(v).unwrap_err()), vec![(None, Some("level"))]);
     }
 
     #[test]

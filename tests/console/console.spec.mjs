@@ -75,7 +75,9 @@ async function untilCount(page, sel, n, what) {
     .catch((e) => assert.fail(e.message + ', shown: ' + shown));
 }
 
-async function showEvents(page, { topic = '', since = '', until: to = '', limit = '20' } = {}) {
+async function showEvents(page, { topic = '', since = '', until: to = '', limit = '20', q = '', level = '' } = {}) {
+  await page.getByLabel('Search', { exact: true }).fill(q);
+  await page.locator('#f-level').selectOption({ value: level });
   await page.getByLabel('Topic', { exact: true }).fill(topic);
   await page.getByLabel('From (UTC)').fill(since);
   await page.getByLabel('Until (UTC)').fill(to);
@@ -199,6 +201,7 @@ async function openService(context) {
   assert.deepEqual(await logCells(), [['ERROR', 'payment <b>declined</b>', 'order.id=ord-7'], ['warn', 'retrying payment', '']]);
   assert.equal(await page.locator('#events tbody b').count(), 0, 'log text must not become markup');
   ok('OTLP and Loki records show severity, message and attributes, not a wall of JSON');
+  await exploreEvents(page, base);
 
   if (args.screenshot) {
     mkdirSync(dirname(args.screenshot), { recursive: true });
@@ -208,6 +211,78 @@ async function openService(context) {
   assert.deepEqual(problems, [], 'no script errors or CSP violations');
   ok('no script errors or CSP violations');
   await page.close();
+}
+
+/** Search, level colours, the volume chart (drag to select), an event's JSON, following live. */
+async function exploreEvents(page, base) {
+  const at = (minute) => '2026-11-23T10:' + String(minute).padStart(2, '0') + ':00Z';
+  const checkout = [
+    { level: 'error', message: 'payment failed: ERR_CONN_RESET on req-7f3a9c', minute: 40 },
+    { level: 'WARNING', message: 'gateway slow, retry ok', minute: 41 },
+    { level: 'info', message: 'order placed', minute: 42 },
+    { level: 'fatal', message: 'checkout down: db timeout', minute: 47 },
+    { level: 'debug', message: 'cart loaded', minute: 47 },
+  ].map((c, i) => ({ topic: 'checkout', event_id: 'co-' + i, source: 'web', level: c.level, timestamp: at(c.minute), payload: { message: c.message, note: '<i>text</i>' } }));
+  await publish(base, checkout);
+
+  await showEvents(page, { q: 'conn_reset' });
+  await until('search finds the identifier substring', async () => JSON.stringify(await eventIds(page)) === '["co-0"]');
+  assert.equal(await text(page, '#events tbody tr[data-event-id="co-0"] .badge'), 'error');
+  assert.match(await page.locator('#events tbody .badge').first().getAttribute('class'), /lv-error/);
+  await showEvents(page, { topic: 'checkout', q: 'checkout -"db timeout"' });
+  await until('an excluded phrase', async () => (await eventIds(page)).length === 0);
+  ok('search: an identifier substring finds its event (level badge "error"); an excluded phrase removes the rest');
+
+  await showEvents(page, { topic: 'checkout', level: 'warn' });
+  await until('warn and above, newest event time first', async () => JSON.stringify(await eventIds(page)) === '["co-3","co-1","co-0"]');
+  ok('level filter "warn and above" lists fatal, warn, error in event-time order');
+
+  await showEvents(page, { since: '2026-11-23T10:00:00', until: '2026-11-23T11:00:00', limit: '50' });
+  await until('one bar per minute', async () => (await page.locator('#volume .bars > g').count()) === 60);
+  await until('stacked level colours', async () => (await page.locator('#volume rect.lv-fatal').count()) === 1 && (await page.locator('#volume rect.lv-none').count()) > 0);
+  assert.match(await text(page, '#volume-caption'), /^[\d,]+ event\(s\) in this range, 1 min per bar/);
+  ok('volume chart: 60 one-minute bars, stacked by level colour');
+
+  // Drag across the bars of 10:40 .. 10:42: the time range follows, and so does the list.
+  const box = await page.locator('#volume').boundingBox();
+  const x = (i) => box.x + ((i + 0.5) / 60) * box.width;
+  await page.mouse.move(x(40), box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(x(41), box.y + box.height / 2, { steps: 4 });
+  await page.mouse.move(x(42), box.y + box.height / 2, { steps: 4 });
+  await page.mouse.up();
+  // (Chromium shows a whole minute without its seconds.)
+  const range = async () => [await page.getByLabel('From (UTC)').inputValue(), await page.getByLabel('Until (UTC)').inputValue()].map((v) => v.slice(0, 16)).join(' ');
+  await until('range from the drag', async () => (await range()) === '2026-11-23T10:40 2026-11-23T10:43');
+  await until('list narrowed to the dragged range', async () => JSON.stringify(await eventIds(page)) === '["co-2","co-1","co-0"]');
+  ok('dragging across 10:40-10:42 sets the range to 10:40-10:43 and narrows the list');
+
+  await page.locator('#events tbody tr[data-event-id="co-1"]').click();
+  await until('detail open', () => page.locator('#detail').isVisible());
+  const shown = JSON.parse(await text(page, '#detail-json'));
+  assert.equal(shown.event_id, 'co-1');
+  assert.equal(shown.level, 'warn');
+  assert.deepEqual(shown.payload, { message: 'gateway slow, retry ok', note: '<i>text</i>' });
+  assert.match(await page.locator('#detail-json').textContent(), /\n {2}"event_id": "co-1",\n/);
+  assert.equal(await page.locator('#detail i').count(), 0, 'payload text must not become markup');
+  await page.getByRole('button', { name: 'Copy JSON' }).click();
+  await until('copied or selected', async () => /Copied|Selected/.test(await text(page, '#detail-note')));
+  await page.getByRole('button', { name: 'Close' }).click();
+  await until('detail closed', async () => !(await page.locator('#detail').isVisible()));
+  ok('a click on an event opens its whole JSON, pretty and copyable, as text');
+
+  await showEvents(page, { topic: 'checkout', limit: '10' });
+  await until('checkout listed', async () => (await eventIds(page)).length === 5);
+  await page.getByLabel('Follow new events').check();
+  await until('following', async () => /Following/.test(await text(page, '#follow-status')));
+  await publish(base, [{ topic: 'elsewhere', event_id: 'x-1', source: 'web', timestamp: at(50) },
+    { topic: 'checkout', event_id: 'co-live', source: 'web', level: 'error', timestamp: at(44), payload: { message: 'live one' } }]);
+  await until('a new event arrives on top without reloading', async () => (await eventIds(page))[0] === 'co-live');
+  assert.equal((await eventIds(page)).includes('x-1'), false, 'the filter applies to the tail');
+  ok('follow mode shows a newly published event on top (and only what the filter matches)');
+  await showEvents(page, { since: '2026-11-23T10:00:00', until: '2026-11-23T11:00:00', limit: '12' });
+  await page.getByLabel('Follow new events').uncheck();
+  await until('volume for the screenshot', async () => (await page.locator('#volume rect.lv-error').count()) >= 1);
 }
 
 async function authService(context) {

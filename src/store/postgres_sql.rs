@@ -1,0 +1,195 @@
+//! The PostgreSQL statements of the event store that are fixed text: apply (in
+//! `postgres_apply.sql`), dead letters, retention, marker compaction, counter folding and the
+//! `/stats` snapshot. Timestamps leave the database as text in the service's one format.
+
+/// Renders a `timestamptz` column in the service's one timestamp format.
+macro_rules! utc_text {
+    ($col:literal) => {
+        concat!(
+            "to_char(",
+            $col,
+            " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        )
+    };
+}
+
+/// A JSON object of per-level counts from six level sums and the stored total (`none` is the rest).
+macro_rules! level_json {
+    ($t:literal, $d:literal, $i:literal, $w:literal, $e:literal, $f:literal, $all:literal) => {
+        concat!(
+            "json_build_object('trace', ",
+            $t,
+            ", 'debug', ",
+            $d,
+            ", 'info', ",
+            $i,
+            ", 'warn', ",
+            $w,
+            ", 'error', ",
+            $e,
+            ", 'fatal', ",
+            $f,
+            ", 'none', ",
+            $all,
+            " - ",
+            $t,
+            " - ",
+            $d,
+            " - ",
+            $i,
+            " - ",
+            $w,
+            " - ",
+            $e,
+            " - ",
+            $f,
+            ")"
+        )
+    };
+}
+
+pub(super) const LIST_COLUMNS: &str = concat!(
+    "id, topic, event_id, ",
+    utc_text!("\"timestamp\""),
+    ", source, payload, ",
+    utc_text!("processed_at"),
+    ", level"
+);
+
+/// Applies a group of batches in ONE statement (one transaction): markers first
+/// (a marker that already existed means that batch was applied before: its events are
+/// skipped and the marker's age restarts), then the events of the fresh batches in
+/// `(topic, event_id)` order, then their counts per topic into one counter shard.
+/// `{SETTLE}` / `{SETTLED}` are filled in when the group re-applies a dead letter.
+pub(super) const APPLY: &str = include_str!("postgres_apply.sql");
+
+/// The dead-letter guard of a retry: nothing is applied unless the letter was still pending.
+pub(super) const SETTLE: &str = " settle AS (UPDATE dead_letters SET status = 'applied', \
+     attempts = attempts + 1 WHERE id = $12 AND status = 'pending' RETURNING id),";
+
+/// Moves an entry aside: its marker and its dead letter, or nothing if it was applied meanwhile.
+pub(super) const BURY: &str = "WITH m AS (INSERT INTO consumed_batches (batch_key, received, inserted) \
+     VALUES ($1, $2, 0) ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key) \
+     INSERT INTO dead_letters (id, received, reason, batch, attempts) \
+     SELECT $3, $2, $4, $5, $6 FROM m ON CONFLICT (id) DO NOTHING";
+
+pub(super) const RECORD_FAILURE: &str = "INSERT INTO entry_failures (batch_key, attempts, last_error) \
+     VALUES ($1, 1, $2) ON CONFLICT (batch_key) DO UPDATE SET \
+     attempts = entry_failures.attempts + 1, last_error = EXCLUDED.last_error, updated_at = now() \
+     RETURNING attempts";
+
+pub(super) const LETTER_COLUMNS: &str = concat!(
+    "seq, id, received, reason, attempts, ",
+    utc_text!("failed_at"),
+    ", status"
+);
+
+pub(super) const DISCARD: &str = "WITH u AS (UPDATE dead_letters SET status = 'discarded' \
+     WHERE id = $1 AND status = 'pending' RETURNING status) \
+     SELECT COALESCE((SELECT status FROM u), (SELECT status FROM dead_letters WHERE id = $1))";
+
+/// Deletes the oldest `$2` events (by id) if stored before `$1`, counting them per topic.
+/// The events leave `/volume` too: their volume rows of shard 0 go down, after the counter
+/// rows (the sorted join), like a publisher's.
+pub(super) const EXPIRE: &str = "WITH gone AS (DELETE FROM events WHERE id IN (\
+     SELECT id FROM (SELECT id, processed_at FROM events ORDER BY id LIMIT $2) AS head \
+     WHERE processed_at < $1::text::timestamptz) RETURNING topic, \"timestamp\", level), \
+     per_topic AS (SELECT topic, count(*) AS n FROM gone GROUP BY topic), \
+     counted AS (INSERT INTO topic_counters (topic, shard, expired) \
+     SELECT topic, 0, n FROM per_topic ORDER BY topic \
+     ON CONFLICT (topic, shard) DO UPDATE SET expired = topic_counters.expired + EXCLUDED.expired \
+     RETURNING topic), \
+     volume AS (INSERT INTO volume_counters (grain, bucket, topic, level, shard, n) \
+     SELECT g.grain, (floor(extract(epoch FROM gone.\"timestamp\") / (60 * g.grain)) * g.grain)::bigint, \
+     gone.topic, COALESCE(gone.level, 0), 0, -count(*) \
+     FROM gone CROSS JOIN (VALUES (1), (60)) AS g(grain) \
+     JOIN (SELECT topic FROM counted ORDER BY topic) AS c ON c.topic = gone.topic \
+     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 \
+     ON CONFLICT (grain, bucket, topic, level, shard) DO UPDATE SET n = volume_counters.n + EXCLUDED.n \
+     RETURNING 1) \
+     SELECT count(*) + 0 * (SELECT count(*) FROM volume) FROM gone";
+
+pub(super) const COMPACT: &str = "WITH old AS (SELECT batch_key FROM consumed_batches \
+     WHERE consumed_at < $1::text::timestamptz AND NOT (batch_key = ANY($2::text[])) \
+     ORDER BY consumed_at LIMIT $3), \
+     gone AS (DELETE FROM consumed_batches WHERE batch_key IN (SELECT batch_key FROM old) \
+     RETURNING batch_key), \
+     failures AS (DELETE FROM entry_failures WHERE batch_key IN (SELECT batch_key FROM gone)) \
+     SELECT count(*) FROM gone";
+
+/// Folds counter shards into shard 0, locking rows in `(topic, shard)` order like publishers do,
+/// in one statement: a snapshot sees the counters before or after, never half-way. The volume
+/// rows of the folded `(topic, shard)` pairs move with them, after the counter rows (a pair's
+/// volume rows are only written under its counter row's lock).
+pub(super) const FOLD: &str = "WITH picked AS (SELECT topic, shard FROM topic_counters WHERE shard <> 0 \
+     ORDER BY topic, shard LIMIT $1 FOR UPDATE), \
+     moved AS (DELETE FROM topic_counters c USING picked p \
+     WHERE c.topic = p.topic AND c.shard = p.shard \
+     RETURNING c.topic, c.received, c.inserted, c.expired, c.last_event_at, \
+     c.n_trace, c.n_debug, c.n_info, c.n_warn, c.n_error, c.n_fatal), \
+     folded AS (INSERT INTO topic_counters (topic, shard, received, inserted, expired, last_event_at, \
+     n_trace, n_debug, n_info, n_warn, n_error, n_fatal) \
+     SELECT topic, 0, SUM(received), SUM(inserted), SUM(expired), MAX(last_event_at), \
+     SUM(n_trace), SUM(n_debug), SUM(n_info), SUM(n_warn), SUM(n_error), SUM(n_fatal) \
+     FROM moved GROUP BY topic ORDER BY topic \
+     ON CONFLICT (topic, shard) DO UPDATE SET \
+     received = topic_counters.received + EXCLUDED.received, \
+     inserted = topic_counters.inserted + EXCLUDED.inserted, \
+     expired = topic_counters.expired + EXCLUDED.expired, \
+     last_event_at = GREATEST(topic_counters.last_event_at, EXCLUDED.last_event_at), \
+     n_trace = topic_counters.n_trace + EXCLUDED.n_trace, \
+     n_debug = topic_counters.n_debug + EXCLUDED.n_debug, \
+     n_info = topic_counters.n_info + EXCLUDED.n_info, \
+     n_warn = topic_counters.n_warn + EXCLUDED.n_warn, \
+     n_error = topic_counters.n_error + EXCLUDED.n_error, \
+     n_fatal = topic_counters.n_fatal + EXCLUDED.n_fatal RETURNING topic), \
+     vmoved AS (DELETE FROM volume_counters v USING \
+     (SELECT p.topic, p.shard FROM picked p JOIN (SELECT topic FROM folded ORDER BY topic) AS f \
+      ON f.topic = p.topic) AS q \
+     WHERE v.topic = q.topic AND v.shard = q.shard \
+     RETURNING v.grain, v.bucket, v.topic, v.level, v.n), \
+     vfolded AS (INSERT INTO volume_counters (grain, bucket, topic, level, shard, n) \
+     SELECT grain, bucket, topic, level, 0, SUM(n) FROM vmoved \
+     GROUP BY grain, bucket, topic, level ORDER BY grain, bucket, topic, level \
+     ON CONFLICT (grain, bucket, topic, level, shard) DO UPDATE SET \
+     n = volume_counters.n + EXCLUDED.n RETURNING 1) \
+     SELECT count(*) + 0 * (SELECT count(*) FROM vfolded) FROM moved";
+
+pub(super) const TOUCH: &str = "UPDATE consumed_batches SET consumed_at = now() \
+     WHERE batch_key = ANY($1::text[]) RETURNING batch_key";
+
+/// Counters in one grouped pass over the counter rows (topics x shards), then the totals,
+/// the per-topic page and the markers of the listed keys, all in one statement (one snapshot).
+pub(super) const SNAPSHOT: &str = concat!(
+    "WITH per AS (SELECT topic, SUM(received) AS r, SUM(inserted) AS i, SUM(expired) AS x, \
+       MAX(last_event_at) AS l, SUM(n_trace) AS l1, SUM(n_debug) AS l2, SUM(n_info) AS l3, \
+       SUM(n_warn) AS l4, SUM(n_error) AS l5, SUM(n_fatal) AS l6 \
+       FROM topic_counters GROUP BY topic), \
+     dl AS (SELECT COALESCE(SUM(received) FILTER (WHERE status <> 'applied'), 0)::bigint AS dead, \
+       count(*) FILTER (WHERE status = 'pending') AS pending FROM dead_letters) \
+     SELECT (SELECT COALESCE(SUM(r), 0)::bigint FROM per), \
+     (SELECT COALESCE(SUM(i), 0)::bigint FROM per), \
+     (SELECT COALESCE(SUM(x), 0)::bigint FROM per), \
+     (SELECT dead FROM dl), (SELECT pending FROM dl), \
+     (SELECT count(*) FROM per WHERE topic <> ''), \
+     (SELECT COALESCE(json_agg(t ORDER BY t.topic), '[]')::text FROM (\
+       SELECT topic, r::bigint AS received, i::bigint AS unique_processed, \
+       (r - i)::bigint AS duplicate_dropped, x::bigint AS expired, ",
+    utc_text!("l"),
+    " AS last_event_at, ",
+    level_json!("l1", "l2", "l3", "l4", "l5", "l6", "i"),
+    " AS levels FROM per WHERE topic <> '' AND ($2::text IS NULL OR topic = $2) \
+       ORDER BY topic LIMIT $3) AS t), \
+     ARRAY(SELECT batch_key FROM consumed_batches WHERE batch_key = ANY($1::text[])), ",
+    "(SELECT value FROM meta WHERE key = 'started_at'), (SELECT ",
+    level_json!(
+        "COALESCE(SUM(l1), 0)",
+        "COALESCE(SUM(l2), 0)",
+        "COALESCE(SUM(l3), 0)",
+        "COALESCE(SUM(l4), 0)",
+        "COALESCE(SUM(l5), 0)",
+        "COALESCE(SUM(l6), 0)",
+        "COALESCE(SUM(i), 0)"
+    ),
+    "::text FROM per)"
+);

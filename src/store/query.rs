@@ -1,0 +1,574 @@
+//! The read statements of `GET /events` (pages, live tail) and `GET /volume`, built for either
+//! dialect from the filters actually asked for, so each variant gets its own plan.
+//!
+//! Indexes they rely on (migrations 2 and 3): `(topic, id)`, `(source, id)` and `id` for stored
+//! order; `("timestamp", id)` and `(topic, "timestamp", id)` for event-time order; on PostgreSQL
+//! `(tx, id)` for the tail and a `pg_trgm` GIN index on the searchable text; on SQLite the FTS5
+//! trigram table `events_fts`; `volume_counters` for `/volume`. Searchable text is
+//! `COALESCE(message, payload)`: the payload's message when it has one, else its whole text.
+//!
+//! Placeholders are `$n` in both dialects; SQLite numbers them in order of first appearance,
+//! so every builder pushes a parameter exactly when its `$n` first appears in the text.
+
+use super::EventQuery;
+use super::find::{Order, Search, TailCursor, VolumeQuery};
+use super::sql::Param;
+
+/// The searchable text of an event row.
+pub const SEARCH_TEXT: &str = "COALESCE(message, payload)";
+
+/// Rows a tail read looks at per call at most, so a client far behind costs a bounded read.
+pub const TAIL_SCAN: u32 = 10_000;
+
+/// Which SQL dialect a statement is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL: `timestamptz` casts, `ILIKE` served by the trigram index.
+    Postgres,
+    /// SQLite: timestamps as text, search through the FTS5 trigram table.
+    Sqlite,
+}
+
+impl Dialect {
+    fn ts(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}::text::timestamptz"),
+            Dialect::Sqlite => format!("${n}"),
+        }
+    }
+}
+
+/// Parameters and conditions collected while a statement is built.
+#[derive(Default)]
+struct Builder<'a> {
+    params: Vec<Param<'a>>,
+    filters: Vec<String>,
+}
+
+impl<'a> Builder<'a> {
+    /// Adds a parameter; returns its number.
+    fn push(&mut self, p: Param<'a>) -> usize {
+        self.params.push(p);
+        self.params.len()
+    }
+
+    fn filter(&mut self, f: String) {
+        self.filters.push(f);
+    }
+
+    fn where_clause(&self) -> String {
+        if self.filters.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.filters.join(" AND "))
+        }
+    }
+}
+
+/// The FTS5 `MATCH` expression of a search on SQLite, if some included term is long enough for
+/// the trigram index: included terms ANDed, long excluded terms `NOT`ed. Other terms are row
+/// conditions (see [`row_terms`]).
+fn fts_match(search: &Search) -> Option<String> {
+    let included: Vec<String> = search
+        .terms
+        .iter()
+        .filter(|t| !t.exclude && t.indexable())
+        .map(|t| t.fts_string())
+        .collect();
+    if included.is_empty() {
+        return None;
+    }
+    let mut expr = format!("({})", included.join(" AND "));
+    for t in search.terms.iter().filter(|t| t.exclude && t.indexable()) {
+        expr = format!("({expr} NOT {})", t.fts_string());
+    }
+    Some(expr)
+}
+
+/// Search conditions checked on each row: every term on PostgreSQL (`ILIKE`, which the trigram
+/// index serves), on SQLite the terms the FTS `MATCH` does not cover (`LIKE`).
+fn row_terms<'a>(b: &mut Builder<'a>, d: Dialect, search: &Search, fts_used: bool) {
+    for t in &search.terms {
+        if d == Dialect::Sqlite && fts_used && t.indexable() {
+            continue;
+        }
+        let n = b.push(Param::Owned(t.like_pattern()));
+        let not = if t.exclude { "NOT " } else { "" };
+        b.filter(match d {
+            Dialect::Postgres => format!("{SEARCH_TEXT} {not}ILIKE ${n}"),
+            Dialect::Sqlite => format!("{SEARCH_TEXT} {not}LIKE ${n} ESCAPE '\\'"),
+        });
+    }
+}
+
+/// Topic, source, time range, level and the row part of the search.
+fn filters<'a>(b: &mut Builder<'a>, d: Dialect, q: &'a EventQuery, fts_used: bool) {
+    if let Some(topic) = &q.topic {
+        let n = b.push(Param::Text(topic));
+        b.filter(format!("topic = ${n}"));
+    }
+    if let Some(source) = &q.source {
+        let n = b.push(Param::Text(source));
+        b.filter(format!("source = ${n}"));
+    }
+    if let Some(since) = &q.since {
+        let n = b.push(Param::Text(since));
+        b.filter(format!("\"timestamp\" >= {}", d.ts(n)));
+    }
+    if let Some(until) = &q.until {
+        let n = b.push(Param::Text(until));
+        b.filter(format!("\"timestamp\" < {}", d.ts(n)));
+    }
+    if let Some(level) = &q.find.level {
+        b.filter(level.sql("level"));
+    }
+    if let Some(search) = &q.find.q {
+        row_terms(b, d, search, fts_used);
+    }
+}
+
+/// The `FROM` clause: on SQLite with an indexable search, the FTS matches drive the join
+/// (`CROSS JOIN` fixes that order), so a selective search reads only its matches.
+fn from_clause<'a>(b: &mut Builder<'a>, d: Dialect, search: Option<&Search>) -> (String, bool) {
+    match (d, search.and_then(fts_match)) {
+        (Dialect::Sqlite, Some(expr)) => {
+            let n = b.push(Param::Owned(expr));
+            (
+                format!(
+                    "(SELECT rowid AS fts_id FROM events_fts WHERE events_fts MATCH ${n}) AS fts \
+                     CROSS JOIN events ON events.id = fts.fts_id"
+                ),
+                true,
+            )
+        }
+        _ => ("events".to_owned(), false),
+    }
+}
+
+/// Whether a page is in event-time order.
+pub fn by_time(q: &EventQuery) -> bool {
+    match q.find.order {
+        Order::Time => true,
+        Order::Stored => false,
+        Order::Default => q.since.is_some() || q.until.is_some(),
+    }
+}
+
+/// Builds the `GET /events` page query for a dialect's select list, newest first.
+///
+/// Stored order walks `id` (or `(topic, id)`, `(source, id)`); event-time order walks
+/// `("timestamp", id)` or `(topic, "timestamp", id)`. The cursor is an id either way: in
+/// event-time order the page continues below that event's `(timestamp, id)`.
+pub fn list_events<'a>(
+    select_list: &str,
+    q: &'a EventQuery,
+    d: Dialect,
+) -> (String, Vec<Param<'a>>) {
+    let mut b = Builder::default();
+    let (from, fts_used) = from_clause(&mut b, d, q.find.q.as_ref());
+    filters(&mut b, d, q, fts_used);
+    let by_time = by_time(q);
+    if let Some(before) = q.before {
+        let n = b.push(Param::Int(i64::try_from(before).unwrap_or(i64::MAX)));
+        b.filter(if by_time {
+            format!("(\"timestamp\", id) < (SELECT \"timestamp\", id FROM events WHERE id = ${n})")
+        } else {
+            format!("id < ${n}")
+        });
+    }
+    let limit = b.push(Param::Int(i64::from(q.limit)));
+    let offset = b.push(Param::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)));
+    let order = if by_time {
+        "\"timestamp\" DESC, id DESC"
+    } else {
+        "id DESC"
+    };
+    let text = format!(
+        "SELECT {select_list} FROM {from}{} ORDER BY {order} LIMIT ${limit} OFFSET ${offset}",
+        b.where_clause()
+    );
+    (text, b.params)
+}
+
+/// Builds a live-tail read: events committed after `after`, oldest first, matching the filters.
+///
+/// The first row always exists (a `LEFT JOIN` from one row) and carries, before the select
+/// list: rows scanned, the snapshot's `xmin` (PostgreSQL; text), and the `(tx, id)` of the last
+/// row scanned; then the event's columns, `NULL` when nothing matched. At most [`TAIL_SCAN`]
+/// newer rows are looked at, so the next cursor can move past rows that did not match.
+/// On SQLite the text search uses the FTS table restricted to rowids after the cursor.
+pub fn tail_events<'a>(
+    select_list: &str,
+    q: &'a EventQuery,
+    after: TailCursor,
+    d: Dialect,
+) -> (String, Vec<Param<'a>>) {
+    let mut b = Builder::default();
+    let fresh = match d {
+        Dialect::Postgres => {
+            let tx = b.push(Param::Owned(after.tx.to_string()));
+            let id = b.push(Param::Int(after.id));
+            let scan = b.push(Param::Int(i64::from(TAIL_SCAN)));
+            format!(
+                "WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin), \
+                 fresh AS MATERIALIZED (SELECT * FROM events \
+                 WHERE (tx, id) > (${tx}::text::xid8, ${id}) AND tx < (SELECT xmin FROM h) \
+                 ORDER BY tx, id LIMIT ${scan})"
+            )
+        }
+        Dialect::Sqlite => {
+            let id = b.push(Param::Int(after.id));
+            let scan = b.push(Param::Int(i64::from(TAIL_SCAN)));
+            format!(
+                "WITH fresh AS MATERIALIZED (SELECT * FROM events WHERE id > ${id} \
+                 ORDER BY id LIMIT ${scan})"
+            )
+        }
+    };
+    let fts = match (d, q.find.q.as_ref().and_then(fts_match)) {
+        (Dialect::Sqlite, Some(expr)) => {
+            let n = b.push(Param::Owned(expr));
+            // `$1` is the cursor's id: only the FTS rows after it are read.
+            b.filter(format!(
+                "id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ${n} AND rowid > $1)"
+            ));
+            true
+        }
+        _ => false,
+    };
+    filters(&mut b, d, q, fts);
+    let (order, meta) = match d {
+        Dialect::Postgres => (
+            "tx, id",
+            "(SELECT count(*) FROM fresh), (SELECT xmin::text FROM h), \
+             (SELECT tx::text FROM fresh ORDER BY tx DESC, id DESC LIMIT 1), \
+             (SELECT id FROM fresh ORDER BY tx DESC, id DESC LIMIT 1)",
+        ),
+        Dialect::Sqlite => (
+            "id",
+            "(SELECT count(*) FROM fresh), NULL, NULL, (SELECT max(id) FROM fresh)",
+        ),
+    };
+    let limit = b.push(Param::Int(i64::from(q.limit)));
+    let text = format!(
+        "{fresh}, hit AS (SELECT * FROM fresh{} ORDER BY {order} LIMIT ${limit}) \
+         SELECT {meta}, {select_list} FROM (SELECT 1 AS one) AS one LEFT JOIN hit ON true \
+         ORDER BY {}",
+        b.where_clause(),
+        order
+            .split(", ")
+            .map(|c| format!("hit.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    (text, b.params)
+}
+
+/// The statement that reads the current tail position (what `tail_cursor` starts from).
+pub fn tail_position(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Postgres => "SELECT pg_snapshot_xmin(pg_current_snapshot())::text",
+        Dialect::Sqlite => "SELECT COALESCE(MAX(id), 0) FROM events",
+    }
+}
+
+/// The statement that says whether anything was committed after a tail position: one index
+/// probe (`$1`, `$2`: the cursor's `tx` as text and `id`; SQLite uses only the id, as `$1`).
+pub fn tail_moved(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Postgres => {
+            "SELECT EXISTS (SELECT 1 FROM events WHERE (tx, id) > ($1::text::xid8, $2) \
+             AND tx < pg_snapshot_xmin(pg_current_snapshot()))"
+        }
+        Dialect::Sqlite => "SELECT COALESCE(MAX(id), 0) > $1 FROM events",
+    }
+}
+
+/// Builds a `/volume` query: rows of (bucket index, level rank, events).
+///
+/// Without a source or text search it sums `volume_counters` rows — hour rows (`grain` 60)
+/// when the step is a whole number of hours, minute rows otherwise — so it costs
+/// O(buckets × topics × levels), not O(events). Otherwise it counts the matching events of
+/// the range (on SQLite driven by the FTS matches when the search has an indexable term).
+pub fn volume<'a>(v: &'a VolumeQuery, d: Dialect) -> (String, Vec<Param<'a>>) {
+    let mut b = Builder::default();
+    if v.uses_counters() {
+        let since = b.push(Param::Int(v.since_minute));
+        let step = b.push(Param::Int(v.step_minutes));
+        let grain = b.push(Param::Int(if v.step_minutes % 60 == 0 { 60 } else { 1 }));
+        b.filter(format!("grain = CAST(${grain} AS BIGINT)"));
+        b.filter(format!("bucket >= ${since}"));
+        let until = b.push(Param::Int(v.until_minute));
+        b.filter(format!("bucket < ${until}"));
+        if let Some(topic) = &v.topic {
+            let n = b.push(Param::Text(topic));
+            b.filter(format!("topic = ${n}"));
+        }
+        if let Some(level) = &v.find.level {
+            b.filter(level.sql("level"));
+        }
+        let text = format!(
+            "SELECT (bucket - ${since}) / ${step} AS b, level, CAST(SUM(n) AS BIGINT) \
+             FROM volume_counters{} GROUP BY 1, 2 HAVING SUM(n) <> 0 ORDER BY 1, 2",
+            b.where_clause()
+        );
+        return (text, b.params);
+    }
+    let since_s = b.push(Param::Int(v.since_minute.saturating_mul(60)));
+    let step_s = b.push(Param::Int(v.step_minutes.saturating_mul(60)));
+    let bucket = match d {
+        Dialect::Postgres => {
+            format!(
+                "floor((extract(epoch FROM \"timestamp\") - CAST(${since_s} AS BIGINT)) \
+                 / CAST(${step_s} AS BIGINT))::bigint"
+            )
+        }
+        Dialect::Sqlite => format!(
+            "(CAST(strftime('%s', substr(\"timestamp\", 1, 19)) AS INTEGER) - ${since_s}) / ${step_s}"
+        ),
+    };
+    let (from, fts_used) = from_clause(&mut b, d, v.find.q.as_ref());
+    let since = b.push(Param::Owned(minute_text(v.since_minute)));
+    b.filter(format!("\"timestamp\" >= {}", d.ts(since)));
+    let until = b.push(Param::Owned(minute_text(v.until_minute)));
+    b.filter(format!("\"timestamp\" < {}", d.ts(until)));
+    if let Some(topic) = &v.topic {
+        let n = b.push(Param::Text(topic));
+        b.filter(format!("topic = ${n}"));
+    }
+    if let Some(source) = &v.source {
+        let n = b.push(Param::Text(source));
+        b.filter(format!("source = ${n}"));
+    }
+    if let Some(level) = &v.find.level {
+        b.filter(level.sql("level"));
+    }
+    if let Some(search) = &v.find.q {
+        row_terms(&mut b, d, search, fts_used);
+    }
+    let text = format!(
+        "SELECT {bucket} AS b, COALESCE(level, 0), count(*) FROM {from}{} \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+        b.where_clause()
+    );
+    (text, b.params)
+}
+
+/// A minute since the epoch as the service's UTC text.
+pub fn minute_text(minute: i64) -> String {
+    chrono::DateTime::from_timestamp(minute.saturating_mul(60), 0)
+        .map(|t| crate::validate::render_utc(&t.naive_utc()))
+        .unwrap_or_else(|| "9999-12-31T23:59:59.999999Z".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::find::{Find, LevelFilter, Term};
+    use super::*;
+    use crate::validate::Level;
+
+    fn query() -> EventQuery {
+        EventQuery {
+            topic: None,
+            source: None,
+            since: None,
+            until: None,
+            limit: 100,
+            offset: 0,
+            before: None,
+            find: Find::default(),
+        }
+    }
+
+    fn search(terms: &[(&str, bool)]) -> Option<Search> {
+        Some(Search {
+            terms: terms
+                .iter()
+                .map(|(t, exclude)| Term {
+                    text: (*t).into(),
+                    exclude: *exclude,
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn listing_query_numbers_parameters_in_order() {
+        let pg = Dialect::Postgres;
+        let q = EventQuery {
+            topic: Some("t".into()),
+            limit: 10,
+            offset: 5,
+            before: Some(99),
+            ..query()
+        };
+        let (text, params) = list_events("id", &q, pg);
+        assert_eq!(
+            text,
+            "SELECT id FROM events WHERE topic = $1 AND id < $2 ORDER BY id DESC LIMIT $3 OFFSET $4"
+        );
+        assert_eq!(
+            params,
+            vec![
+                Param::Text("t"),
+                Param::Int(99),
+                Param::Int(10),
+                Param::Int(5)
+            ]
+        );
+        let q = EventQuery {
+            source: Some("s".into()),
+            since: Some("2024-01-01T00:00:00.000000Z".into()),
+            until: Some("2024-01-02T00:00:00.000000Z".into()),
+            ..query()
+        };
+        let (text, params) = list_events("id", &q, pg);
+        assert_eq!(
+            text,
+            "SELECT id FROM events WHERE source = $1 AND \"timestamp\" >= $2::text::timestamptz \
+             AND \"timestamp\" < $3::text::timestamptz ORDER BY \"timestamp\" DESC, id DESC \
+             LIMIT $4 OFFSET $5"
+        );
+        assert_eq!(params.len(), 5);
+        let q = EventQuery {
+            since: Some("2024-01-01T00:00:00.000000Z".into()),
+            before: Some(42),
+            ..query()
+        };
+        assert_eq!(
+            list_events("id", &q, pg).0,
+            "SELECT id FROM events WHERE \"timestamp\" >= $1::text::timestamptz AND \
+             (\"timestamp\", id) < (SELECT \"timestamp\", id FROM events WHERE id = $2) \
+             ORDER BY \"timestamp\" DESC, id DESC LIMIT $3 OFFSET $4"
+        );
+        assert_eq!(
+            list_events("id", &query(), pg).0,
+            "SELECT id FROM events ORDER BY id DESC LIMIT $1 OFFSET $2"
+        );
+    }
+
+    #[test]
+    fn order_level_and_search_on_postgres() {
+        let mut q = query();
+        q.topic = Some("t".into());
+        q.find = Find {
+            level: Some(LevelFilter::AtLeast(Level::Warn)),
+            q: search(&[("timeout", false), ("50%", true)]),
+            order: Order::Time,
+        };
+        let (text, params) = list_events("id", &q, Dialect::Postgres);
+        assert_eq!(
+            text,
+            "SELECT id FROM events WHERE topic = $1 AND level >= 4 AND \
+             COALESCE(message, payload) ILIKE $2 AND COALESCE(message, payload) NOT ILIKE $3 \
+             ORDER BY \"timestamp\" DESC, id DESC LIMIT $4 OFFSET $5"
+        );
+        assert_eq!(params[1], Param::Owned("%timeout%".into()));
+        assert_eq!(params[2], Param::Owned("%50\\%%".into()));
+        q.find.order = Order::Stored;
+        q.since = Some("2024-01-01T00:00:00.000000Z".into());
+        assert!(
+            list_events("id", &q, Dialect::Postgres)
+                .0
+                .ends_with("ORDER BY id DESC LIMIT $5 OFFSET $6")
+        );
+    }
+
+    #[test]
+    fn sqlite_search_is_driven_by_the_fts_matches() {
+        let mut q = query();
+        q.topic = Some("t".into());
+        q.before = Some(7);
+        q.find = Find {
+            level: None,
+            q: search(&[
+                ("timeout", false),
+                ("db", false),
+                ("retry", true),
+                ("ok", true),
+            ]),
+            order: Order::Time,
+        };
+        let (text, params) = list_events("id", &q, Dialect::Sqlite);
+        assert_eq!(
+            text,
+            "SELECT id FROM (SELECT rowid AS fts_id FROM events_fts WHERE events_fts MATCH $1) \
+             AS fts CROSS JOIN events ON events.id = fts.fts_id WHERE topic = $2 AND \
+             COALESCE(message, payload) LIKE $3 ESCAPE '\\' AND \
+             COALESCE(message, payload) NOT LIKE $4 ESCAPE '\\' AND \
+             (\"timestamp\", id) < (SELECT \"timestamp\", id FROM events WHERE id = $5) \
+             ORDER BY \"timestamp\" DESC, id DESC LIMIT $6 OFFSET $7"
+        );
+        assert_eq!(
+            params[0],
+            Param::Owned("((\"timeout\") NOT \"retry\")".into())
+        );
+        // Only short or excluded terms: no FTS, row conditions only.
+        q.find.q = search(&[("db", false), ("retry", true)]);
+        let (text, _) = list_events("id", &q, Dialect::Sqlite);
+        assert!(text.starts_with("SELECT id FROM events WHERE topic = $1 AND COALESCE"));
+        assert!(text.contains("NOT LIKE $3"));
+    }
+
+    #[test]
+    fn tail_statements() {
+        let mut q = query();
+        q.topic = Some("t".into());
+        q.find.q = search(&[("timeout", false)]);
+        let after = TailCursor { tx: 5, id: 9 };
+        let (text, params) = tail_events("id", &q, after, Dialect::Postgres);
+        assert!(
+            text.contains("WHERE (tx, id) > ($1::text::xid8, $2) AND tx < (SELECT xmin FROM h)")
+        );
+        assert!(text.contains("hit AS (SELECT * FROM fresh WHERE topic = $4 AND COALESCE(message, payload) ILIKE $5 ORDER BY tx, id LIMIT $6)"));
+        assert!(text.ends_with("ORDER BY hit.tx, hit.id"));
+        assert_eq!(params[0], Param::Owned("5".into()));
+        let (text, params) = tail_events("id", &q, after, Dialect::Sqlite);
+        assert!(text.contains(
+            "fresh AS MATERIALIZED (SELECT * FROM events WHERE id > $1 ORDER BY id LIMIT $2)"
+        ));
+        assert!(text.contains("id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH $3 AND rowid > $1) AND topic = $4"));
+        assert_eq!(params.len(), 5);
+    }
+
+    #[test]
+    fn volume_statements() {
+        let mut v = VolumeQuery {
+            since_minute: 120,
+            until_minute: 240,
+            step_minutes: 60,
+            topic: Some("t".into()),
+            source: None,
+            find: Find {
+                level: Some(LevelFilter::Exactly(vec![Level::Error])),
+                ..Find::default()
+            },
+        };
+        let (text, params) = volume(&v, Dialect::Sqlite);
+        assert_eq!(
+            text,
+            "SELECT (bucket - $1) / $2 AS b, level, CAST(SUM(n) AS BIGINT) FROM volume_counters \
+             WHERE grain = CAST($3 AS BIGINT) AND bucket >= $1 AND bucket < $4 AND topic = $5 AND level IN (5) \
+             GROUP BY 1, 2 HAVING SUM(n) <> 0 ORDER BY 1, 2"
+        );
+        assert_eq!(params[2], Param::Int(60));
+        v.step_minutes = 5;
+        assert_eq!(volume(&v, Dialect::Sqlite).1[2], Param::Int(1));
+        v.source = Some("s".into());
+        let (text, params) = volume(&v, Dialect::Postgres);
+        assert!(text.starts_with(
+            "SELECT floor((extract(epoch FROM \"timestamp\") - CAST($1 AS BIGINT)) / CAST($2 AS BIGINT))::bigint AS b, COALESCE(level, 0), count(*) FROM events WHERE \"timestamp\" >= $3::text::timestamptz"
+        ));
+        assert_eq!(
+            params[2],
+            Param::Owned("1970-01-01T02:00:00.000000Z".into())
+        );
+        v.find.q = search(&[("timeout", false)]);
+        let (text, _) = volume(&v, Dialect::Sqlite);
+        assert!(
+            text.contains(
+                "FROM (SELECT rowid AS fts_id FROM events_fts WHERE events_fts MATCH $3)"
+            )
+        );
+    }
+}
