@@ -126,6 +126,9 @@ impl<'a> Probe<'a> {
 /// them there. Everything else that is documented must be seen.
 pub fn unprobed(template: &str, method: &str, status: u16) -> Option<&'static str> {
     let publish = method == "POST" && template.starts_with("/publish");
+    // Every ingest route: the native ones and the foreign protocols (OTLP, Loki push).
+    let ingest =
+        publish || (method == "POST" && matches!(template, "/v1/logs" | "/loki/api/v1/push"));
     let uses_config = !matches!(template, "/" | "/openapi.json") && method != "OPTIONS";
     let slow_body_probed =
         (template == "/publish" && method == "POST") || (template == "/events" && method == "GET");
@@ -135,8 +138,8 @@ pub fn unprobed(template: &str, method: &str, status: u16) -> Option<&'static st
             Some("edge-host's slow-body 408 is probed on POST /publish and GET /events")
         }
         408 if crate::support::on_spin() => Some("Spin has no body idle timeout (edge-host's 408)"),
-        503 if publish && crate::support::on_spin() => {
-            Some("a publish's 503 needs the queue down, not probed on Spin (a refused Redis hangs)")
+        503 if ingest && crate::support::on_spin() => {
+            Some("an ingest's 503 needs the queue down, not probed on Spin (a refused Redis hangs)")
         }
         500 if !uses_config => Some("no configuration is read: 500 only if the guest traps"),
         503 if !uses_config => Some("no store is used: 503 only when edge-host is overloaded"),
