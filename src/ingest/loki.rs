@@ -35,29 +35,15 @@ use crate::validate::{self, Event, Level, Limits};
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// Loki's two push encodings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Snappy-compressed protobuf `PushRequest`.
-    Protobuf,
-    /// The JSON push body.
-    Json,
-}
+pub type Format = super::WireFormat;
 
-impl Format {
-    /// The format a `Content-Type` names (absent: decided from the body); else `415`.
-    pub fn of(content_type: Option<&str>) -> Result<Option<Format>, ApiError> {
-        let Some(raw) = content_type else {
-            return Ok(None);
-        };
-        match super::media_type(raw).as_str() {
-            "application/x-protobuf" | "application/protobuf" => Ok(Some(Format::Protobuf)),
-            "application/json" => Ok(Some(Format::Json)),
-            _ => Err(ApiError::unsupported_encoding(format!(
-                "content type {raw:?} is not a Loki push encoding; send application/x-protobuf \
-                 (snappy) or application/json"
-            ))),
-        }
-    }
+/// The push encoding a `Content-Type` names (absent: decided from the body); else `415`.
+pub fn format_of(content_type: Option<&str>) -> Result<Option<Format>, ApiError> {
+    Format::of(
+        content_type,
+        "a Loki push encoding",
+        "application/x-protobuf (snappy) or application/json",
+    )
 }
 
 /// One stream's entries, whichever encoding they came in.

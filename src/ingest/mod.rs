@@ -60,6 +60,44 @@ pub fn media_type(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// The two encodings OTLP/HTTP and Loki push both define: protobuf or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    /// `application/x-protobuf` (on Loki, snappy-compressed).
+    Protobuf,
+    /// `application/json`.
+    Json,
+}
+
+impl WireFormat {
+    /// The media type an answer in this format carries.
+    pub fn media(self) -> &'static str {
+        match self {
+            WireFormat::Protobuf => "application/x-protobuf",
+            WireFormat::Json => "application/json",
+        }
+    }
+
+    /// The format a `Content-Type` names (absent: decided from the body); anything else is a
+    /// `415` that says it is not `what` and which types to `send`.
+    pub fn of(
+        content_type: Option<&str>,
+        what: &str,
+        send: &str,
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(raw) = content_type else {
+            return Ok(None);
+        };
+        match media_type(raw).as_str() {
+            "application/x-protobuf" | "application/protobuf" => Ok(Some(WireFormat::Protobuf)),
+            "application/json" => Ok(Some(WireFormat::Json)),
+            _ => Err(ApiError::unsupported_encoding(format!(
+                "content type {raw:?} is not {what}; send {send}"
+            ))),
+        }
+    }
+}
+
 /// Refuses a JSON body that is not an object before serde sees it (serde would read a struct
 /// from an array, so `[]` would pass for an empty request).
 pub fn json_object(body: &[u8], what: &str) -> Result<(), ApiError> {
@@ -88,7 +126,7 @@ impl Dialect {
     pub fn of(route: Option<Route>, content_type: Option<&str>) -> Dialect {
         match route {
             Some(Route::OtlpLogs) => Dialect::Otlp(
-                otlp::Encoding::of(content_type)
+                otlp::encoding_of(content_type)
                     .ok()
                     .flatten()
                     .unwrap_or(otlp::Encoding::Protobuf),
@@ -170,7 +208,7 @@ impl Decoded {
 /// `POST /v1/logs`: decode, store what is valid, answer `200` (with `partialSuccess` when
 /// records were refused), or `400` when every record was.
 pub async fn otlp_logs(req: IncomingRequest, query: &str) -> Handled {
-    let encoding = otlp::Encoding::of(http::header(&req, "content-type").as_deref())?;
+    let encoding = otlp::encoding_of(http::header(&req, "content-type").as_deref())?;
     let asynchronous = http::wants_async(http::header(&req, "prefer").as_deref(), query)?;
     let config = Config::load()?;
     let topic_attribute = config::setting("otlp_topic_attribute", "service.name")?;
@@ -187,7 +225,7 @@ pub async fn otlp_logs(req: IncomingRequest, query: &str) -> Handled {
 /// `POST /loki/api/v1/push`: decode, store what is valid, answer `204`, or `400` naming the
 /// refused entries (the valid ones are stored, as Loki does).
 pub async fn loki_push(req: IncomingRequest, query: &str) -> Handled {
-    let format = loki::Format::of(http::header(&req, "content-type").as_deref())?;
+    let format = loki::format_of(http::header(&req, "content-type").as_deref())?;
     let asynchronous = http::wants_async(http::header(&req, "prefer").as_deref(), query)?;
     let config = Config::load()?;
     let labels = config::setting("loki_topic_labels", "service_name,job,app")?;

@@ -43,37 +43,16 @@ pub const UNKNOWN_SERVICE: &str = "unknown_service";
 const RECORD_UID: &str = "log.record.uid";
 
 /// The two OTLP/HTTP encodings; answers use the request's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// `application/x-protobuf`.
-    Protobuf,
-    /// `application/json`.
-    Json,
-}
+pub type Encoding = super::WireFormat;
 
-impl Encoding {
-    /// The encoding a `Content-Type` names; absent means protobuf unless the body looks like
-    /// JSON (decided later, see [`decode`]); anything else is a `415`.
-    pub fn of(content_type: Option<&str>) -> Result<Option<Encoding>, ApiError> {
-        let Some(raw) = content_type else {
-            return Ok(None);
-        };
-        match super::media_type(raw).as_str() {
-            "application/x-protobuf" | "application/protobuf" => Ok(Some(Encoding::Protobuf)),
-            "application/json" => Ok(Some(Encoding::Json)),
-            _ => Err(ApiError::unsupported_encoding(format!(
-                "content type {raw:?} is not an OTLP/HTTP encoding; send \
-                 application/x-protobuf or application/json"
-            ))),
-        }
-    }
-
-    fn media(self) -> &'static str {
-        match self {
-            Encoding::Protobuf => "application/x-protobuf",
-            Encoding::Json => "application/json",
-        }
-    }
+/// The encoding a `Content-Type` names; absent means protobuf unless the body looks like JSON
+/// (decided later, see [`decode`]); anything else is a `415`.
+pub fn encoding_of(content_type: Option<&str>) -> Result<Option<Encoding>, ApiError> {
+    Encoding::of(
+        content_type,
+        "an OTLP/HTTP encoding",
+        "application/x-protobuf or application/json",
+    )
 }
 
 /// Decodes an export request (protobuf, or JSON; `None` sniffs) and maps its records.

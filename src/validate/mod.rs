@@ -164,21 +164,8 @@ impl Event {
         source: String,
         payload: Box<RawValue>,
     ) -> Result<Event, String> {
-        let text = |field: &str, v: &str| check_text(v).map_err(|m| format!("{field} {m}"));
-        text("topic", &topic)?;
-        text("event_id", &event_id)?;
-        text("source", &source)?;
-        let timestamp = normalize_timestamp(timestamp).map_err(|m| format!("timestamp {m}"))?;
-        let (message, level) = text::inspect(&payload);
-        Ok(Event {
-            topic,
-            event_id,
-            timestamp,
-            source,
-            payload,
-            level,
-            message,
-        })
+        let timestamp = checked_fields(&topic, &event_id, &source, timestamp)?;
+        Ok(Event::assemble(topic, event_id, timestamp, source, payload))
     }
 
     /// Builds an event a protocol adapter (OTLP, Loki) mapped from its own record, under the
@@ -191,11 +178,7 @@ impl Event {
         payload: String,
         limits: &Limits,
     ) -> Result<Event, String> {
-        let text = |field: &str, v: &str| check_text(v).map_err(|m| format!("{field} {m}"));
-        text("topic", &topic)?;
-        text("event_id", &event_id)?;
-        text("source", &source)?;
-        let timestamp = normalize_timestamp(timestamp).map_err(|m| format!("timestamp {m}"))?;
+        let timestamp = checked_fields(&topic, &event_id, &source, timestamp)?;
         let raw =
             RawValue::from_string(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
         let payload = match payload::compact(&raw) {
@@ -211,8 +194,19 @@ impl Event {
                 limits.max_payload_bytes
             ));
         }
+        Ok(Event::assemble(topic, event_id, timestamp, source, payload))
+    }
+
+    /// An event from checked fields, with the level and message its payload carries.
+    fn assemble(
+        topic: String,
+        event_id: String,
+        timestamp: String,
+        source: String,
+        payload: Box<RawValue>,
+    ) -> Event {
         let (message, level) = text::inspect(&payload);
-        Ok(Event {
+        Event {
             topic,
             event_id,
             timestamp,
@@ -220,7 +214,7 @@ impl Event {
             payload,
             level,
             message,
-        })
+        }
     }
 
     /// Validates one event object's raw fields, collecting every problem rather than stopping.
@@ -541,6 +535,21 @@ fn split_shape(text: &str, shape: Shape) -> Result<(Vec<&RawValue>, bool), ApiEr
             }))
         }
     }
+}
+
+/// Checks the text fields of a restored or adapter-built event and normalises its time; the
+/// error names the field.
+fn checked_fields(
+    topic: &str,
+    event_id: &str,
+    source: &str,
+    timestamp: &str,
+) -> Result<String, String> {
+    let text = |field: &str, v: &str| check_text(v).map_err(|m| format!("{field} {m}"));
+    text("topic", topic)?;
+    text("event_id", event_id)?;
+    text("source", source)?;
+    normalize_timestamp(timestamp).map_err(|m| format!("timestamp {m}"))
 }
 
 /// Checks a text field: 1–255 characters, no NUL.
