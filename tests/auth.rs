@@ -429,7 +429,7 @@ fn assert_preflight_allows(resp: &Response, allow_origin: &str) {
         assert!(methods.contains(m), "{methods}");
     }
     let headers = header(resp, "access-control-allow-headers").unwrap();
-    for h in ["authorization", "content-type", "prefer"] {
+    for h in ["authorization", "content-encoding", "content-type", "prefer"] {
         assert!(headers.contains(h), "{headers}");
     }
     let max_age: u32 = header(resp, "access-control-max-age")
@@ -499,6 +499,65 @@ fn cors_for_listed_origins() {
     let resp = send(&host, "GET", "/health", None, None);
     assert!(header(&resp, "access-control-allow-origin").is_none());
     assert!(header(&resp, "vary").is_none_or(|v| !v.contains("Origin")));
+}
+
+/// The header names a preflight allows, lower-cased.
+fn allowed_headers(resp: &Response) -> Vec<String> {
+    header(resp, "access-control-allow-headers")
+        .unwrap_or_default()
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
+#[test]
+fn a_page_may_send_a_gzipped_otlp_export() {
+    use std::io::Write;
+    let host = cors_host(ALLOWED_ORIGIN);
+    // What a browser asks before a gzip'd OTLP/JSON export: every header it will send must be
+    // named in the answer, or the browser never sends the POST.
+    let resp = client()
+        .request(reqwest::Method::OPTIONS, host.at("/v1/logs"))
+        .header("origin", ALLOWED_ORIGIN)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-encoding, content-type",
+        )
+        .send()
+        .unwrap();
+    assert_preflight_allows(&resp, ALLOWED_ORIGIN);
+    let allowed = allowed_headers(&resp);
+    for h in ["content-encoding", "content-type", "authorization"] {
+        assert!(allowed.iter().any(|a| a == h), "{h} not in {allowed:?}");
+    }
+    // The POST itself: gzip'd OTLP/JSON with the page's token, readable by the page.
+    let body = json!({"resourceLogs": [{
+        "resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "cors.browser"}}
+        ]},
+        "scopeLogs": [{"logRecords": [{
+            "timeUnixNano": "1714564800000000000",
+            "body": {"stringValue": "from a web page"}
+        }]}]
+    }]});
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(body.to_string().as_bytes()).unwrap();
+    let resp = client()
+        .post(host.at("/v1/logs"))
+        .header("origin", ALLOWED_ORIGIN)
+        .header("authorization", format!("Bearer {PUBLISH_NEW}"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(
+        header(&resp, "access-control-allow-origin").as_deref(),
+        Some(ALLOWED_ORIGIN)
+    );
+    assert_eq!(resp.status(), 200, "{:?}", resp.text());
 }
 
 #[test]

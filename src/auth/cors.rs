@@ -8,8 +8,8 @@
 //!
 //! - Preflight (`OPTIONS`, any path, never needs a token): `204` with `Access-Control-Allow-Origin`
 //!   (the request's origin, or `*` when `*` is configured), `-Allow-Methods`, `-Allow-Headers`
-//!   (`authorization, content-type, prefer`) and `-Max-Age`. A disallowed origin gets the `204`
-//!   without them, so the browser blocks the call.
+//!   (`authorization, content-encoding, content-type, prefer`: a page may gzip what it sends) and
+//!   `-Max-Age`. A disallowed origin gets the `204` without them, so the browser blocks the call.
 //! - Actual responses (errors included, so a page can read a `401` or `422`) get
 //!   `Access-Control-Allow-Origin` and `Access-Control-Expose-Headers: retry-after,
 //!   www-authenticate` when the origin is allowed.
@@ -24,8 +24,9 @@ use spin_sdk::variables;
 
 /// Methods the API serves, announced to browsers in a preflight.
 const ALLOW_METHODS: &str = "GET, HEAD, POST, DELETE, OPTIONS";
-/// Request headers a page may send: the token, JSON bodies, and `Prefer: respond-async`.
-const ALLOW_HEADERS: &str = "authorization, content-type, prefer";
+/// Request headers a page may send: the token, the body's type and coding (a page may gzip an
+/// OTLP export), and `Prefer: respond-async`.
+const ALLOW_HEADERS: &str = "authorization, content-encoding, content-type, prefer";
 /// Response headers a page may read beyond the CORS-safelisted ones.
 const EXPOSE_HEADERS: &str = "retry-after, www-authenticate";
 /// How long a browser may cache a preflight (2 h, Chromium's cap): saves browser publishers one

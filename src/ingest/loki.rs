@@ -11,7 +11,8 @@
 //! - **event_id**: a SHA-256 digest of the sorted labels, the timestamp in nanoseconds, the line
 //!   and the structured metadata; so a resend of the same push is a duplicate, in either
 //!   encoding.
-//! - **source**: the label `instance`, else `host`, else `hostname`, else `loki`.
+//! - **source**: the label `instance`, else `host`, else `hostname`, else `loki` (a value over 255
+//!   characters or with a NUL is passed over).
 //! - **timestamp**: the entry's; **payload**: `{"line", "labels", "structured_metadata"?,
 //!   "timestamp_ns"}` (the exact nanoseconds as a string).
 //!
@@ -89,9 +90,12 @@ pub fn decode(
             .iter()
             .find_map(|name| label(name))
             .map_or(UNKNOWN_SERVICE, String::as_str);
+        // A label value the event rules cannot take as a source (over 255 characters, a NUL)
+        // is passed over for the next one.
         let source = ["instance", "host", "hostname"]
             .into_iter()
-            .find_map(label)
+            .filter_map(label)
+            .find(|v| v.chars().count() <= validate::MAX_TEXT_CHARS && !v.contains('\0'))
             .map_or("loki", String::as_str);
         let mut canonical = Vec::new();
         for (name, value) in &stream.labels {

@@ -2,7 +2,8 @@
 //!
 //! Both encodings of the OTLP specification: `application/x-protobuf` (an
 //! `ExportLogsServiceRequest`) and `application/json` (its JSON mapping: lowerCamelCase keys,
-//! hex trace and span ids, 64-bit integers as strings or numbers, enums as integers). The
+//! hex trace and span ids, 64-bit integers as strings or numbers, enums as integers; a whole
+//! number may carry a fraction or an exponent, `2.0`, as protobuf's JSON parsers allow). The
 //! messages and their JSON mapping come from the `opentelemetry-proto` crate; nothing is decoded
 //! by hand. Each log record becomes one event:
 //!
@@ -13,7 +14,8 @@
 //!   the whole record (times, severity, body, attributes, trace and span ids, flags) as protobuf:
 //!   a resend of the same record, in either encoding, gets the same id. Arrival time is never
 //!   part of it.
-//! - **source**: `service.instance.id`, else `host.name`, else the scope name, else `unknown`.
+//! - **source**: `service.instance.id`, else `host.name`, else the scope name, else `unknown`
+//!   (a candidate over 255 characters or with a NUL is passed over).
 //! - **timestamp**: `timeUnixNano`, else `observedTimeUnixNano`, else the time of arrival.
 //! - **payload**: the rest, nothing dropped (see [`payload`]).
 //!
@@ -82,7 +84,7 @@ pub fn decode(
         })?,
         Encoding::Json => {
             super::json_object(body, "an OTLP/JSON ExportLogsServiceRequest")?;
-            serde_json::from_slice(body).map_err(|e| {
+            serde_json::from_slice(&integers::plain_integers(body)).map_err(|e| {
                 ApiError::malformed(format!(
                     "the body is not an OTLP/JSON ExportLogsServiceRequest: {e}"
                 ))
@@ -113,8 +115,11 @@ pub fn decode(
             let scope = scope_logs.scope.clone().unwrap_or_default();
             let scope_bytes = scope.encode_to_vec();
             let source = string_attribute(&resource.attributes, "service.instance.id")
-                .or_else(|| string_attribute(&resource.attributes, "host.name"))
-                .or(Some(scope.name.as_str()).filter(|n| !n.is_empty()))
+                .filter(usable_source)
+                .or_else(|| {
+                    string_attribute(&resource.attributes, "host.name").filter(usable_source)
+                })
+                .or(Some(scope.name.as_str()).filter(|n| !n.is_empty() && usable_source(n)))
                 .unwrap_or("unknown")
                 .to_owned();
             let context = Context {
@@ -176,6 +181,12 @@ fn timestamp(record: &LogRecord) -> Result<String, String> {
         Some(nanos) => validate::from_unix_nanos(i128::from(nanos)),
         None => Ok(validate::render_utc(&crate::stats::now_utc())),
     }
+}
+
+/// Whether a candidate for the source fits the event rules (at most 255 characters, no NUL);
+/// one that does not is passed over for the next, as an unusable `log.record.uid` is.
+fn usable_source(candidate: &&str) -> bool {
+    candidate.chars().count() <= validate::MAX_TEXT_CHARS && !candidate.contains('\0')
 }
 
 /// The first attribute called `key` whose value is a non-empty string.
@@ -472,6 +483,8 @@ pub fn error(encoding: Encoding, e: ApiError) -> Response {
     }
     response
 }
+
+mod integers;
 
 #[cfg(test)]
 mod tests;

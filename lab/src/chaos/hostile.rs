@@ -2,7 +2,9 @@
 //! numbers no store can hold, deep nesting, NUL escapes, wrong types, oversized bodies, bad
 //! query strings, unknown routes, odd methods). Every answer must be below `500` and carry a
 //! JSON body (HEAD and bodiless answers excepted), and afterwards the service must still take a
-//! normal publish and drain to zero — no request may wedge it.
+//! normal publish and drain to zero — no request may wedge it. The ingest protocols' own
+//! hostile bodies (OTLP, Loki, NDJSON, decompression bombs) are in [`super::foreign`], sent by
+//! [`run`] after these, each with its exact `4xx`, its error shape and unmoved counters.
 
 use std::time::{Duration, Instant};
 
@@ -288,6 +290,7 @@ pub(super) async fn run(client: &Client, topic: &str, max_body: usize) -> Hostil
             Err(f) => out.problems.push(format!("{what}: no answer ({f})")),
         }
     }
+    super::foreign::run(client, &format!("{topic}.foreign"), &mut out).await;
     // Not wedged: a normal publish is acknowledged and everything queued drains.
     let body = format!("[{}]", ev(topic, "after-corpus", ""));
     match client

@@ -6,7 +6,8 @@
 //! - a SIGKILL loop under at-least-once load (a host killed and restarted in place, again and
 //!   again, while workers retry on the next host);
 //! - a backlog drain (async publishes, then `POST /drain` in a loop while it says `more`);
-//! - the hostile-input corpus ([`hostile`]);
+//! - the hostile-input corpus ([`hostile`], and [`foreign`] for the OTLP, Loki and NDJSON
+//!   routes: broken protobuf, deep nesting, decompression bombs, each a `4xx` that stores nothing);
 //! - a dependency blip: a `redis-server` of its own killed and restarted mid-load.
 //!
 //! Every scenario keeps the client-side ledger of acknowledged `(topic, event_id)` and reads all
@@ -15,6 +16,8 @@
 //! twice or 5xx (outside the windows where the harness had something down) is not zero, or
 //! any other rule broke (a hostile answer that is not JSON, a queue that does not drain).
 
+mod bodies;
+mod foreign;
 mod hostile;
 mod load;
 mod procs;

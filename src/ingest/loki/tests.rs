@@ -98,6 +98,20 @@ fn topic_falls_back_through_the_labels() {
 }
 
 #[test]
+fn an_unusable_source_label_is_passed_over() {
+    let source = |labels: Json| {
+        let body = json!({"streams": [{"stream": labels, "values": [["1", "x"]]}]});
+        let d = run(body.to_string().as_bytes(), None).unwrap();
+        assert_eq!(d.rejected, 0, "{:?}", d.reasons);
+        d.events[0].source().to_owned()
+    };
+    let long = "i".repeat(256);
+    assert_eq!(source(json!({"instance": long, "host": "h"})), "h");
+    assert_eq!(source(json!({"instance": "", "hostname": long})), "loki");
+    assert_eq!(source(json!({"instance": "web-1", "host": "h"})), "web-1");
+}
+
+#[test]
 fn label_text() {
     let l = parse_labels(r#"{ job="a\"b\\c\n", app = "x\u00e9" ,}"#).unwrap();
     assert_eq!(l["job"], "a\"b\\c\n");

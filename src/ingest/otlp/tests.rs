@@ -350,3 +350,75 @@ fn answers_follow_the_request_encoding() {
     let v: Json = serde_json::from_slice(e.body()).unwrap();
     assert_eq!(v, json!({"code": 3, "message": "bad"}));
 }
+
+#[test]
+fn whole_numbers_with_a_fraction_are_integers() {
+    let body = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+        "timeUnixNano": 1714564800000000000u64,
+        "severityNumber": 17.0,
+        "flags": 1e0,
+        "droppedAttributesCount": 2.0,
+        "body": {"intValue": 5.0},
+        "attributes": [{"key": "d", "value": {"doubleValue": 2.0}}]
+    }]}]}]})
+    .to_string()
+    // serde_json writes 1e0 and 17.0 as `1.0` and `17.0`; exponents are spelled by hand.
+    .replace("\"flags\":1.0", "\"flags\":1e0");
+    assert!(
+        body.contains("\"severityNumber\":17.0") && body.contains("1e0"),
+        "{body}"
+    );
+    let (_, d) = decode(
+        body.as_bytes(),
+        Some(Encoding::Json),
+        "service.name",
+        &LIMITS,
+    )
+    .unwrap();
+    assert_eq!((d.events.len(), d.rejected), (1, 0));
+    let p = payload_of(&d.events[0]);
+    assert_eq!(
+        (p["severity_number"].clone(), p["flags"].clone()),
+        (json!(17), json!(1))
+    );
+    assert_eq!(p["body"], json!(5));
+    assert_eq!(
+        p["attributes"]["d"].to_string(),
+        "2.0",
+        "a double stays a double"
+    );
+    // A fraction that is not whole is still no integer.
+    let half = body.replace("\"flags\":1e0", "\"flags\":1.5");
+    let err = decode(
+        half.as_bytes(),
+        Some(Encoding::Json),
+        "service.name",
+        &LIMITS,
+    )
+    .unwrap_err();
+    assert_eq!(err.status, 400);
+}
+
+#[test]
+fn an_unusable_source_candidate_is_passed_over() {
+    let long = "s".repeat(300);
+    let mut req = request(
+        vec![
+            kv("service.name", text("api")),
+            kv("service.instance.id", text(&long)),
+            kv("host.name", text("h1")),
+        ],
+        vec![record("x")],
+    );
+    let d = decode_proto(&req);
+    assert_eq!((d.events.len(), d.rejected), (1, 0));
+    assert_eq!(d.events[0].source(), "h1");
+    req.resource_logs[0].resource = Some(Resource::default());
+    req.resource_logs[0].scope_logs[0].scope = Some(InstrumentationScope {
+        name: long,
+        ..InstrumentationScope::default()
+    });
+    let d = decode_proto(&req);
+    assert_eq!((d.events.len(), d.rejected), (1, 0));
+    assert_eq!(d.events[0].source(), "unknown");
+}
