@@ -2,7 +2,8 @@
 //! access control on (tokens through `SPIN_VARIABLE_*`), `socat` terminating TLS with a
 //! certificate made by `openssl` at test time, and loadgen's library pointed at the `https://`
 //! URL as a user points it at their edge URL. Verification must be exact; a missing or refused
-//! token must stop the run at once, naming the token and the route, without retries.
+//! token must stop the run at once, naming the token and the route, without retries. Every
+//! `--protocol` (OTLP, Loki, NDJSON; gzip on for half of them) is verified exactly too.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use lab::terminator::{Terminator, make_certs};
 use loadgen::auth::{Secret, Tokens};
 use loadgen::tls::TlsOptions;
-use loadgen::{Config, Mode, Report};
+use loadgen::{Config, Mode, Protocol, Report};
 use support::{Host, HostConfig, temp_dir};
 
 const PUBLISH: &str = "tok-loadgen-publish-7a1c40";
@@ -165,4 +166,36 @@ fn a_rate_run_for_a_duration_counts_exactly() {
     // Request k of 10 events is due at k × 50 ms: the 60 due before 3 s are sent, no more.
     assert_eq!(report.events_sent, 600);
     assert!(report.max_schedule_lag_ms.is_some());
+}
+
+#[test]
+fn every_protocol_is_verified_exactly_on_its_route() {
+    let host = Host::start(HostConfig::default());
+    let protocols = [
+        (Protocol::OtlpProto, "/v1/logs 200"),
+        (Protocol::OtlpJson, "/v1/logs 200"),
+        (Protocol::Loki, "/loki/api/v1/push 204"),
+        (Protocol::LokiJson, "/loki/api/v1/push 204"),
+        (Protocol::Ndjson, "/publish/batch 200"),
+    ];
+    for (k, (protocol, route)) in protocols.into_iter().enumerate() {
+        let before = host.logs().matches(route).count();
+        let mut cfg = config(&host.url, TlsOptions::default(), None, None);
+        cfg.protocol = protocol;
+        cfg.gzip = k % 2 == 0;
+        cfg.events = Some(400);
+        cfg.seed = Some(15 + k as u64);
+        let report = loadgen::run(&cfg).expect("the run takes place");
+        print!("{}", report.render_human());
+        assert_exact(&report);
+        assert_eq!(report.events_sent, 400, "{protocol:?}");
+        assert!(
+            report.replays > 0,
+            "{protocol:?}: replays must be duplicates"
+        );
+        assert!(
+            host.logs().matches(route).count() > before,
+            "{protocol:?} went to {route}"
+        );
+    }
 }

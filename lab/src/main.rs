@@ -1,7 +1,7 @@
 //! The `lab` command line: edgelog's test bench (the user's tool is `loadgen`). Subcommands:
 //! `bench` (the whole benchmark in one table), `chaos` (the chaos harness), `scale` (reads at 10
-//! million events), `slow-clients` (publish latency while connections dribble) and `raw` (the
-//! database's own insert limit).
+//! million events), `slow-clients` (publish latency while connections dribble), `raw` (the
+//! database's own insert limit) and `ingest-bench` (the ingest protocols against native JSON).
 //!
 //! Exit codes: 0 passed; 1 a run failed its checks; 2 the run could not take place (bad flags,
 //! a service or database that could not be set up).
@@ -48,6 +48,9 @@ enum Sub {
     /// Reads at scale (issue 10): the six requests on an empty store and after bulk-loading
     /// `--events` (10 million) events, on PostgreSQL + Redis and SQLite; see scripts/scale-bench.sh.
     Scale(scale::ScaleArgs),
+    /// Ingest protocols (OTLP, Loki, NDJSON, gzip) against native JSON on PostgreSQL + Redis:
+    /// events/s and edge-host CPU per event, alternating rounds (see scripts/ingest-bench.sh).
+    IngestBench(lab::bench::ingest::IngestArgs),
 }
 
 /// Shape of the generated events, shared by the subcommands.
@@ -348,5 +351,6 @@ fn main() -> ExitCode {
         Sub::SlowClients(a) => slow::main(a),
         Sub::Chaos(a) => chaos_main(a),
         Sub::Scale(a) => scale::main(a),
+        Sub::IngestBench(a) => lab::bench::ingest::main(a),
     }
 }

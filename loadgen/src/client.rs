@@ -1,7 +1,7 @@
 //! HTTP to the service: a keep-alive hyper client (HTTP/1.1, or HTTP/2 when the server offers
 //! it through ALPN over `https://`) with a per-attempt timeout and an optional bearer token, and
-//! the at-least-once retry loop (timeouts, connection errors and 5xx are retried with backoff;
-//! 4xx, `401`/`403` included, never are).
+//! the at-least-once retry loop (timeouts, connection errors, 5xx and `429` are retried with
+//! backoff; other 4xx, `401`/`403` included, never are).
 //!
 //! Every attempt is returned to the caller, because each one matters for the accounting: an
 //! acknowledged retry is a duplicate the service must count, and an attempt with an unknown
@@ -77,10 +77,11 @@ pub struct Answer {
 /// The result of one attempt.
 pub type Attempt = std::result::Result<Answer, Failure>;
 
-/// Whether an attempt should be retried by an at-least-once publisher.
+/// Whether an attempt should be retried by an at-least-once publisher (`429` too, as OTLP
+/// exporters and Loki clients do).
 pub fn is_retryable(attempt: &Attempt) -> bool {
     match attempt {
-        Ok(a) => a.status >= 500,
+        Ok(a) => a.status >= 500 || a.status == 429,
         Err(_) => true,
     }
 }
@@ -259,17 +260,20 @@ impl Client {
         }
     }
 
-    /// Posts `body` to `path`, retrying per `policy`; returns every attempt, the last one final.
+    /// Posts `body` with `headers` to `path`, retrying per `policy`; returns every attempt, the last one final.
     pub async fn post_with_retries(
         &self,
         path: &str,
+        headers: &[(&str, &str)],
         body: Bytes,
         policy: &RetryPolicy,
         rng: &mut impl rand::Rng,
     ) -> Vec<Attempt> {
         let mut attempts = Vec::with_capacity(1);
         loop {
-            let a = self.attempt(Method::POST, path, Some(body.clone())).await;
+            let a = self
+                .attempt_with(Method::POST, path, headers, Some(body.clone()))
+                .await;
             let retry = is_retryable(&a);
             attempts.push(a);
             let n = attempts.len() as u32;
@@ -364,6 +368,7 @@ mod tests {
         assert!(!is_retryable(&ok(200)));
         assert!(!is_retryable(&ok(202)));
         assert!(!is_retryable(&ok(422)));
+        assert!(is_retryable(&ok(429)));
         assert!(is_retryable(&ok(500)));
         assert!(is_retryable(&ok(503)));
         assert!(is_retryable(&Err(Failure::Timeout)));

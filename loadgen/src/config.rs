@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::auth::Tokens;
+use crate::protocol::Protocol;
 use crate::tls::TlsOptions;
 
 /// How events are carried to the service, so a run can exercise either publish route or both.
@@ -46,6 +47,10 @@ pub struct Config {
     pub topics: u32,
     /// Which publish route(s) to use.
     pub mode: Mode,
+    /// The wire protocol of every request (and so the ingest route).
+    pub protocol: Protocol,
+    /// Send every body gzip-compressed (`Content-Encoding: gzip`).
+    pub gzip: bool,
     /// Stop issuing new requests after this long (in-flight ones finish); with `rate`, no
     /// request is scheduled at or after this time.
     pub duration: Option<Duration>,
@@ -82,6 +87,8 @@ impl Default for Config {
             concurrency: 16,
             topics: 8,
             mode: Mode::Batch,
+            protocol: Protocol::Native,
+            gzip: false,
             duration: None,
             seed: None,
             verify: true,
@@ -149,51 +156,4 @@ pub fn validate_run_id(id: &str) -> Result<()> {
         bail!("--run-id may only contain ASCII letters, digits, '-' and '_', got {id:?}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_config_is_valid() {
-        Config::default().validate().unwrap();
-    }
-
-    #[test]
-    fn rejects_bad_settings() {
-        let bad = [
-            Config {
-                duplicate_rate: 1.0,
-                ..Config::default()
-            },
-            Config {
-                duplicate_rate: -0.1,
-                ..Config::default()
-            },
-            Config {
-                events: Some(0),
-                ..Config::default()
-            },
-            Config {
-                events: None,
-                ..Config::default()
-            },
-            Config {
-                rate: Some(0.0),
-                ..Config::default()
-            },
-            Config {
-                batch_size: 0,
-                ..Config::default()
-            },
-            Config {
-                run_id: Some("a b".into()),
-                ..Config::default()
-            },
-        ];
-        for c in bad {
-            assert!(c.validate().is_err(), "{c:?} should be rejected");
-        }
-    }
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::client::{Attempt, snippet};
 use crate::plan::PlannedRequest;
+use crate::protocol::{self, Protocol};
 
 /// Error messages kept verbatim; past this only the count grows.
 const MAX_ERROR_MESSAGES: usize = 50;
@@ -96,6 +97,8 @@ struct Queued {
 /// Everything one worker (or, merged, the whole run) observed.
 #[derive(Clone, Debug)]
 pub struct Ledger {
+    /// The protocol the requests were sent in, which decides how answers read.
+    pub protocol: Protocol,
     /// Latency of every attempt that got an HTTP answer, in microseconds.
     pub latency_us: Histogram<u64>,
     /// Count per HTTP status code.
@@ -118,7 +121,7 @@ pub struct Ledger {
     pub queued_resends: u64,
     /// Events in every attempt answered `200` or `202` (the expected `received` delta).
     pub acked_events: u64,
-    /// Attempts answered `200`.
+    /// Attempts answered `200` (Loki: `204`).
     pub ok_responses: u64,
     /// Attempts answered `202`.
     pub accepted_responses: u64,
@@ -153,6 +156,7 @@ impl Ledger {
     /// An empty ledger.
     pub fn new() -> Ledger {
         Ledger {
+            protocol: Protocol::Native,
             latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("static histogram bounds are valid"),
             statuses: BTreeMap::new(),
@@ -220,7 +224,7 @@ impl Ledger {
         resend: bool,
     ) -> bool {
         let n = req.events.len() as u64;
-        let path = req.route.path();
+        let path = self.protocol.path(req.route);
         if resend {
             self.queued_resends += 1;
         }
@@ -237,7 +241,15 @@ impl Ledger {
                     *self.statuses.entry(a.status).or_default() += 1;
                     *self.versions.entry(a.version).or_default() += 1;
                     match a.status {
-                        200 => {
+                        s if !self.protocol.counted() && s == self.protocol.success() => {
+                            // OTLP's 200, Loki's 204: all stored, no counts.
+                            self.acknowledge(req);
+                            self.ok_responses += 1;
+                            if let Err(e) = protocol::check_answer(self.protocol, &a.body) {
+                                self.error(format!("request #{idx} {path}: {e}"));
+                            }
+                        }
+                        200 if self.protocol.counted() => {
                             self.acknowledge(req);
                             self.ok_responses += 1;
                             match serde_json::from_slice::<Processed>(&a.body) {
@@ -281,6 +293,7 @@ impl Ledger {
                                 )),
                             }
                         }
+                        429 => {} // refused, not stored: retried
                         s if s >= 500 => self.ambiguous(req),
                         s => {
                             // 4xx (or an unexpected 1xx/2xx/3xx): not retried, fails the run.
@@ -382,7 +395,7 @@ impl Ledger {
             acked_unique: self.acked.count(),
             ambiguous_events: self.ambiguous_events,
             ambiguous_only_unique: self.maybe.count_without(&self.acked),
-            sums_of_200: (self.accepted_responses == 0)
+            sums_of_200: (self.accepted_responses == 0 && self.protocol.counted())
                 .then_some((self.processed_sum, self.duplicates_sum)),
         }
     }
@@ -402,147 +415,4 @@ pub struct Expected {
     /// `(Σ processed, Σ duplicates)` over `200` answers, when no `202` was seen (then every
     /// stored event was reported as processed by exactly one answer).
     pub sums_of_200: Option<(u64, u64)>,
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use bytes::Bytes;
-
-    use super::*;
-    use crate::client::{Answer, Failure};
-    use crate::plan::Route;
-
-    fn answer(status: u16, body: &str) -> Attempt {
-        Ok(Answer {
-            status,
-            body: Bytes::from(body.to_string()),
-            latency: Duration::from_micros(1500),
-            version: "HTTP/1.1",
-        })
-    }
-
-    fn req(events: &[u64]) -> PlannedRequest {
-        PlannedRequest {
-            route: Route::Batch,
-            events: events.to_vec(),
-            resend_of: None,
-        }
-    }
-
-    #[test]
-    fn bitset_basics() {
-        let mut a = BitSet::default();
-        a.insert(0);
-        a.insert(64);
-        a.insert(129);
-        assert!(a.contains(64) && !a.contains(63) && !a.contains(1_000_000));
-        assert_eq!(a.count(), 3);
-        assert_eq!(a.iter().collect::<Vec<_>>(), vec![0, 64, 129]);
-        let mut b = BitSet::default();
-        b.insert(64);
-        b.insert(1);
-        b.insert(5_000);
-        assert_eq!(a.count_without(&b), 2);
-        assert_eq!(b.count_without(&a), 2);
-        a.union_with(&b);
-        assert_eq!(a.count(), 5);
-        assert!(a.contains(5_000));
-    }
-
-    #[test]
-    fn retries_and_replays_are_all_counted_as_received() {
-        let mut l = Ledger::new();
-        // Request 0: events 0,1,2 — 503 then timeout then 200.
-        let r0 = req(&[0, 1, 2]);
-        l.issue(&r0);
-        let a = vec![
-            answer(503, "busy"),
-            Err(Failure::Timeout),
-            answer(200, r#"{"received":3,"processed":2,"duplicates":1}"#),
-        ];
-        assert!(!l.record(0, &r0, &a, false));
-        // Request 1: replays 1,2 plus new 3 — 202, then the cautious resend gets 200.
-        let r1 = req(&[1, 2, 3]);
-        l.issue(&r1);
-        assert!(l.record(
-            1,
-            &r1,
-            &[answer(202, r#"{"received":3,"queued":3}"#)],
-            false
-        ));
-        l.record(
-            1,
-            &r1,
-            &[answer(
-                200,
-                r#"{"received":3,"processed":1,"duplicates":2}"#,
-            )],
-            true,
-        );
-        // Request 2: connection refused twice, never sent.
-        let r2 = req(&[4]);
-        l.issue(&r2);
-        let refused = || Err(Failure::Connect("refused".into()));
-        l.record(2, &r2, &[refused(), refused()], false);
-
-        assert_eq!(l.acked_events, 9);
-        assert_eq!(l.acked.count(), 4);
-        assert_eq!(l.attempts, 7);
-        assert_eq!(l.retries, 3);
-        assert_eq!(l.queued_resends, 1);
-        assert_eq!(l.ambiguous_attempts, 2);
-        assert_eq!(l.ambiguous_events, 6);
-        assert_eq!(l.failed_requests, 1);
-        assert_eq!(l.error_count, 1, "{:?}", l.errors);
-        assert_eq!(l.issued_distinct, 5);
-        let e = l.expected();
-        assert_eq!(e.acked_events, 9);
-        assert_eq!(e.acked_unique, 4);
-        assert_eq!(e.ambiguous_only_unique, 0, "event 4 was never sent");
-        assert_eq!(e.sums_of_200, None, "a 202 was seen");
-    }
-
-    #[test]
-    fn bad_answers_are_errors() {
-        let mut l = Ledger::new();
-        let r = req(&[0, 1]);
-        l.record(
-            0,
-            &r,
-            &[answer(
-                200,
-                r#"{"received":1,"processed":1,"duplicates":0}"#,
-            )],
-            false,
-        );
-        l.record(1, &r, &[answer(200, "not json")], false);
-        l.record(2, &r, &[answer(422, r#"{"error":"bad"}"#)], false);
-        l.record(3, &r, &[answer(202, r#"{"received":2,"queued":3}"#)], false);
-        assert_eq!(l.error_count, 4, "{:?}", l.errors);
-        assert!(l.errors[2].contains("unexpected status 422"));
-        // The 422 acknowledged nothing.
-        assert_eq!(l.acked_events, 6);
-    }
-
-    #[test]
-    fn merge_adds_up() {
-        let r = req(&[0, 1]);
-        let ok = answer(200, r#"{"received":2,"processed":2,"duplicates":0}"#);
-        let mut a = Ledger::new();
-        a.record(0, &r, std::slice::from_ref(&ok), false);
-        let mut b = Ledger::new();
-        b.record(1, &req(&[2]), &[Err(Failure::Timeout)], false);
-        b.record(2, &r, &[ok], false);
-        a.merge(b);
-        assert_eq!(a.acked_events, 4);
-        assert_eq!(a.latency_us.len(), 2);
-        assert_eq!(a.statuses[&200], 2);
-        assert_eq!(a.failures["timeout"], 1);
-        let e = a.expected();
-        assert_eq!(e.acked_unique, 2);
-        assert_eq!(e.ambiguous_only_unique, 1);
-        assert_eq!(e.sums_of_200, Some((4, 0)));
-    }
 }

@@ -17,7 +17,7 @@ use loadgen::auth::{Secret, Tokens};
 use loadgen::measure::Measurement;
 use loadgen::ping::PingConfig;
 use loadgen::tls::TlsOptions;
-use loadgen::{Config, Mode};
+use loadgen::{Config, Mode, Protocol};
 
 /// At-least-once load generator and verifier for the edge log aggregator.
 ///
@@ -128,6 +128,13 @@ struct RunArgs {
     rate: Option<f64>,
     #[command(flatten)]
     load: Load,
+    /// How requests are encoded, and so which ingest route they go to (--mode single sends
+    /// one-record requests in any of them).
+    #[arg(long, value_enum, default_value_t = Protocol::Native)]
+    protocol: Protocol,
+    /// Compress every request body with gzip (Content-Encoding: gzip).
+    #[arg(long)]
+    gzip: bool,
     /// Skip the /stats and read-back checks.
     #[arg(long)]
     no_verify: bool,
@@ -179,6 +186,8 @@ impl RunArgs {
             concurrency: self.load.concurrency,
             topics: self.load.topics,
             mode: self.load.mode,
+            protocol: self.protocol,
+            gzip: self.gzip,
             duration,
             seed: self.load.seed,
             verify: !self.no_verify,

@@ -1,8 +1,9 @@
 //! The read-back check: a bounded, seeded sample of acknowledged events must come back from
-//! `GET /events` exactly once and unchanged. Each event has its own microsecond within the run,
-//! so one request with a one-microsecond window (`since` = its timestamp, `until` = one
-//! microsecond later) finds it, however long the run was: the check costs one request per
-//! sampled event, not a walk through the topic.
+//! `GET /events` exactly once and unchanged (under the id and payload the run's protocol maps
+//! them to). Each event has its own microsecond within the run, so one request with a
+//! one-microsecond window (`since` = its timestamp, `until` = one microsecond later) finds it,
+//! however long the run was: the check costs one request per sampled event, not a walk
+//! through the topic.
 
 use rand::RngExt;
 use rand::SeedableRng;
@@ -12,6 +13,7 @@ use serde_json::Value;
 use crate::client::{Client, encode_query_value};
 use crate::events::{Events, SOURCE};
 use crate::ledger::BitSet;
+use crate::protocol::{self, Protocol};
 
 /// Up to `n` members of `acked`, uniformly chosen with a seeded reservoir (Algorithm R), in
 /// constant memory whatever the run's length.
@@ -34,12 +36,17 @@ pub fn sample(acked: &BitSet, n: usize, seed: u64) -> Vec<u64> {
 
 /// Looks each sampled event up and compares it with what was sent; returns
 /// `(found_identical, mismatches)`.
-pub async fn read_back(client: &Client, events: &Events, sample: &[u64]) -> (usize, Vec<String>) {
+pub async fn read_back(
+    client: &Client,
+    events: &Events,
+    sample: &[u64],
+    protocol: Protocol,
+) -> (usize, Vec<String>) {
     let mut ok = 0;
     let mut mismatches = Vec::new();
     for &i in sample {
         let topic = events.topic_of(i);
-        let id = events.event_id(i);
+        let id = protocol::stored_id(events, i, protocol);
         let since = events.timestamp(i);
         let until = (events.time(i) + chrono::TimeDelta::microseconds(1))
             .format("%Y-%m-%dT%H:%M:%S%.6fZ")
@@ -71,7 +78,7 @@ pub async fn read_back(client: &Client, events: &Events, sample: &[u64]) -> (usi
             [] => mismatches.push(format!(
                 "acknowledged event {topic}/{id} is not returned by GET {path}"
             )),
-            [one] => match compare(events, i, one) {
+            [one] => match compare(events, i, one, protocol) {
                 None => ok += 1,
                 Some(why) => mismatches.push(why),
             },
@@ -84,10 +91,10 @@ pub async fn read_back(client: &Client, events: &Events, sample: &[u64]) -> (usi
     (ok, mismatches)
 }
 
-/// Compares a stored event with event `i` as sent; `None` when identical.
-fn compare(events: &Events, i: u64, got: &Value) -> Option<String> {
+/// Compares a stored event with event `i` as sent in `protocol`; `None` when identical.
+fn compare(events: &Events, i: u64, got: &Value, protocol: Protocol) -> Option<String> {
     let topic = events.topic_of(i);
-    let key = format!("{topic}/{}", events.event_id(i));
+    let key = format!("{topic}/{}", protocol::stored_id(events, i, protocol));
     let mut diffs = Vec::new();
     let field = |name: &str| got.get(name).unwrap_or(&Value::Null);
     if got.get("topic").and_then(Value::as_str) != Some(topic) {
@@ -96,7 +103,7 @@ fn compare(events: &Events, i: u64, got: &Value) -> Option<String> {
     if got.get("source").and_then(Value::as_str) != Some(SOURCE) {
         diffs.push(format!("source {}", field("source")));
     }
-    let payload = events.payload(i);
+    let payload = protocol::stored_payload(events, i, protocol);
     if field("payload") != &payload {
         diffs.push(format!("payload {} (sent {payload})", field("payload")));
     }
@@ -140,12 +147,16 @@ mod tests {
     fn a_stored_event_compares_equal_only_when_identical() {
         let e = Events::new("rb", 3, 1, chrono::Utc::now());
         let mut stored: Value = serde_json::from_str(&e.event(42).json).unwrap();
-        assert_eq!(compare(&e, 42, &stored), None);
+        assert_eq!(compare(&e, 42, &stored, Protocol::Native), None);
         // The service may write the timestamp differently; the instant must be the same.
         let ts = e.time(42).format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
         stored["timestamp"] = Value::String(ts);
-        assert_eq!(compare(&e, 42, &stored), None);
+        assert_eq!(compare(&e, 42, &stored, Protocol::Native), None);
         stored["payload"]["n"] = Value::from(-1);
-        assert!(compare(&e, 42, &stored).unwrap().contains("payload"));
+        assert!(
+            compare(&e, 42, &stored, Protocol::Native)
+                .unwrap()
+                .contains("payload")
+        );
     }
 }

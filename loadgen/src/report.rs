@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Mode};
 use crate::measure::per_sec;
+use crate::protocol::Protocol;
 use crate::send::Sent;
 use crate::verify::Verification;
 
@@ -35,7 +36,7 @@ pub struct Acknowledged {
     pub events: u64,
     /// Distinct `(topic, event_id)` among them.
     pub unique: u64,
-    /// Attempts answered `200`.
+    /// Attempts answered `200` (Loki: `204`).
     pub ok_200: u64,
     /// Attempts answered `202`.
     pub accepted_202: u64,
@@ -60,6 +61,10 @@ pub struct Report {
     pub url: String,
     /// Route selection.
     pub mode: Mode,
+    /// Wire protocol of the requests.
+    pub protocol: Protocol,
+    /// Whether bodies were gzip-compressed.
+    pub gzip: bool,
     /// Seed of the plan (pass it back with `--seed` to replay the same plan).
     pub seed: u64,
     /// Concurrent workers.
@@ -171,6 +176,8 @@ impl Report {
             run_id: run_id.to_string(),
             url: config.url.clone(),
             mode: config.mode,
+            protocol: config.protocol,
+            gzip: config.gzip,
             seed,
             concurrency: config.concurrency,
             batch_size: config.batch_size,
@@ -299,8 +306,16 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "loadgen run {} -> {}  (mode {mode}, batch {}, concurrency {}, topics {}, seed {})",
-            self.run_id, self.url, self.batch_size, self.concurrency, self.topics, self.seed
+            "loadgen run {} -> {}  ({}{}, mode {mode}, batch {}, concurrency {}, topics {}, seed {})",
+            self.run_id,
+            self.url,
+            clap::ValueEnum::to_possible_value(&self.protocol)
+                .map_or_else(String::new, |v| v.get_name().to_owned()),
+            if self.gzip { " gzip" } else { "" },
+            self.batch_size,
+            self.concurrency,
+            self.topics,
+            self.seed
         );
         let early = match self.planned_events {
             Some(planned) if self.stopped_early => {

@@ -151,7 +151,8 @@ async fn verify_run(
         ));
     }
     let sample = readback::sample(&ledger.acked, config.sample, seed.wrapping_add(1));
-    let (sample_ok, read_mismatches) = readback::read_back(client, events, &sample).await;
+    let (sample_ok, read_mismatches) =
+        readback::read_back(client, events, &sample, config.protocol).await;
     mismatches.extend(read_mismatches);
 
     Ok(Verification {

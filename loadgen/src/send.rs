@@ -1,5 +1,6 @@
-//! The sending phase: `concurrency` workers take requests from the lazy plan one at a time and
-//! send them with retries and cautious resends, recording every attempt in one shared ledger.
+//! The sending phase: `concurrency` workers take requests from the lazy plan one at a time,
+//! encode them in the run's protocol and send them with retries and cautious resends,
+//! recording every attempt in one shared ledger.
 //!
 //! Closed loop (no `--rate`): a worker sends its next request as soon as the previous one is
 //! answered, until the plan ends or `--duration` passes. Open loop (`--rate`): request `k` has an
@@ -24,6 +25,7 @@ use crate::client::{Client, RetryPolicy};
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::plan::{Generator, PlannedRequest};
+use crate::protocol;
 
 /// What the sending phase produced.
 pub struct Sent {
@@ -117,7 +119,10 @@ pub async fn send_all(plan: Generator, client: &Client, config: &Config, seed: u
             next: 0,
             events_before: 0,
         }),
-        ledger: Mutex::new(Ledger::new()),
+        ledger: Mutex::new(Ledger {
+            protocol: config.protocol,
+            ..Ledger::new()
+        }),
         stop: AtomicBool::new(false),
         refusal: Mutex::new(None),
         start,
@@ -131,6 +136,7 @@ pub async fn send_all(plan: Generator, client: &Client, config: &Config, seed: u
         let client = client.clone();
         let progress = progress.clone();
         let resend_queued = config.resend_queued;
+        let (protocol, gzip) = (config.protocol, config.gzip);
         workers.push(tokio::spawn(async move {
             let mut rng = ChaCha8Rng::seed_from_u64(
                 seed ^ (w as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -140,10 +146,10 @@ pub async fn send_all(plan: Generator, client: &Client, config: &Config, seed: u
                     tokio::time::sleep_until(t.into()).await;
                 }
                 let lag = intended.map(|t| Instant::now().saturating_duration_since(t));
-                let body = events.body(&req);
-                let path = req.route.path();
+                let request = protocol::encode(&events, &req, protocol, gzip);
+                let (path, headers) = (request.path, &request.headers);
                 let mut attempts = client
-                    .post_with_retries(path, body.clone(), &policy, &mut rng)
+                    .post_with_retries(path, headers, request.body.clone(), &policy, &mut rng)
                     .await;
                 if let (Some(lag), Some(Ok(first))) = (lag, attempts.first_mut()) {
                     first.latency += lag;
@@ -173,7 +179,7 @@ pub async fn send_all(plan: Generator, client: &Client, config: &Config, seed: u
                 }
                 if queued && resend_queued {
                     let again = client
-                        .post_with_retries(path, body, &policy, &mut rng)
+                        .post_with_retries(path, headers, request.body, &policy, &mut rng)
                         .await;
                     shared
                         .ledger

@@ -19,6 +19,8 @@
 
 mod backlog;
 mod cpu;
+/// `lab ingest-bench`: the ingest protocols against native JSON on PostgreSQL + Redis.
+pub mod ingest;
 mod report;
 mod runs;
 /// Child processes and database administration, shared with `lab chaos`.
