@@ -4,6 +4,8 @@
 //! (which would sort the keys and drop repeated ones): keys stay in the sender's order and
 //! numbers keep their exact spelling. The text is then checked by `validate` like any payload.
 
+use std::fmt::Write as _;
+
 /// A JSON object being written: `{"k":v,...}`.
 pub struct Object<'a> {
     out: &'a mut String,
@@ -44,28 +46,29 @@ impl<'a> Object<'a> {
     }
 }
 
-/// Appends `s` as a JSON string (quotes and escapes).
+/// Appends `s` as a JSON string (quotes and escapes). Every character that needs an escape is
+/// ASCII, so the scan is over bytes and the runs between escapes are copied whole.
 pub fn push_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if (c as u32) < 0x20 => "",
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..0x20 => "",
             _ => continue,
         };
         out.push_str(&s[start..i]);
         if escape.is_empty() {
-            out.push_str(&format!("\\u{:04x}", c as u32));
+            let _ = write!(out, "\\u{b:04x}");
         } else {
             out.push_str(escape);
         }
-        start = i + c.len_utf8();
+        start = i + 1;
     }
     out.push_str(&s[start..]);
     out.push('"');

@@ -24,6 +24,8 @@
 //! answer's `partialSuccess`; the others are stored. A request that cannot be decoded is a
 //! `400` with a `google.rpc.Status` in the request's encoding, which exporters do not retry.
 
+use std::fmt::Write as _;
+
 use base64::Engine;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -108,6 +110,9 @@ pub fn decode(
     for resource_logs in &request.resource_logs {
         let resource = resource_logs.resource.clone().unwrap_or_default();
         let resource_bytes = resource.encode_to_vec();
+        let mut resource_encoded = Vec::new();
+        let resource_json =
+            resource_json(&resource, &resource_logs.schema_url, &mut resource_encoded);
         let topic = string_attribute(&resource.attributes, topic_attribute)
             .unwrap_or(UNKNOWN_SERVICE)
             .to_owned();
@@ -122,11 +127,12 @@ pub fn decode(
                 .or(Some(scope.name.as_str()).filter(|n| !n.is_empty() && usable_source(n)))
                 .unwrap_or("unknown")
                 .to_owned();
+            // What every record of this scope shares is rendered once, not per record.
+            let mut encoded = resource_encoded.clone();
             let context = Context {
-                resource: &resource,
-                resource_schema: &resource_logs.schema_url,
-                scope: &scope,
-                scope_schema: &scope_logs.schema_url,
+                resource: &resource_json,
+                scope: scope_json(&scope, &scope_logs.schema_url, &mut encoded),
+                encoded,
             };
             for record in &scope_logs.log_records {
                 let event_id = string_attribute(&record.attributes, RECORD_UID)
@@ -142,12 +148,14 @@ pub fn decode(
                         ])
                     });
                 let built = timestamp(record).and_then(|ts| {
-                    Event::build(
+                    let (payload, message) = payload(record, &context);
+                    Event::build_rendered(
                         topic.clone(),
                         event_id,
-                        &ts,
+                        ts,
                         source.clone(),
-                        payload(record, &context),
+                        payload,
+                        message,
                         limits,
                     )
                     .map(|event| match otlp_level(record) {
@@ -199,12 +207,77 @@ fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str
     })
 }
 
-/// Where a record was emitted from.
+/// Where a record was emitted from: the `resource` and `scope` members of its payload, as
+/// JSON text rendered once for all the records of a scope, and their `encoded` pointers.
 struct Context<'a> {
-    resource: &'a Resource,
-    resource_schema: &'a str,
-    scope: &'a InstrumentationScope,
-    scope_schema: &'a str,
+    resource: &'a str,
+    scope: String,
+    encoded: Vec<(String, &'static str)>,
+}
+
+/// The `resource` member: `{attributes, schema_url?, dropped_attributes_count?}`.
+fn resource_json(
+    resource: &Resource,
+    schema: &str,
+    encoded: &mut Vec<(String, &'static str)>,
+) -> String {
+    let mut out = String::with_capacity(128);
+    let mut r = Object::open(&mut out);
+    key_values(
+        r.key("attributes"),
+        &resource.attributes,
+        &mut "/resource/attributes".to_owned(),
+        encoded,
+    );
+    if !schema.is_empty() {
+        r.string("schema_url", schema);
+    }
+    if resource.dropped_attributes_count != 0 {
+        number(
+            r.key("dropped_attributes_count"),
+            resource.dropped_attributes_count,
+        );
+    }
+    r.close();
+    out
+}
+
+/// The `scope` member: `{name, version?, attributes?, schema_url?, dropped_attributes_count?}`.
+fn scope_json(
+    scope: &InstrumentationScope,
+    schema: &str,
+    encoded: &mut Vec<(String, &'static str)>,
+) -> String {
+    let mut out = String::with_capacity(64);
+    let mut s = Object::open(&mut out);
+    s.string("name", &scope.name);
+    if !scope.version.is_empty() {
+        s.string("version", &scope.version);
+    }
+    if !scope.attributes.is_empty() {
+        key_values(
+            s.key("attributes"),
+            &scope.attributes,
+            &mut "/scope/attributes".to_owned(),
+            encoded,
+        );
+    }
+    if !schema.is_empty() {
+        s.string("schema_url", schema);
+    }
+    if scope.dropped_attributes_count != 0 {
+        number(
+            s.key("dropped_attributes_count"),
+            scope.dropped_attributes_count,
+        );
+    }
+    s.close();
+    out
+}
+
+/// Appends a number's decimal digits without an intermediate `String`.
+fn number(out: &mut String, n: impl std::fmt::Display) {
+    let _ = write!(out, "{n}");
 }
 
 /// The payload of one record, as JSON text with the keys below (empty ones left out, as
@@ -221,7 +294,10 @@ struct Context<'a> {
 /// repeats kept). The two kinds JSON has no literal for are written as strings and listed in
 /// `encoded`, by JSON Pointer: bytes as base64 (`"bytes"`) and NaN/±Infinity (`"double"`)
 /// (and a profile's string-table index, `"strindex"`, which no log record should carry).
-fn payload(record: &LogRecord, context: &Context<'_>) -> String {
+///
+/// Also returns the searchable message, the body's text (see `validate::text`), so it need not
+/// be read back out of the payload.
+fn payload(record: &LogRecord, context: &Context<'_>) -> (String, Option<String>) {
     let mut encoded: Vec<(String, &'static str)> = Vec::new();
     let mut out = String::with_capacity(256);
     let mut o = Object::open(&mut out);
@@ -229,10 +305,20 @@ fn payload(record: &LogRecord, context: &Context<'_>) -> String {
         o.string("severity_text", &record.severity_text);
     }
     if record.severity_number != 0 {
-        o.raw("severity_number", &record.severity_number.to_string());
+        number(o.key("severity_number"), record.severity_number);
     }
+    let mut message = None;
     if let Some(body) = &record.body {
-        any_value(o.key("body"), body, &mut "/body".to_owned(), &mut encoded);
+        let out = o.key("body");
+        let start = out.len();
+        any_value(out, body, &mut "/body".to_owned(), &mut encoded);
+        let text = &out[start..];
+        message = match &body.value {
+            None => None,
+            Some(Value::StringValue(s)) => Some(s.clone()),
+            Some(_) if text.starts_with('"') => serde_json::from_str(text).ok(),
+            Some(_) => Some(text.to_owned()),
+        };
     }
     if !record.attributes.is_empty() {
         key_values(
@@ -252,77 +338,35 @@ fn payload(record: &LogRecord, context: &Context<'_>) -> String {
         o.string("span_id", &hex(&record.span_id));
     }
     if record.flags != 0 {
-        o.raw("flags", &record.flags.to_string());
+        number(o.key("flags"), record.flags);
     }
     if record.time_unix_nano != 0 {
-        o.string("time_unix_nano", &record.time_unix_nano.to_string());
+        let _ = write!(o.key("time_unix_nano"), "\"{}\"", record.time_unix_nano);
     }
     if record.observed_time_unix_nano != 0 {
-        o.string(
-            "observed_time_unix_nano",
-            &record.observed_time_unix_nano.to_string(),
+        let _ = write!(
+            o.key("observed_time_unix_nano"),
+            "\"{}\"",
+            record.observed_time_unix_nano
         );
     }
     if record.dropped_attributes_count != 0 {
-        o.raw(
-            "dropped_attributes_count",
-            &record.dropped_attributes_count.to_string(),
+        number(
+            o.key("dropped_attributes_count"),
+            record.dropped_attributes_count,
         );
     }
-    {
-        let mut r = Object::open(o.key("resource"));
-        key_values(
-            r.key("attributes"),
-            &context.resource.attributes,
-            &mut "/resource/attributes".to_owned(),
-            &mut encoded,
-        );
-        if !context.resource_schema.is_empty() {
-            r.string("schema_url", context.resource_schema);
-        }
-        if context.resource.dropped_attributes_count != 0 {
-            r.raw(
-                "dropped_attributes_count",
-                &context.resource.dropped_attributes_count.to_string(),
-            );
-        }
-        r.close();
-    }
-    {
-        let scope = context.scope;
-        let mut s = Object::open(o.key("scope"));
-        s.string("name", &scope.name);
-        if !scope.version.is_empty() {
-            s.string("version", &scope.version);
-        }
-        if !scope.attributes.is_empty() {
-            key_values(
-                s.key("attributes"),
-                &scope.attributes,
-                &mut "/scope/attributes".to_owned(),
-                &mut encoded,
-            );
-        }
-        if !context.scope_schema.is_empty() {
-            s.string("schema_url", context.scope_schema);
-        }
-        if scope.dropped_attributes_count != 0 {
-            s.raw(
-                "dropped_attributes_count",
-                &scope.dropped_attributes_count.to_string(),
-            );
-        }
-        s.close();
-    }
-    if !encoded.is_empty() {
+    o.raw("resource", context.resource);
+    o.raw("scope", &context.scope);
+    if !encoded.is_empty() || !context.encoded.is_empty() {
         let mut e = Object::open(o.key("encoded"));
-        for (pointer, kind) in &encoded {
+        for (pointer, kind) in encoded.iter().chain(&context.encoded) {
             e.string(pointer, kind);
         }
         e.close();
     }
     o.close();
-    out
+    (out, message)
 }
 
 /// Writes a key/value list as a JSON object, keys in order.
@@ -356,7 +400,7 @@ fn any_value(
         None => out.push_str("null"),
         Some(Value::StringValue(s)) => push_str(out, s),
         Some(Value::BoolValue(b)) => out.push_str(if *b { "true" } else { "false" }),
-        Some(Value::IntValue(i)) => out.push_str(&i.to_string()),
+        Some(Value::IntValue(i)) => number(out, i),
         Some(Value::DoubleValue(d)) if d.is_finite() => {
             let text = serde_json::to_string(d).unwrap_or_else(|_| "null".into());
             out.push_str(&text);
@@ -385,7 +429,7 @@ fn any_value(
                 }
                 let len = path.len();
                 path.push('/');
-                path.push_str(&i.to_string());
+                number(path, i);
                 any_value(out, v, path, encoded);
                 path.truncate(len);
             }
@@ -395,7 +439,7 @@ fn any_value(
         // An index into a profile's string table (profiles only; no log record should carry
         // one): kept as its number and listed, so nothing is dropped.
         Some(Value::StringValueStrindex(i)) => {
-            out.push_str(&i.to_string());
+            number(out, i);
             encoded.push((path.clone(), "strindex"));
         }
     }
@@ -404,7 +448,11 @@ fn any_value(
 /// Appends one JSON Pointer (RFC 6901) reference token.
 fn pointer_push(path: &mut String, token: &str) {
     path.push('/');
-    path.push_str(&token.replace('~', "~0").replace('/', "~1"));
+    if token.contains(['~', '/']) {
+        path.push_str(&token.replace('~', "~0").replace('/', "~1"));
+    } else {
+        path.push_str(token);
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

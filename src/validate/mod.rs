@@ -179,22 +179,45 @@ impl Event {
         limits: &Limits,
     ) -> Result<Event, String> {
         let timestamp = checked_fields(&topic, &event_id, &source, timestamp)?;
-        let raw =
-            RawValue::from_string(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
-        let payload = match payload::compact(&raw) {
-            Ok(Ok(p)) => p,
-            Ok(Err(m)) => return Err(format!("payload {m}")),
-            Err(ItemError::Malformed(m)) => return Err(format!("payload: {m}")),
-            Err(ItemError::Problems(_)) => return Err("payload is invalid".into()),
-        };
-        if payload.get().len() > limits.max_payload_bytes {
-            return Err(format!(
-                "payload is {} bytes serialised; the limit is {}",
-                payload.get().len(),
-                limits.max_payload_bytes
-            ));
-        }
+        let payload = checked_payload(payload, limits)?;
         Ok(Event::assemble(topic, event_id, timestamp, source, payload))
+    }
+
+    /// [`Event::build`] for an adapter that already holds what `build` would read again: a
+    /// `timestamp` rendered by [`from_unix_nanos`] (the stored form) and the payload's
+    /// searchable `message`, for a payload without a `level` or `severity` member of its own
+    /// (OTLP's). The same rules, the same event; each record's payload is parsed once less.
+    pub fn build_rendered(
+        topic: String,
+        event_id: String,
+        timestamp: String,
+        source: String,
+        payload: String,
+        message: Option<String>,
+        limits: &Limits,
+    ) -> Result<Event, String> {
+        for (field, value) in [
+            ("topic", &topic),
+            ("event_id", &event_id),
+            ("source", &source),
+        ] {
+            check_text(value).map_err(|m| format!("{field} {m}"))?;
+        }
+        let payload = checked_payload(payload, limits)?;
+        debug_assert_eq!(
+            text::inspect(&payload),
+            (message.clone(), None),
+            "the adapter's message is the one inspect reads"
+        );
+        Ok(Event {
+            topic,
+            event_id,
+            timestamp,
+            source,
+            payload,
+            level: None,
+            message,
+        })
     }
 
     /// An event from checked fields, with the level and message its payload carries.
@@ -233,18 +256,20 @@ impl Event {
         let source = text_field(fields.source, &mut problems, "source")?;
         let payload = match fields.payload {
             None => Some(empty_object()),
-            Some(raw) => match payload::compact(raw)? {
-                Err(m) => problems.invalid("payload", m),
-                Ok(p) if p.get().len() > limits.max_payload_bytes => problems.too_large(
-                    "payload",
-                    format!(
-                        "is {} bytes serialised; the limit is {}",
-                        p.get().len(),
-                        limits.max_payload_bytes
+            Some(raw) => {
+                match payload::compact(raw)?.map(|p| p.unwrap_or_else(|| raw.to_owned())) {
+                    Err(m) => problems.invalid("payload", m),
+                    Ok(p) if p.get().len() > limits.max_payload_bytes => problems.too_large(
+                        "payload",
+                        format!(
+                            "is {} bytes serialised; the limit is {}",
+                            p.get().len(),
+                            limits.max_payload_bytes
+                        ),
                     ),
-                ),
-                Ok(p) => Some(p),
-            },
+                    Ok(p) => Some(p),
+                }
+            }
         };
         let level = match string_value(fields.level)? {
             Text::Missing => Some(None),
@@ -550,6 +575,25 @@ fn checked_fields(
     text("event_id", event_id)?;
     text("source", source)?;
     normalize_timestamp(timestamp).map_err(|m| format!("timestamp {m}"))
+}
+
+/// An adapter's payload text as stored: JSON, no NUL, not too deep, compact, within the limit.
+fn checked_payload(payload: String, limits: &Limits) -> Result<Box<RawValue>, String> {
+    let raw = RawValue::from_string(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+    let payload = match payload::compact(&raw) {
+        Ok(Ok(p)) => p.unwrap_or(raw),
+        Ok(Err(m)) => return Err(format!("payload {m}")),
+        Err(ItemError::Malformed(m)) => return Err(format!("payload: {m}")),
+        Err(ItemError::Problems(_)) => return Err("payload is invalid".into()),
+    };
+    if payload.get().len() > limits.max_payload_bytes {
+        return Err(format!(
+            "payload is {} bytes serialised; the limit is {}",
+            payload.get().len(),
+            limits.max_payload_bytes
+        ));
+    }
+    Ok(payload)
 }
 
 /// Checks a text field: 1–255 characters, no NUL.

@@ -15,8 +15,11 @@ use super::{ItemError, MAX_PAYLOAD_DEPTH};
 ///
 /// The text is already valid JSON (the parser checked it), so only escapes need a
 /// look: `\u0000` is a rule violation (`Ok(Err)`), an unpaired surrogate makes the body
-/// malformed (`Err`). Text that is already compact is reused without copying.
-pub(super) fn compact(raw: &RawValue) -> Result<Result<Box<RawValue>, &'static str>, ItemError> {
+/// malformed (`Err`). `None`: the text is already compact, and the caller keeps it as it is.
+#[allow(clippy::type_complexity)]
+pub(super) fn compact(
+    raw: &RawValue,
+) -> Result<Result<Option<Box<RawValue>>, &'static str>, ItemError> {
     let b = raw.get().as_bytes();
     let mut out: Vec<u8> = Vec::new();
     let mut copied = 0; // b[..copied] is accounted for in `out` (only used once whitespace is seen)
@@ -76,11 +79,11 @@ pub(super) fn compact(raw: &RawValue) -> Result<Result<Box<RawValue>, &'static s
         i += 1;
     }
     if copied == 0 {
-        return Ok(Ok(raw.to_owned()));
+        return Ok(Ok(None));
     }
     out.extend_from_slice(&b[copied..]);
     let text = String::from_utf8(out).map_err(|e| ItemError::Malformed(e.to_string()))?;
     RawValue::from_string(text)
-        .map(Ok)
+        .map(|p| Ok(Some(p)))
         .map_err(|e| ItemError::Malformed(e.to_string()))
 }

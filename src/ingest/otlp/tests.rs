@@ -422,3 +422,112 @@ fn an_unusable_source_candidate_is_passed_over() {
     assert_eq!((d.events.len(), d.rejected), (1, 0));
     assert_eq!(d.events[0].source(), "unknown");
 }
+
+#[test]
+fn shared_resource_and_scope_members_are_in_every_record() {
+    // The resource and scope members are rendered once per scope: each record still carries
+    // them whole, and `encoded` lists the record's pointers, then the resource's, then the
+    // scope's, in every record.
+    let bytes = |b: &[u8]| AnyValue {
+        value: Some(Value::BytesValue(b.to_vec())),
+    };
+    let mut req = request(
+        vec![kv("service.name", text("svc")), kv("blob", bytes(&[7]))],
+        vec![record("first"), record("second")],
+    );
+    let scope_logs = &mut req.resource_logs[0].scope_logs[0];
+    scope_logs.schema_url = "https://scope.example".into();
+    let scope = scope_logs.scope.as_mut().unwrap();
+    scope.attributes = vec![kv(
+        "inf",
+        AnyValue {
+            value: Some(Value::DoubleValue(f64::INFINITY)),
+        },
+    )];
+    scope_logs.log_records[1].body = Some(bytes(&[1, 2]));
+    let d = decode_proto(&req);
+    assert_eq!(d.events.len(), 2);
+    let (a, b) = (payload_of(&d.events[0]), payload_of(&d.events[1]));
+    let resource = json!({"attributes": {"service.name": "svc", "blob": "Bw=="}});
+    let scope = json!({"name": "scope-a", "version": "1.2", "attributes": {"inf": "Infinity"},
+                       "schema_url": "https://scope.example"});
+    for p in [&a, &b] {
+        assert_eq!(p["resource"], resource);
+        assert_eq!(p["scope"], scope);
+    }
+    assert_eq!(
+        a["encoded"],
+        json!({"/resource/attributes/blob": "bytes", "/scope/attributes/inf": "double"})
+    );
+    let keys: Vec<&String> = b["encoded"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "/body",
+            "/resource/attributes/blob",
+            "/scope/attributes/inf"
+        ],
+        "the record's pointers first"
+    );
+    let text = d.events[1].payload().get();
+    let tail = r#""encoded":{"/body":"bytes","/resource/attributes/blob":"bytes","#;
+    assert!(
+        text.ends_with(&format!(r#"{tail}"/scope/attributes/inf":"double"}}}}"#)),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_searchable_message_is_the_body_text() {
+    // The adapter hands the body's text to the event itself (no second read of the payload):
+    // the text `validate::text` would read — a string as itself, anything else as its JSON,
+    // a NaN or bytes as the string written for them, no body or an empty one: none.
+    let cases: [(Option<AnyValue>, Option<&str>); 6] = [
+        (Some(text("plain \"quoted\"")), Some("plain \"quoted\"")),
+        (
+            Some(AnyValue {
+                value: Some(Value::IntValue(42)),
+            }),
+            Some("42"),
+        ),
+        (
+            Some(AnyValue {
+                value: Some(Value::DoubleValue(f64::NAN)),
+            }),
+            Some("NaN"),
+        ),
+        (
+            Some(AnyValue {
+                value: Some(Value::BytesValue(vec![1, 2])),
+            }),
+            Some("AQI="),
+        ),
+        (Some(AnyValue::default()), None),
+        (None, None),
+    ];
+    for (body, want) in cases {
+        let mut r = record("x");
+        r.body = body.clone();
+        let d = decode_proto(&request(vec![], vec![r]));
+        assert_eq!(d.events[0].message(), want, "{body:?}");
+        assert_eq!(
+            text_of(&d.events[0]),
+            want.map(str::to_owned),
+            "the message validate would read from the payload"
+        );
+    }
+}
+
+/// The message `validate` reads out of a stored payload.
+fn text_of(e: &Event) -> Option<String> {
+    crate::validate::Event::restore(
+        e.topic().into(),
+        e.event_id().into(),
+        e.timestamp(),
+        e.source().into(),
+        e.payload().to_owned(),
+    )
+    .unwrap()
+    .message()
+    .map(str::to_owned)
+}
