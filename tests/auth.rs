@@ -429,7 +429,12 @@ fn assert_preflight_allows(resp: &Response, allow_origin: &str) {
         assert!(methods.contains(m), "{methods}");
     }
     let headers = header(resp, "access-control-allow-headers").unwrap();
-    for h in ["authorization", "content-encoding", "content-type", "prefer"] {
+    for h in [
+        "authorization",
+        "content-encoding",
+        "content-type",
+        "prefer",
+    ] {
         assert!(headers.contains(h), "{headers}");
     }
     let max_age: u32 = header(resp, "access-control-max-age")

@@ -239,8 +239,8 @@ pub(super) fn ndjson_line(topic: &str, id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
     use serde_json::Value;
+    use std::io::Read;
 
     /// A decoder over `data`.
     type Decoder = for<'a> fn(&'a [u8]) -> Box<dyn Read + 'a>;
