@@ -35,6 +35,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0002_counters_dead_letters.sql"),
     ),
     (3, include_str!("../../migrations/postgres/0003_search.sql")),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_volume_totals.sql"),
+    ),
 ];
 
 /// Advisory lock key that serialises migrations across all instances ("edgelog" in ASCII).
@@ -464,7 +468,11 @@ impl EventStore for PostgresStore {
     }
 
     fn fold_counters(&self, chunk: u32) -> Result<u64, StoreError> {
-        self.scalar(FOLD, &[int(u64::from(chunk))]).map(count)
+        let rows = self.scalar(FOLD, &[int(u64::from(chunk))]).map(count)?;
+        let totals = self
+            .scalar(FOLD_TOTALS, &[int(u64::from(chunk))])
+            .map(count)?;
+        Ok(rows + totals)
     }
 
     fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {

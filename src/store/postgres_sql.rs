@@ -106,8 +106,16 @@ pub(super) const EXPIRE: &str = "WITH gone AS (DELETE FROM events WHERE id IN (\
      JOIN (SELECT topic FROM counted ORDER BY topic) AS c ON c.topic = gone.topic \
      GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 \
      ON CONFLICT (grain, bucket, topic, level, shard) DO UPDATE SET n = volume_counters.n + EXCLUDED.n \
+     RETURNING 1), \
+     totals AS (INSERT INTO volume_totals (grain, bucket, level, shard, n) \
+     SELECT g.grain, (floor(extract(epoch FROM gone.\"timestamp\") / (60 * g.grain)) * g.grain)::bigint, \
+     COALESCE(gone.level, 0), 0, -count(*) \
+     FROM gone CROSS JOIN (VALUES (1), (60)) AS g(grain) \
+     CROSS JOIN (SELECT count(*) FROM volume) AS after_volume \
+     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
+     ON CONFLICT (grain, bucket, level, shard) DO UPDATE SET n = volume_totals.n + EXCLUDED.n \
      RETURNING 1) \
-     SELECT count(*) + 0 * (SELECT count(*) FROM volume) FROM gone";
+     SELECT count(*) + 0 * (SELECT count(*) FROM volume) + 0 * (SELECT count(*) FROM totals) FROM gone";
 
 pub(super) const COMPACT: &str = "WITH old AS (SELECT batch_key FROM consumed_batches \
      WHERE consumed_at < $1::text::timestamptz AND NOT (batch_key = ANY($2::text[])) \
@@ -154,6 +162,19 @@ pub(super) const FOLD: &str = "WITH picked AS (SELECT topic, shard FROM topic_co
      ON CONFLICT (grain, bucket, topic, level, shard) DO UPDATE SET \
      n = volume_counters.n + EXCLUDED.n RETURNING 1) \
      SELECT count(*) + 0 * (SELECT count(*) FROM vfolded) FROM moved";
+
+/// Folds up to `$1` all-topic volume rows of other shards into shard 0, in one statement.
+/// These rows are the last any writer locks, so taking them here (sorted) adds no cycle.
+pub(super) const FOLD_TOTALS: &str = "WITH picked AS (SELECT grain, bucket, level, shard \
+     FROM volume_totals WHERE shard <> 0 ORDER BY grain, bucket, level, shard LIMIT $1 FOR UPDATE), \
+     moved AS (DELETE FROM volume_totals v USING picked p WHERE v.grain = p.grain \
+     AND v.bucket = p.bucket AND v.level = p.level AND v.shard = p.shard \
+     RETURNING v.grain, v.bucket, v.level, v.n), \
+     folded AS (INSERT INTO volume_totals (grain, bucket, level, shard, n) \
+     SELECT grain, bucket, level, 0, SUM(n) FROM moved GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
+     ON CONFLICT (grain, bucket, level, shard) DO UPDATE SET n = volume_totals.n + EXCLUDED.n \
+     RETURNING 1) \
+     SELECT count(*) + 0 * (SELECT count(*) FROM folded) FROM moved";
 
 pub(super) const TOUCH: &str = "UPDATE consumed_batches SET consumed_at = now() \
      WHERE batch_key = ANY($1::text[]) RETURNING batch_key";

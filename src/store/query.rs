@@ -286,9 +286,9 @@ pub fn tail_moved(d: Dialect) -> &'static str {
 
 /// Builds a `/volume` query: rows of (bucket index, level rank, events).
 ///
-/// Without a source or text search it sums `volume_counters` rows — hour rows (`grain` 60)
-/// when the step is a whole number of hours, minute rows otherwise — so it costs
-/// O(buckets × topics × levels), not O(events). Otherwise it counts the matching events of
+/// Without a source or text search it sums counter rows — hour rows (`grain` 60) when the
+/// step is a whole number of hours, minute rows otherwise; `volume_totals` (all topics) or a
+/// topic's `volume_counters` — so it costs O(buckets × levels), not O(events) or O(topics). Otherwise it counts the matching events of
 /// the range (on SQLite driven by the FTS matches when the search has an indexable term).
 pub fn volume<'a>(v: &'a VolumeQuery, d: Dialect) -> (String, Vec<Param<'a>>) {
     let mut b = Builder::default();
@@ -300,16 +300,19 @@ pub fn volume<'a>(v: &'a VolumeQuery, d: Dialect) -> (String, Vec<Param<'a>>) {
         b.filter(format!("bucket >= ${since}"));
         let until = b.push(Param::Int(v.until_minute));
         b.filter(format!("bucket < ${until}"));
-        if let Some(topic) = &v.topic {
+        let table = if let Some(topic) = &v.topic {
             let n = b.push(Param::Text(topic));
             b.filter(format!("topic = ${n}"));
-        }
+            "volume_counters"
+        } else {
+            "volume_totals"
+        };
         if let Some(level) = &v.find.level {
             b.filter(level.sql("level"));
         }
         let text = format!(
             "SELECT (bucket - ${since}) / ${step} AS b, level, CAST(SUM(n) AS BIGINT) \
-             FROM volume_counters{} GROUP BY 1, 2 HAVING SUM(n) <> 0 ORDER BY 1, 2",
+             FROM {table}{} GROUP BY 1, 2 HAVING SUM(n) <> 0 ORDER BY 1, 2",
             b.where_clause()
         );
         return (text, b.params);
@@ -552,6 +555,14 @@ mod tests {
              GROUP BY 1, 2 HAVING SUM(n) <> 0 ORDER BY 1, 2"
         );
         assert_eq!(params[2], Param::Int(60));
+        v.topic = None;
+        let (text, _) = volume(&v, Dialect::Postgres);
+        assert!(
+            text.contains("FROM volume_totals WHERE grain = CAST($3 AS BIGINT)"),
+            "{text}"
+        );
+        assert!(!text.contains("topic"), "{text}");
+        v.topic = Some("t".into());
         v.step_minutes = 5;
         assert_eq!(volume(&v, Dialect::Sqlite).1[2], Param::Int(1));
         v.source = Some("s".into());

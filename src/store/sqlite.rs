@@ -32,6 +32,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0002_counters_dead_letters.sql"),
     ),
     (3, include_str!("../../migrations/sqlite/0003_search.sql")),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_volume_totals.sql"),
+    ),
 ];
 
 /// SQLite's default bound-parameter limit (`SQLITE_MAX_VARIABLE_NUMBER`).
@@ -182,7 +186,8 @@ impl SqliteStore {
         Ok((keys, first))
     }
 
-    /// Adds `delta` events per `(grain, bucket, topic, level)` to the volume rows (shard 0).
+    /// Adds `delta` events per `(grain, bucket, topic, level)` to the volume rows (shard 0),
+    /// and their sums over topics to the all-topic rows.
     fn count_volume(&self, rows: &[VolumeDelta<'_>]) -> Result<(), StoreError> {
         for chunk in rows.chunks(VOLUME_ROWS_PER_UPSERT) {
             let statement = format!(
@@ -200,6 +205,25 @@ impl SqliteStore {
                         Value::Integer(*level),
                         Value::Integer(*delta),
                     ]
+                })
+                .collect();
+            self.run(&statement, &params)?;
+        }
+        let mut totals: std::collections::BTreeMap<(i64, i64, i64), i64> = Default::default();
+        for ((grain, bucket, _, level), delta) in rows {
+            *totals.entry((*grain, *bucket, *level)).or_default() += delta;
+        }
+        let totals: Vec<_> = totals.into_iter().collect();
+        for chunk in totals.chunks(VOLUME_ROWS_PER_UPSERT) {
+            let statement = format!(
+                "INSERT INTO volume_totals (grain, bucket, level, shard, n) VALUES {} \
+                 ON CONFLICT (grain, bucket, level, shard) DO UPDATE SET n = n + excluded.n",
+                placeholders(chunk.len(), 4).replace("?, ?)", "?, 0, ?)")
+            );
+            let params: Vec<Value> = chunk
+                .iter()
+                .flat_map(|((grain, bucket, level), delta)| {
+                    [grain, bucket, level, delta].map(|v| Value::Integer(*v))
                 })
                 .collect();
             self.run(&statement, &params)?;
