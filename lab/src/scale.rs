@@ -34,7 +34,7 @@ mod sql;
 use host::{redis_claim, redis_flush};
 use lab::bench::services::HostProc;
 use report::{Outcome, ratio_ok, render};
-use requests::{KINDS, Plan, maintain, phase, seed_store, topic_name};
+use requests::{KINDS, Plan, RARE, maintain, phase, seed_store, topic_name};
 use sql::{Param, listing_sql};
 
 /// Flags of `lab scale`.
@@ -351,7 +351,12 @@ fn run(a: &ScaleArgs) -> Result<bool> {
             continue;
         }
         let o = run_backend(a, &rt, &plan, pg_backend)?;
-        all_ok &= o.empty.iter().zip(&o.full).all(|(e, f)| ratio_ok(e, f).1);
+        all_ok &= o
+            .empty
+            .iter()
+            .zip(&o.full)
+            .enumerate()
+            .all(|(k, (e, f))| ratio_ok(k, e, f).1);
         report.push_str(&render(&o, a.events));
         report.push('\n');
         let _ = writeln!(plans, "## {}\n\n{}", o.store, o.plans);

@@ -14,7 +14,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use rusqlite::{Connection, params};
 
-use super::{DUP_RATE, LOREM, Param, Plan, listing_sql, say, utc};
+use super::{DUP_RATE, LOREM, Param, Plan, RARE, listing_sql, say, utc};
 
 /// Rows per transaction while loading.
 const TX_ROWS: u64 = 250_000;
@@ -25,8 +25,9 @@ fn open(file: &Path) -> Result<Connection> {
     Ok(c)
 }
 
-/// One generated event: topic, event id, timestamp, source, payload, processed_at.
-fn event(rng: &mut ChaCha8Rng, g: u64, n: u64, plan: &Plan) -> [String; 6] {
+/// One generated event: topic, event id, timestamp, source, payload, processed_at, and the
+/// level rank and message the component would store (one in 2,000 carries the rare term).
+fn event(rng: &mut ChaCha8Rng, g: u64, n: u64, plan: &Plan) -> ([String; 6], i64, String) {
     let k = ((rng.random::<f64>() * 1001f64.ln()).exp().floor() as u32).clamp(1, 1000);
     let s = (rng.random::<f64>().powi(2) * 50.0).floor() as u32;
     let secs = g as f64 / n as f64 * 30.0 * 86_400.0 + (rng.random::<f64>() - 0.5) * 120.0;
@@ -43,26 +44,48 @@ fn event(rng: &mut ChaCha8Rng, g: u64, n: u64, plan: &Plan) -> [String; 6] {
         (a >> 12) & 0xfff,
         b & 0xffff_ffff_ffff
     );
-    let level = ["info", "info", "info", "info", "warn", "error", "debug"][rng.random_range(0..7)];
+    let li = rng.random_range(0..7);
+    let level = ["info", "info", "info", "info", "warn", "error", "debug"][li];
+    let rank = [3, 3, 3, 3, 4, 5, 2][li];
     let status = [200, 200, 200, 201, 204, 304, 400, 404, 500][rng.random_range(0..9)];
     let off = rng.random_range(0..40);
     let len = rng.random_range(20..200).min(LOREM.len() - off);
+    let mut msg = LOREM[off..off + len].to_string();
+    if g.is_multiple_of(2000) {
+        msg.push_str(&format!(" {RARE} on req-{:08x}", a >> 32));
+    }
     let payload = format!(
-        "{{\"level\":\"{level}\",\"msg\":\"{}\",\"request_id\":\"{:020x}\",\"status\":{status},\"duration_ms\":{},\"user\":\"u{}\"}}",
-        &LOREM[off..off + len],
+        "{{\"level\":\"{level}\",\"msg\":\"{msg}\",\"request_id\":\"{:020x}\",\"status\":{status},\"duration_ms\":{},\"user\":\"u{}\"}}",
         b >> 8,
         rng.random_range(0..900),
         rng.random_range(0..100_000)
     );
-    [
-        super::topic_name(k),
-        event_id,
-        utc(ts),
-        format!("host-{s:02}"),
-        payload,
-        utc(processed),
-    ]
+    (
+        [
+            super::topic_name(k),
+            event_id,
+            utc(ts),
+            format!("host-{s:02}"),
+            payload,
+            utc(processed),
+        ],
+        rank,
+        msg,
+    )
 }
+
+/// The volume rows those publishes would have left (per minute and hour, topic and level).
+const VOLUME: &str = "INSERT INTO volume_counters (grain, bucket, topic, level, shard, n) \
+     SELECT g.grain, (s - ((s % (60 * g.grain)) + 60 * g.grain) % (60 * g.grain)) / 60, topic, level, 0, count(*) \
+     FROM (SELECT topic, COALESCE(level, 0) AS level, \
+           CAST(strftime('%s', substr(\"timestamp\", 1, 19)) AS INTEGER) AS s FROM events WHERE id > ?1) AS e \
+     CROSS JOIN (SELECT 1 AS grain UNION ALL SELECT 60) AS g WHERE true GROUP BY 1, 2, 3, 4 \
+     ON CONFLICT (grain, bucket, topic, level, shard) DO UPDATE SET n = n + excluded.n";
+
+/// The all-topic rows, recomputed from the topic rows (the seed's included).
+const TOTALS: &str = "DELETE FROM volume_totals; \
+     INSERT INTO volume_totals (grain, bucket, level, shard, n) \
+     SELECT grain, bucket, level, 0, SUM(n) FROM volume_counters WHERE true GROUP BY 1, 2, 3";
 
 /// Loads `n` events, their counters and the markers into the file; returns notes on how.
 pub(super) fn load(
@@ -78,6 +101,7 @@ pub(super) fn load(
     c.execute_batch(
         "PRAGMA synchronous = OFF; PRAGMA cache_size = -1000000; PRAGMA temp_store = MEMORY",
     )?;
+    let before: i64 = c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let started = Instant::now();
     let mut per_topic: HashMap<String, (u64, String)> = HashMap::new();
@@ -86,13 +110,13 @@ pub(super) fn load(
         let tx = c.transaction()?;
         {
             let mut ins = tx.prepare_cached(
-                "INSERT INTO events (topic, event_id, \"timestamp\", source, payload, processed_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO events (topic, event_id, \"timestamp\", source, payload, processed_at, \
+                 level, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let end = (g + TX_ROWS - 1).min(n);
             for i in g..=end {
-                let e = event(&mut rng, i, n, plan);
-                ins.execute(params![e[0], e[1], e[2], e[3], e[4], e[5]])?;
+                let (e, rank, msg) = event(&mut rng, i, n, plan);
+                ins.execute(params![e[0], e[1], e[2], e[3], e[4], e[5], rank, msg])?;
                 let slot = per_topic.entry(e[0].clone()).or_insert((0, String::new()));
                 slot.0 += 1;
                 if e[2] > slot.1 {
@@ -111,6 +135,27 @@ pub(super) fn load(
         }
     }
     let events_secs = started.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let last: i64 = c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+    let mut from = before;
+    while from < last {
+        let to = (from + 1_000_000).min(last);
+        c.execute(
+            "INSERT INTO events_fts (rowid, text) SELECT id, COALESCE(message, payload) \
+             FROM events WHERE id > ?1 AND id <= ?2",
+            params![from, to],
+        )?;
+        from = to;
+        say(&format!(
+            "  SQLite: search index up to id {to} ({:.0} s)",
+            t.elapsed().as_secs_f64()
+        ));
+    }
+    let index_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    c.execute(VOLUME, params![before])?;
+    c.execute_batch(TOTALS)?;
+    let volume_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let tx = c.transaction()?;
     for (topic, (stored, last)) in &per_topic {
@@ -148,7 +193,8 @@ pub(super) fn load(
     c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(vec![format!(
         "load (SQLite, journal_mode {mode}, edge-host stopped): events by prepared inserts in \
-         transactions of {TX_ROWS} rows from rusqlite in {events_secs:.0} s; {} `topic_counters` \
+         transactions of {TX_ROWS} rows from rusqlite in {events_secs:.0} s; the FTS5 trigram \
+         index in {index_secs:.0} s; volume rows in {volume_secs:.0} s; {} `topic_counters` \
          rows (1 shard) and {recent} + {old} markers in {rest_secs:.0} s; `ANALYZE` in {analyze_secs:.0} s",
         per_topic.len()
     )])

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
-use super::{DUP_RATE, LOREM, Param, Plan, listing_sql, say, utc};
+use super::{DUP_RATE, LOREM, Param, Plan, RARE, listing_sql, say, utc};
 
 async fn connect(url: &str) -> Result<Client> {
     let (client, conn) = tokio_postgres::connect(url, NoTls)
@@ -33,28 +33,52 @@ pub(super) async fn admin(server: &str, sql: &str) -> Result<()> {
 
 /// One chunk of events: ids `$1..=$2` of `$3`, event time from `$4` over 30 days (jitter
 /// ±1 min, so event time follows storage order as in a live log), UUIDv7-shaped event ids
-/// (time-ordered, as most log shippers send), payloads of compact JSON text.
-const EVENTS: &str = "INSERT INTO events (topic, event_id, \"timestamp\", source, payload, processed_at)
+/// (time-ordered, as most log shippers send), payloads of compact JSON text with a level and
+/// a message (stored in the `level` and `message` columns as the component would); one event
+/// in 2,000 carries the rare term `$6` (the selective search's matches).
+const EVENTS: &str = "INSERT INTO events (topic, event_id, \"timestamp\", source, payload, processed_at, level, message)
 SELECT format('svc-%s.log', lpad(k::text, 4, '0')),
        format('%s-%s-7%s-8%s-%s', substr(h, 1, 8), substr(h, 9, 4), substr(m, 1, 3), substr(m, 4, 3), substr(m, 7, 12)),
        ts,
        format('host-%s', lpad(s::text, 2, '0')),
        format('{\"level\":\"%s\",\"msg\":\"%s\",\"request_id\":\"%s\",\"status\":%s,\"duration_ms\":%s,\"user\":\"u%s\"}',
-              (ARRAY['info','info','info','info','warn','error','debug'])[1 + floor(r4 * 7)::int],
-              substr($5, 1 + floor(r5 * 40)::int, 20 + floor(r6 * 180)::int),
+              (ARRAY['info','info','info','info','warn','error','debug'])[li],
+              msg,
               substr(m, 13, 20),
               (ARRAY[200,200,200,201,204,304,400,404,500])[1 + floor(r4 * 9)::int],
               floor(r5 * 900)::int, floor(r6 * 100000)::int),
-       ts + (0.02 + r3 * 2) * interval '1 second'
-FROM (SELECT g, k, s, ts, r3, r4, r5, r6, md5(g::text || 'e') AS m,
-             lpad(to_hex((extract(epoch FROM ts) * 1000)::bigint), 12, '0') AS h
-      FROM (SELECT g,
-                   least(1000, floor(exp(random() * ln(1001.0))))::int AS k,
-                   floor(random() ^ 2 * 50)::int AS s,
-                   $4::text::timestamptz
-                     + ((g::float8 / $3::float8) * 30 * 86400 + (random() - 0.5) * 120) * interval '1 second' AS ts,
-                   random() AS r3, random() AS r4, random() AS r5, random() AS r6
-            FROM generate_series($1::bigint, $2::bigint) AS g) AS a) AS b";
+       ts + (0.02 + r3 * 2) * interval '1 second',
+       (ARRAY[3,3,3,3,4,5,2])[li]::smallint,
+       msg
+FROM (SELECT b.*, 1 + floor(r4 * 7)::int AS li,
+             substr($5, 1 + floor(r5 * 40)::int, 20 + floor(r6 * 180)::int)
+               || CASE WHEN g % 2000 = 0 THEN format(' %s on req-%s', $6::text, substr(m, 1, 8)) ELSE '' END AS msg
+      FROM (SELECT g, k, s, ts, r3, r4, r5, r6, md5(g::text || 'e') AS m,
+                   lpad(to_hex((extract(epoch FROM ts) * 1000)::bigint), 12, '0') AS h
+            FROM (SELECT g,
+                         least(1000, floor(exp(random() * ln(1001.0))))::int AS k,
+                         floor(random() ^ 2 * 50)::int AS s,
+                         $4::text::timestamptz
+                           + ((g::float8 / $3::float8) * 30 * 86400 + (random() - 0.5) * 120) * interval '1 second' AS ts,
+                         random() AS r3, random() AS r4, random() AS r5, random() AS r6
+                  FROM generate_series($1::bigint, $2::bigint) AS g) AS a) AS b) AS c";
+
+/// The volume rows those publishes would have left (per minute and hour, topic and level),
+/// then the all-topic rows recomputed from them (the seed's included, all in shard 0).
+const VOLUME: &str = "INSERT INTO volume_counters (grain, bucket, topic, level, shard, n)
+SELECT g.grain, (floor(extract(epoch FROM e.\"timestamp\") / (60 * g.grain)) * g.grain)::bigint,
+       e.topic, COALESCE(e.level, 0), 0, count(*)
+FROM events AS e CROSS JOIN (VALUES (1), (60)) AS g(grain)
+WHERE e.id > $1::bigint
+GROUP BY 1, 2, 3, 4
+ON CONFLICT (grain, bucket, topic, level, shard) DO UPDATE SET n = volume_counters.n + EXCLUDED.n";
+const TOTALS: &str = "DELETE FROM volume_totals;
+INSERT INTO volume_totals (grain, bucket, level, shard, n)
+SELECT grain, bucket, level, 0, SUM(n) FROM volume_counters GROUP BY 1, 2, 3";
+
+/// The component's trigram index (migration 3), dropped for the load and built after it.
+const TRGM_INDEX: &str = "CREATE INDEX IF NOT EXISTS events_search_trgm \
+     ON events USING gin ((COALESCE(message, payload)) gin_trgm_ops)";
 
 /// The counters those publishes would have left: per topic, spread over the 16 shards,
 /// received = inserted × (1 + duplicates / stored).
@@ -135,12 +159,14 @@ pub(super) async fn load(
     let chunks = n.div_ceil(1_000_000).max(1);
     let per = n.div_ceil(chunks);
     let t0 = utc(plan.t0);
+    c.batch_execute("DROP INDEX IF EXISTS events_search_trgm")
+        .await?;
     let started = Instant::now();
     let mut from = 1u64;
     while from <= n {
         let to = (from + per - 1).min(n);
         let (a, b, total) = (from as i64, to as i64, n as f64);
-        c.execute(EVENTS, &[&a, &b, &total, &t0, &LOREM])
+        c.execute(EVENTS, &[&a, &b, &total, &t0, &LOREM, &RARE])
             .await
             .context("loading events")?;
         say(&format!(
@@ -150,6 +176,20 @@ pub(super) async fn load(
         from = to + 1;
     }
     let events_secs = started.elapsed().as_secs_f64();
+    let t = Instant::now();
+    c.batch_execute("SET maintenance_work_mem = '1GB'").await?;
+    c.batch_execute(TRGM_INDEX)
+        .await
+        .context("building the trigram index")?;
+    let index_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    c.execute(VOLUME, &[&before])
+        .await
+        .context("loading volume rows")?;
+    c.batch_execute(TOTALS)
+        .await
+        .context("loading all-topic volume rows")?;
+    let volume_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let dup = DUP_RATE / (1.0 - DUP_RATE);
     let rows = c
@@ -172,10 +212,13 @@ pub(super) async fn load(
     c.batch_execute("VACUUM (ANALYZE) events").await?;
     c.batch_execute("VACUUM (ANALYZE) topic_counters").await?;
     c.batch_execute("VACUUM (ANALYZE) consumed_batches").await?;
+    c.batch_execute("VACUUM (ANALYZE) volume_counters").await?;
+    c.batch_execute("VACUUM (ANALYZE) volume_totals").await?;
     let vacuum_secs = t.elapsed().as_secs_f64();
     Ok(vec![format!(
         "load (PostgreSQL): events by {chunks} `INSERT … SELECT … FROM generate_series` statement(s) in \
-         {events_secs:.0} s, {rows} `topic_counters` rows (16 shards per topic) in {counters_secs:.0} s, \
+         {events_secs:.0} s (trigram index dropped), the trigram index built in {index_secs:.0} s, \
+         volume rows in {volume_secs:.0} s, {rows} `topic_counters` rows (16 shards per topic) in {counters_secs:.0} s, \
          {recent} + {old} markers in {markers_secs:.0} s, `VACUUM (ANALYZE)` in {vacuum_secs:.0} s"
     )])
 }

@@ -1,4 +1,4 @@
-//! The six timed requests of `lab scale`, the seed that makes both stores answer them
+//! The timed requests of `lab scale`, the seed that makes both stores answer them
 //! with full pages, the alternating timing loop, and the maintenance loop.
 
 use anyhow::{Result, bail};
@@ -41,14 +41,39 @@ impl Timing {
     }
 }
 
-pub(super) const KINDS: [&str; 6] = [
+pub(super) const KINDS: [&str; 11] = [
     "`GET /stats`",
     "`GET /metrics`",
     "`GET /events?limit=100` (first page)",
     "`GET /events?topic=…&before=…&limit=100` (20 cursors 50–31 % deep)",
     "`GET /events?since=…&until=…&limit=100` (20 one-hour windows)",
     "`POST /publish` (one new event)",
+    "`GET /events?topic=…&since=…&until=…&q=conn_reset` (24 h, selective: ≤ 0.1 %)",
+    "`GET /events?topic=…&since=…&until=…&q=cache` (24 h, not selective: ~50 %)",
+    "`GET /volume?since=…&until=…&step=1h` (7 days, all topics)",
+    "`GET /events?order=time&limit=100` (page 1)",
+    "`GET /events?order=time&before=…&limit=100` (half-way deep)",
 ];
+
+/// The target of each kind: (p50 at most, in ms; loaded/empty p50 ratio at most). The first
+/// six are issue 10's; then issue 16's: a selective search ≤ 50 ms, the 7-day volume ≤ 20 ms,
+/// event-time pages ≤ 1.5× the empty store; the unselective search is reported, not judged.
+pub(super) const TARGETS: [(Option<f64>, Option<f64>); 11] = [
+    (Some(20.0), Some(1.5)),
+    (Some(20.0), Some(1.5)),
+    (Some(20.0), Some(1.5)),
+    (Some(20.0), Some(1.5)),
+    (Some(20.0), Some(1.5)),
+    (Some(20.0), Some(1.5)),
+    (Some(50.0), None),
+    (None, None),
+    (Some(20.0), None),
+    (None, Some(1.5)),
+    (None, Some(1.5)),
+];
+
+/// The term of the selective search: the load puts it in one event in 2,000.
+pub(super) const RARE: &str = "ERR_CONN_RESET";
 
 pub(super) fn topic_name(k: u32) -> String {
     format!("svc-{k:04}.log")
@@ -56,6 +81,14 @@ pub(super) fn topic_name(k: u32) -> String {
 
 pub(super) fn enc(s: &str) -> String {
     loadgen::client::encode_query_value(s)
+}
+
+/// The `i`-th 24-hour window (whole days of the 30, by a stride coprime with 30).
+pub(super) fn day(plan: &Plan, i: usize) -> (String, String) {
+    let d = ((i % SPOTS) as i64 * 7 + 3) % DAYS;
+    let since = plan.t0 + TimeDelta::days(d);
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    (fmt(since), fmt(since + TimeDelta::days(1)))
 }
 
 /// The `i`-th one-hour window, spread over the 30 days by a stride coprime with 720.
@@ -94,6 +127,19 @@ pub(super) async fn seed_store(url: &str, plan: &Plan) -> Result<()> {
     events.extend(
         (0..100).map(|j| event(plan.topic.clone(), format!("seed-cursor-{j}"), Utc::now())),
     );
+    // The selective search's matches: five in each 24-hour window of the cursor topic.
+    for w in 0..SPOTS {
+        let d = ((w as i64) * 7 + 3) % DAYS;
+        events.extend((0..5).map(|j| {
+            let mut e = event(
+                plan.topic.clone(),
+                format!("seed-rare-{w}-{j}"),
+                plan.t0 + TimeDelta::days(d) + TimeDelta::hours(j * 4 + 1),
+            );
+            e["payload"]["msg"] = format!("upstream {RARE} on req-{w}{j}").into();
+            e
+        }));
+    }
     for w in 0..SPOTS {
         let since = plan.t0 + TimeDelta::hours(((w as i64) * 37 + 11) % (DAYS * 24));
         events.extend((0..100).map(|j| {
@@ -146,11 +192,47 @@ pub(super) fn request(
             let path = format!("/events?since={}&until={}&limit=100", enc(&s), enc(&u));
             (Method::GET, path, None)
         }
-        _ => (
+        5 => (
             Method::POST,
             "/publish".to_string(),
             Some(publish_body(tag, i)),
         ),
+        6 | 7 => {
+            let (s, u) = day(plan, i);
+            let q = if k == 6 { "conn_reset" } else { "cache" };
+            let path = format!(
+                "/events?topic={}&since={}&until={}&q={q}&limit=100",
+                enc(&plan.topic),
+                enc(&s),
+                enc(&u)
+            );
+            (Method::GET, path, None)
+        }
+        8 => {
+            let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let until = plan.t0 + TimeDelta::days(DAYS - (i % 3) as i64);
+            let path = format!(
+                "/volume?since={}&until={}&step=1h",
+                enc(&fmt(until - TimeDelta::days(7))),
+                enc(&fmt(until))
+            );
+            (Method::GET, path, None)
+        }
+        9 => (
+            Method::GET,
+            "/events?order=time&limit=100".to_string(),
+            None,
+        ),
+        _ => {
+            // The loaded store: half-way into its ids; the empty one: half-way into the seed.
+            let deep = if tag == "empty" {
+                1550 - (i % SPOTS) as u64
+            } else {
+                cursor(plan, i)
+            };
+            let path = format!("/events?order=time&before={deep}&limit=100");
+            (Method::GET, path, None)
+        }
     }
 }
 
@@ -185,13 +267,14 @@ pub(super) async fn timed(
         ));
         return (ms, Err(format!("{} {error}", answer.status)));
     }
-    let rows = if (2..=4).contains(&k) {
-        serde_json::from_slice::<serde_json::Value>(&answer.body)
-            .ok()
-            .and_then(|v| v["count"].as_u64())
-    } else {
-        None
+    let field = match k {
+        2..=4 | 6 | 7 | 9 | 10 => "count",
+        8 => "total",
+        _ => return (ms, Ok(None)),
     };
+    let rows = serde_json::from_slice::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|v| v[field].as_u64());
     (ms, Ok(rows))
 }
 
