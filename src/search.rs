@@ -13,8 +13,9 @@ use crate::validate::{Level, parse_timestamp};
 
 /// Longest `q`, in characters.
 pub const MAX_Q_CHARS: usize = 512;
-/// Most terms in one `q`.
-pub const MAX_TERMS: usize = 16;
+/// Most blank-separated words in one `q` (words inside phrases count), so the served schema can
+/// state the limit exactly.
+pub const MAX_WORDS: usize = 16;
 /// Longest `wait` of a live tail, in seconds (well inside every host's request timeout).
 pub const MAX_WAIT_SECONDS: u64 = 25;
 /// How often a waiting tail looks for new events: at most 1 / `POLL` store reads per second
@@ -31,12 +32,23 @@ const END_MINUTE: i64 = 253_402_300_800 / 60;
 
 /// Splits `q` into terms: blank-separated words, `"quoted phrases"` kept whole (an
 /// unterminated quote runs to the end), a leading `-` excludes the word or phrase after it.
-pub fn parse_q(raw: &str) -> Result<Search, String> {
+/// Empty phrases (`""`, `-""`) are dropped; `None` when nothing else is left (no filter).
+pub fn parse_q(raw: &str) -> Result<Option<Search>, String> {
     if raw.chars().count() > MAX_Q_CHARS {
         return Err(format!("must be at most {MAX_Q_CHARS} characters"));
     }
     if raw.contains('\0') {
         return Err("must not contain NUL characters".into());
+    }
+    match raw.split_whitespace().count() {
+        0 => return Err("must contain a word or a \"phrase\"".into()),
+        n if n > MAX_WORDS => {
+            return Err(format!(
+                "must have at most {MAX_WORDS} blank-separated words (words in phrases count); \
+                 it has {n}"
+            ));
+        }
+        _ => {}
     }
     let mut terms = Vec::new();
     let mut rest = raw.trim_start();
@@ -65,13 +77,7 @@ pub fn parse_q(raw: &str) -> Result<Search, String> {
         }
         rest = tail.trim_start();
     }
-    if terms.is_empty() {
-        return Err("must contain a word or a \"phrase\"".into());
-    }
-    if terms.len() > MAX_TERMS {
-        return Err(format!("must have at most {MAX_TERMS} words or phrases"));
-    }
-    Ok(Search { terms })
+    Ok((!terms.is_empty()).then_some(Search { terms }))
 }
 
 /// `warn` → warn and more severe; `warn,error` → exactly those.
@@ -102,7 +108,8 @@ pub fn parse_level(raw: &str) -> Result<LevelFilter, String> {
 pub fn parse_find(query: &str) -> Result<Find, ApiError> {
     let q = query_param(query, "q")
         .map(|raw| parse_q(&raw).map_err(|m| ApiError::bad_query("q", m)))
-        .transpose()?;
+        .transpose()?
+        .flatten();
     let level = query_param(query, "level")
         .map(|raw| parse_level(&raw).map_err(|m| ApiError::bad_query("level", m)))
         .transpose()?;
@@ -265,8 +272,9 @@ mod tests {
 
     #[test]
     fn q_grammar() {
-        let s =
-            parse_q(r#"  timeout "conn reset" -retry -"all good" ERR_CONN_RESET - "open"#).unwrap();
+        let s = parse_q(r#"  timeout "conn reset" -retry -"all good" ERR_CONN_RESET - "open"#)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             words(&s),
             vec![
@@ -279,14 +287,20 @@ mod tests {
                 ("open".into(), false),
             ]
         );
-        assert_eq!(words(&parse_q("a-b").unwrap()), vec![("a-b".into(), false)]);
         assert_eq!(
-            words(&parse_q("say\"hi\"").unwrap()),
+            words(&parse_q("a-b").unwrap().unwrap()),
+            vec![("a-b".into(), false)]
+        );
+        assert_eq!(
+            words(&parse_q("say\"hi\"").unwrap().unwrap()),
             vec![("say\"hi\"".into(), false)]
         );
         assert!(parse_q("").is_err());
-        assert!(parse_q("   \"\"  ").is_err());
+        assert!(parse_q(" \t\u{3000} ").is_err());
+        assert_eq!(parse_q("   \"\" -\"\" "), Ok(None));
+        assert!(parse_q(&"x ".repeat(16)).unwrap().is_some());
         assert!(parse_q(&"x ".repeat(17)).is_err());
+        assert!(parse_q(&format!("\"{}\"", "x ".repeat(17))).is_err());
         assert!(parse_q(&"x".repeat(513)).is_err());
         assert!(parse_q("a\0b").is_err());
     }
