@@ -11,6 +11,11 @@
 //! leaves the entries queued; the next consumer re-applies them, the store sees the
 //! markers and changes nothing, and the entries are deleted.
 //!
+//! Several consumers may run at once (parallel `POST /drain` callers, reads). Which entries each
+//! takes, and in what order, is its [`Share`] (`lanes`): the read routes take everything oldest
+//! first; `POST /drain` takes one lane of the queue, or everything from a random group, so
+//! parallel callers rarely work on the same entries. When they do, nothing is applied twice.
+//!
 //! No entry can block the others. When a group fails for a reason that is not the
 //! store being unreachable, its entries are applied one by one; an entry the store
 //! refuses for good (data or integrity errors), or that keeps failing with an unclear
@@ -19,12 +24,16 @@
 //! (connection, deadlock, overload) never dead-letters: the drain stops and the
 //! entries wait.
 
+mod lanes;
+
 use std::time::{Duration, Instant};
 
 use crate::config::DuplicateLog;
 use crate::queue::{self, Loaded, Pending, Queue, QueueError};
 use crate::store::{Applied, Batch, ErrorKind, EventStore, Group, NewDeadLetter, StoreError};
 use crate::validate::Event;
+
+pub use lanes::{MAX_LANES, Share};
 
 /// Entries applied per store transaction at most.
 pub const GROUP_ENTRIES: usize = 256;
@@ -89,8 +98,20 @@ pub fn drain(
     budget: Duration,
     log: DuplicateLog,
 ) -> Result<DrainReport, DrainError> {
+    drain_share(store, queue, budget, log, Share::Oldest)
+}
+
+/// Consumes the pending entries of `share`, in its order, in groups, until done or `budget` is
+/// spent (`more` then says entries of the share were left).
+pub fn drain_share(
+    store: &dyn EventStore,
+    queue: &Queue,
+    budget: Duration,
+    log: DuplicateLog,
+    share: Share,
+) -> Result<DrainReport, DrainError> {
     let started = Instant::now();
-    let pending = queue.pending().map_err(DrainError::Queue)?;
+    let pending = share.arrange(queue.pending().map_err(DrainError::Queue)?);
     let mut report = DrainReport::default();
     let mut rest: &[Pending] = &pending;
     let mut slowest = Duration::ZERO;

@@ -212,6 +212,15 @@ pub fn parse_page_query(query: &str) -> Result<(u32, i64), ApiError> {
     ))
 }
 
+/// Parses `POST /drain` parameters: `lane` (0-63) and `lanes` (1-64), each `None` when absent
+/// (`consume::Share::of_request` makes a lane of them only together).
+pub fn parse_drain_query(query: &str) -> Result<(Option<u64>, Option<u64>), ApiError> {
+    let max = crate::consume::MAX_LANES;
+    let lanes = integer_param(query, "lanes", 1, max)?;
+    let lane = integer_param(query, "lane", 0, max - 1)?;
+    Ok((lane, lanes))
+}
+
 /// What a `/health` caller asks: everything (default), liveness, or readiness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
@@ -315,6 +324,32 @@ mod tests {
             ("offset=10001", "offset"),
         ] {
             let err = parse_event_query(query).unwrap_err();
+            assert_eq!(err.status, 422, "{query}");
+            assert_eq!(err.details[0].field.as_deref(), Some(param), "{query}");
+        }
+    }
+
+    #[test]
+    fn drain_lanes_in_range_or_refused_by_name() {
+        assert_eq!(parse_drain_query("").unwrap(), (None, None));
+        assert_eq!(
+            parse_drain_query("lane=3&lanes=4").unwrap(),
+            (Some(3), Some(4))
+        );
+        assert_eq!(
+            parse_drain_query("lane=63&lanes=64").unwrap(),
+            (Some(63), Some(64))
+        );
+        for (query, param) in [
+            ("lanes=0", "lanes"),
+            ("lanes=65", "lanes"),
+            ("lanes=x&lane=0", "lanes"),
+            ("lane=-1&lanes=4", "lane"),
+            ("lane=64&lanes=64", "lane"),
+            ("lane=1.5&lanes=4", "lane"),
+            ("lane=", "lane"),
+        ] {
+            let err = parse_drain_query(query).unwrap_err();
             assert_eq!(err.status, 422, "{query}");
             assert_eq!(err.details[0].field.as_deref(), Some(param), "{query}");
         }

@@ -8,7 +8,8 @@
 //! `lib` (route table, dispatch) → `auth` (token groups, CORS) → `routes` (handlers)
 //! → `http` (request checks, JSON answers) → `validate` (the `Event` type) →
 //! `queue` (key-value entries) → `consume` (queue → store in budgeted group commits,
-//! dead letters) → `store` (`EventStore`; `sqlite`, `postgres`) → `stats` (counters).
+//! dead letters; `consume::lanes`: which entries each of several parallel drains takes)
+//! → `store` (`EventStore`; `sqlite`, `postgres`) → `stats` (counters).
 //! Other protocols enter through `ingest` (`otlp`, `loki`, `ndjson`): adapters that turn their
 //! wire format into validated events and join the same path at `routes::deliver`.
 //! Reading: `search` (the `q` / `level` / `order` / tail / volume parameters) over `store`.
@@ -225,7 +226,7 @@ async fn dispatch(
         Route::Stats => routes::stats(query),
         Route::Health => routes::health(query),
         Route::Metrics => routes::metrics(),
-        Route::Drain => routes::drain(),
+        Route::Drain => routes::drain(query),
         Route::Maintenance => routes::maintenance(),
         Route::DeadLetters => routes::dead_letters(query),
         Route::DeadLetter if *method == Method::Delete => routes::discard_dead_letter(id),

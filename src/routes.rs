@@ -418,14 +418,26 @@ pub fn health(query: &str) -> Handled {
 }
 
 /// `POST /drain`: the scheduler/operator hook; consumes within the budget, says if more is left.
-pub fn drain() -> Handled {
+/// With `lane=I&lanes=N`, only lane `I` of `N` (parallel callers on disjoint lanes); without,
+/// everything from a random group (see `consume::Share`).
+pub fn drain(query: &str) -> Handled {
+    let (lane, lanes) = http::parse_drain_query(query)?;
+    let share = consume::Share::of_request(lane, lanes);
     let config = Config::load()?;
     let queue = open_queue()?;
     let store = connect(&config)?;
-    let report = consume::drain(&*store, &queue, config.work_budget, config.duplicate_log)
-        .map_err(drain_failed)?;
+    let report = consume::drain_share(
+        &*store,
+        &queue,
+        config.work_budget,
+        config.duplicate_log,
+        share,
+    )
+    .map_err(drain_failed)?;
     let pending = queue.pending().map_err(queue_failed)?;
     let queued = queue::total(&pending);
+    // `more` is about this caller's share: a lane caller stops once its lane is empty.
+    let left = pending.iter().any(|p| share.holds(&p.key));
     Ok(http::json(
         200,
         &Drained {
@@ -434,7 +446,7 @@ pub fn drain() -> Handled {
             duplicates: report.duplicates,
             dead_lettered: report.dead_lettered,
             queued,
-            more: report.more || queued > 0,
+            more: report.more || left,
         },
     ))
 }

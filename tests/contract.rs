@@ -501,6 +501,16 @@ fn probe_open_host(probe: &mut Probe, contract: &Contract, app: &App) {
     for query in ["limit=5", "limit=0", "after=-1", "after=abc"] {
         probe.get(host, Req::new("GET", format!("/dead-letters?{query}")));
     }
+    for query in [
+        "lane=1&lanes=4",
+        "lane=5&lanes=4",
+        "lane=3",
+        "lanes=0",
+        "lane=64&lanes=64",
+        "lane=x&lanes=2",
+    ] {
+        probe.send(host, Req::new("POST", format!("/drain?{query}")));
+    }
     probe.get(host, Req::new("GET", "/").header("accept", "text/html"));
     probe.get(
         host,
