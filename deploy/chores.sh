@@ -4,11 +4,15 @@
 # POST /drain (store everything queued), then POST /maintenance (release, compact, retention),
 # each repeated while the answer says "more": true, at most EDGELOG_MAX_ROUNDS times (the next
 # run carries on; a steady stream of publishes can keep "more" true for ever).
+# The drain runs as EDGELOG_DRAIN_LANES loops in parallel, one per lane
+# (POST /drain?lane=I&lanes=N): each takes its own part of the queue, so a backlog drains
+# over N store connections without two loops working on the same entries.
 #
 #   EDGELOG_URL          base URL, e.g. http://edgelog (the SpinApp's Service) or https://….fermyon.app
 #   EDGELOG_ADMIN_TOKEN  the admin_tokens value (a comma-separated list: the first token is used);
 #                        empty when the admin group is open
-#   EDGELOG_MAX_ROUNDS   default 50
+#   EDGELOG_MAX_ROUNDS   default 50 (per drain loop)
+#   EDGELOG_DRAIN_LANES  parallel drain loops, 1 to 64; default 4 (1: one plain POST /drain loop)
 #
 # Exits non-zero when a call fails (wrong token, service down), so the scheduler shows it.
 set -eu
@@ -16,6 +20,14 @@ set -eu
 token=${EDGELOG_ADMIN_TOKEN:-}
 token=${token%%,*}
 max_rounds=${EDGELOG_MAX_ROUNDS:-50}
+lanes=${EDGELOG_DRAIN_LANES:-4}
+case $lanes in
+  '' | *[!0-9]*) lanes=0 ;;
+esac
+if [ "$lanes" -lt 1 ] || [ "$lanes" -gt 64 ]; then
+  echo "EDGELOG_DRAIN_LANES must be a number from 1 to 64, not '${EDGELOG_DRAIN_LANES:-}'" >&2
+  exit 2
+fi
 
 chore() {
   path=$1
@@ -46,5 +58,28 @@ chore() {
   done
 }
 
-chore /drain
+# One drain loop per lane, each in a background subshell; fails if any of them failed.
+drain() {
+  if [ "$lanes" -eq 1 ]; then
+    chore /drain
+    return 0
+  fi
+  pids=
+  lane=0
+  while [ "$lane" -lt "$lanes" ]; do
+    chore "/drain?lane=$lane&lanes=$lanes" &
+    pids="$pids $!"
+    lane=$((lane + 1))
+  done
+  failed=0
+  for pid in $pids; do
+    wait "$pid" || failed=$((failed + 1))
+  done
+  if [ "$failed" -gt 0 ]; then
+    echo "/drain: $failed of $lanes lanes failed" >&2
+    exit 1
+  fi
+}
+
+drain
 chore /maintenance

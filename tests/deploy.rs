@@ -409,12 +409,19 @@ fn spinkube_cronjob_runs_the_chores_script_with_the_admin_token() {
     );
 }
 
-/// Runs `deploy/chores.sh` against `url` with `token`; returns (success, stdout, stderr).
-fn run_chores(url: &str, token: &str) -> (bool, String, String) {
-    let out = std::process::Command::new("sh")
+/// Runs `deploy/chores.sh` against `url` with `token` (and `lanes` drain loops, when given);
+/// returns (success, stdout, stderr).
+fn run_chores(url: &str, token: &str, lanes: Option<&str>) -> (bool, String, String) {
+    let mut command = std::process::Command::new("sh");
+    command
         .arg(support::root().join("deploy/chores.sh"))
         .env("EDGELOG_URL", url)
-        .env("EDGELOG_ADMIN_TOKEN", token)
+        .env("EDGELOG_ADMIN_TOKEN", token);
+    match lanes {
+        Some(lanes) => command.env("EDGELOG_DRAIN_LANES", lanes),
+        None => command.env_remove("EDGELOG_DRAIN_LANES"),
+    };
+    let out = command
         .output()
         .expect("run sh deploy/chores.sh (needs curl)");
     (
@@ -444,10 +451,28 @@ fn chores_script_drains_and_maintains_a_real_service_with_the_first_admin_token(
         assert_eq!(resp.status().as_u16(), 202, "queued");
     }
 
-    let (ok, stdout, stderr) = run_chores(&host.url, "admin-new,admin-old");
+    // By default four drain loops run in parallel, one per lane.
+    let (ok, stdout, stderr) = run_chores(&host.url, "admin-new,admin-old", None);
     assert!(ok, "chores succeed\nstdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains("/drain round 1: {"), "{stdout}");
+    for lane in 0..4 {
+        assert!(
+            stdout.contains(&format!("/drain?lane={lane}&lanes=4 round 1: {{")),
+            "{stdout}"
+        );
+    }
     assert!(stdout.contains("/maintenance round 1: {"), "{stdout}");
+    let drained: u64 = stdout
+        .lines()
+        .filter(|l| l.starts_with("/drain"))
+        .map(|l| {
+            let body: serde_json::Value = serde_json::from_str(&l[l.find('{').unwrap()..]).unwrap();
+            body["drained_batches"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(
+        drained, 5,
+        "each queued entry applied by exactly one lane: {stdout}"
+    );
     let stats: serde_json::Value = client
         .get(host.at("/stats"))
         .send()
@@ -457,16 +482,26 @@ fn chores_script_drains_and_maintains_a_real_service_with_the_first_admin_token(
     assert_eq!(stats["queued"], 0, "{stats}");
     assert_eq!(stats["unique_processed"], 5, "{stats}");
 
+    // One lane: the plain loop of before.
+    let (ok, stdout, stderr) = run_chores(&host.url, "admin-new", Some("1"));
+    assert!(ok, "chores succeed\nstdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("/drain round 1: {"), "{stdout}");
+    let (ok, _, stderr) = run_chores(&host.url, "admin-new", Some("65"));
+    assert!(!ok && stderr.contains("EDGELOG_DRAIN_LANES"), "{stderr}");
+
     // A token the service does not know: the job fails (so the scheduler shows it) at the
     // first call, and says why.
-    let (ok, stdout, stderr) = run_chores(&host.url, "not-a-token");
-    assert!(!ok, "a wrong token fails the job\nstdout: {stdout}");
-    assert!(stderr.contains("/drain failed"), "{stderr}");
-    assert!(stderr.contains("401"), "curl reports the 401: {stderr}");
-    assert!(
-        !stdout.contains("/maintenance"),
-        "stops at the first failure: {stdout}"
-    );
+    for lanes in [None, Some("1")] {
+        let (ok, stdout, stderr) = run_chores(&host.url, "not-a-token", lanes);
+        assert!(!ok, "a wrong token fails the job\nstdout: {stdout}");
+        assert!(stderr.contains("/drain"), "{stderr}");
+        assert!(stderr.contains(" failed"), "{stderr}");
+        assert!(stderr.contains("401"), "curl reports the 401: {stderr}");
+        assert!(
+            !stdout.contains("/maintenance"),
+            "stops at the first failure: {stdout}"
+        );
+    }
 }
 
 #[test]
