@@ -1,8 +1,15 @@
-//! The service left running: dead letters, budgeted drains, marker compaction, retention,
-//! per-topic counters and the log queries — through the real `.wasm` on edge-host, on both
-//! backends (SQLite defaults; PostgreSQL + Redis).
+//! The service left running: dead letters, budgeted drains (parallel ones in
+//! `lifecycle/lanes.rs`), marker compaction, retention, per-topic counters and the log queries —
+//! through the real `.wasm` on edge-host, on both backends (SQLite defaults; PostgreSQL + Redis).
 
 mod support;
+
+#[path = "lifecycle/lanes.rs"]
+mod lanes;
+
+use lanes::{
+    parallel_lane_drains_apply_every_entry_once, parallel_plain_drains_apply_every_entry_once,
+};
 
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -581,6 +588,8 @@ macro_rules! both {
 both!(
     dead_letters_are_moved_aside_listed_retried_and_discarded,
     drains_are_bounded_and_group_committed,
+    parallel_lane_drains_apply_every_entry_once,
+    parallel_plain_drains_apply_every_entry_once,
     per_topic_stats_and_metrics,
     queries_filter_by_source_and_time_with_bounded_offsets,
     markers_are_compacted_without_ever_applying_twice,
