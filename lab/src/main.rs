@@ -165,6 +165,10 @@ struct BenchArgs {
     /// Async 20-event publishes of the backlog phase, drained with POST /drain (0 skips it).
     #[arg(long, default_value_t = 25_000)]
     backlog_publishes: u64,
+    /// Run one phase alone: `backlog` (the drains, 1 caller and parallel lanes, beside the raw
+    /// plain batched insert of each store).
+    #[arg(long, value_enum)]
+    only: Option<lab::bench::Only>,
 }
 
 /// The PostgreSQL and Redis servers `bench` and `chaos` set their own databases up on.
@@ -288,6 +292,7 @@ fn bench_main(a: BenchArgs) -> ExitCode {
         out: a.out,
         request_timeout: timeout,
         backlog_publishes: a.backlog_publishes,
+        only: a.only,
     };
     match lab::bench::bench(&config) {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,8 +1,12 @@
 //! The backlog phase of the benchmark (issue 9's target): many asynchronous 20-event publishes
 //! (`Prefer: respond-async`, answered `202` once queued), then `POST /drain` in a loop until the
-//! queue is empty. The drain rate (events/s) lands in the same table as the raw batched insert
-//! rate of the same database, measured in the same run, and the longest `/drain` request is
-//! kept beside it: a drain must run at batch speed without any request outliving its budget.
+//! queue is empty; twice: once with one caller, once with [`DRAIN_LANES`] callers in parallel,
+//! one per lane (`POST /drain?lane=I&lanes=N`, issue 17). The drain rate (events/s) lands in the
+//! same table as the raw batched insert rate of the same database, measured in the same run, and
+//! the longest `/drain` request is kept beside it: a drain must run at batch speed without any
+//! request outliving its budget. Each row is verified: the answers' `drained_batches` add up to
+//! the entries queued (a surplus would be entries applied twice), and `/stats` moved by exactly
+//! the events published, with nothing left queued.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,13 +21,15 @@ use super::cpu::measure;
 use super::report::{Kind, Row};
 use super::services::HostProc;
 use super::{BenchConfig, say};
-use crate::drain::drain;
+use crate::drain::drain_lanes;
 use loadgen::client::{Client, snippet};
 use loadgen::config::Mode;
 use loadgen::measure::Tally;
 
 /// Events per asynchronous publish.
 pub(super) const BACKLOG_BATCH: usize = 20;
+/// Parallel drain callers of the second backlog row, one per lane.
+pub(super) const DRAIN_LANES: u64 = 4;
 
 /// One 20-event body, all ids distinct across the phase (no plan kept in memory).
 fn body(run: &str, i: u64, timestamp: &str) -> Bytes {
@@ -42,28 +48,55 @@ fn body(run: &str, i: u64, timestamp: &str) -> Bytes {
     Bytes::from(s)
 }
 
-/// Fills the queue with `cfg.backlog_publishes` async publishes, then drains it; one row.
-pub(super) fn backlog_run(
+/// The backlog rows of one store: drained by one caller, then by [`DRAIN_LANES`] in parallel.
+pub(super) fn backlog_runs(
     rt: &tokio::runtime::Runtime,
     cfg: &BenchConfig,
     host: &HostProc,
     store: &'static str,
+) -> Result<Vec<Row>> {
+    [1, DRAIN_LANES]
+        .into_iter()
+        .map(|lanes| backlog_run(rt, cfg, host, store, lanes))
+        .collect()
+}
+
+/// Fills the queue with `cfg.backlog_publishes` async publishes, then drains it with `lanes`
+/// parallel callers (1: the plain loop); one row.
+fn backlog_run(
+    rt: &tokio::runtime::Runtime,
+    cfg: &BenchConfig,
+    host: &HostProc,
+    store: &'static str,
+    lanes: u64,
 ) -> Result<Row> {
     let publishes = cfg.backlog_publishes;
+    let callers = if lanes > 1 {
+        format!("{lanes} lanes in parallel")
+    } else {
+        "1 caller".to_string()
+    };
     say(&format!(
-        "backlog on {store}: {publishes} async {BACKLOG_BATCH}-event publishes, then /drain ..."
+        "backlog on {store}: {publishes} async {BACKLOG_BATCH}-event publishes, then /drain \
+         ({callers}) ..."
     ));
     let client = Client::new(&host.url, cfg.request_timeout, cfg.concurrency)?;
+    // Reading /stats consumes what is pending first, so the baseline starts from an empty queue.
+    let before = rt
+        .block_on(loadgen::verify::stats(&client))
+        .context("reading /stats before the backlog")?;
     let run = loadgen::run::random_run_id();
     let timestamp = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let next = Arc::new(AtomicU64::new(0));
     let queued_events = Arc::new(AtomicU64::new(0));
+    let acked_events = Arc::new(AtomicU64::new(0));
     let fill_start = Instant::now();
     let tally = rt.block_on(async {
         let mut workers = Vec::with_capacity(cfg.concurrency);
         for _ in 0..cfg.concurrency {
             let (client, run, timestamp) = (client.clone(), run.clone(), timestamp.clone());
             let (next, queued_events) = (Arc::clone(&next), Arc::clone(&queued_events));
+            let acked_events = Arc::clone(&acked_events);
             workers.push(tokio::spawn(async move {
                 let mut tally = Tally::default();
                 loop {
@@ -88,6 +121,7 @@ pub(super) fn backlog_run(
                             if a.status == 202 {
                                 queued_events.fetch_add(BACKLOG_BATCH as u64, Ordering::Relaxed);
                             }
+                            acked_events.fetch_add(BACKLOG_BATCH as u64, Ordering::Relaxed);
                             tally.done(BACKLOG_BATCH, a.latency);
                         }
                         Ok(a) => tally.error(format!(
@@ -108,27 +142,45 @@ pub(super) fn backlog_run(
         "  filled: {queued} events queued in {fill_secs:.1} s ({} errors); draining ...",
         tally.error_count
     ));
-    // The backlog is what is still queued now (a service may consume some on its own).
+    // The backlog is what is still queued now (`/health` counts it without consuming any).
     let backlog = rt
-        .block_on(loadgen::verify::stats(&client))
-        .context("reading /stats before the drain")?
-        .queued
-        .unwrap_or(queued);
+        .block_on(queue_size(&client))
+        .context("reading /health before the drain")?;
     let (d, usage) = measure(Some(host.pid()), || {
         let t0 = Instant::now();
-        let d = rt.block_on(drain(&client, Duration::from_secs(1_800)));
+        let d = rt.block_on(drain_lanes(&client, lanes, Duration::from_secs(1_800)));
         Ok((d, t0.elapsed()))
     })
     .context("draining the backlog")?;
     let (d, drain_time) = d;
     let secs = drain_time.as_secs_f64();
-    let ok = d.emptied && tally.error_count == 0 && d.server_errors == 0;
+    let after = rt
+        .block_on(loadgen::verify::stats(&client))
+        .context("reading /stats after the drain")?;
+    // Every entry holds BACKLOG_BATCH events; each is counted by the one call that applied it.
+    let entries = backlog / BACKLOG_BATCH as u64;
+    let double_applied = d.batches as i128 - entries as i128;
+    let published = acked_events.load(Ordering::Relaxed) as i128;
+    let moved = (
+        after.received as i128 - before.received as i128,
+        after.unique_processed as i128 - before.unique_processed as i128,
+        after.duplicate_dropped as i128 - before.duplicate_dropped as i128,
+    );
+    let exact =
+        double_applied == 0 && after.queued == Some(0) && moved == (published, published, 0);
+    let ok = d.emptied && tally.error_count == 0 && d.server_errors == 0 && exact;
+    let kind = if lanes > 1 {
+        Kind::BacklogDrainLanes
+    } else {
+        Kind::BacklogDrain
+    };
     let mut row = Row::empty(
         &format!(
-            "backlog drain ({publishes} async {BACKLOG_BATCH}-event publishes, then POST /drain)"
+            "backlog drain ({publishes} async {BACKLOG_BATCH}-event publishes, then POST /drain, \
+             {callers})"
         ),
         store,
-        Kind::BacklogDrain,
+        kind,
         Mode::Batch,
         if ok { "ok" } else { "FAILED" },
     );
@@ -148,13 +200,21 @@ pub(super) fn backlog_run(
     row.longest_drain_ms = Some(d.longest.as_secs_f64() * 1000.0);
     let mut note = format!(
         "{queued} events queued by {} publishes in {fill_secs:.1} s ({:.0} events/s); backlog of \
-         {backlog} at the first /drain, drained by {} POST /drain in {secs:.1} s; longest \
-         /drain {:.0} ms; queue {}",
+         {backlog} ({entries} entries) at the first /drain, drained by {} POST /drain ({callers}) \
+         in {secs:.1} s; longest /drain {:.0} ms; queue {}; drained_batches {} = {entries} \
+         entries, double-applied {double_applied}; /stats moved by +{} received, +{} unique, +{} \
+         duplicates for {published} published, queued {} ({})",
         tally.requests,
         queued as f64 / fill_secs.max(1e-9),
         d.requests,
         d.longest.as_secs_f64() * 1000.0,
-        if d.emptied { "empty" } else { "NOT empty" }
+        if d.emptied { "empty" } else { "NOT empty" },
+        d.batches,
+        moved.0,
+        moved.1,
+        moved.2,
+        after.queued.map_or("?".into(), |q| q.to_string()),
+        if exact { "exact" } else { "NOT exact" }
     );
     note.push_str(&format!(
         "; CPU during the drain: edge-host {:.1} s, PostgreSQL {:.1} s, Redis {:.1} s in {:.1} s \
@@ -170,12 +230,22 @@ pub(super) fn backlog_run(
     }
     row.note = Some(note);
     say(&format!(
-        "  drained at {:.0} events/s, longest /drain {:.0} ms{}",
+        "  drained at {:.0} events/s ({callers}), longest /drain {:.0} ms, double-applied \
+         {double_applied}, stats {}{}",
         row.events_per_sec.unwrap_or(0.0),
         d.longest.as_secs_f64() * 1000.0,
+        if exact { "exact" } else { "NOT exact" },
         if ok { "" } else { " FAILED" }
     ));
     Ok(row)
+}
+
+/// Events queued now, from `/health`'s `queue_size` (which, unlike `/stats`, consumes nothing).
+async fn queue_size(client: &Client) -> Result<u64> {
+    let health = client.get_json("/health").await?;
+    health["queue_size"]
+        .as_u64()
+        .with_context(|| format!("GET /health has no queue_size: {health}"))
 }
 
 #[cfg(test)]

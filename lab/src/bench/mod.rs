@@ -11,6 +11,9 @@
 //! 4. The host's own floor: the same bodies posted to a trivial component
 //!    (`lab/fixtures/hello`) on edge-host, and on `wasmtime serve` when it is installed.
 //!
+//! `--only backlog` ([`Only::Backlog`]) runs the backlog phase alone on both stores, beside the
+//! one raw figure its ratio needs (the plain batched insert); a few minutes instead of the whole.
+//!
 //! Around every measurement it samples CPU time (machine, edge-host, this process, PostgreSQL,
 //! Redis) from `/proc`, and afterwards reads edge-host's per-request log lines, so the report
 //! can say where the time went. It prints a markdown table and writes everything as JSON.
@@ -33,7 +36,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use crate::raw::Database;
-use backlog::backlog_run;
+use backlog::backlog_runs;
 use loadgen::config::Mode;
 use report::{Kind, Row, attach_host_times, machine_line, render_markdown};
 use runs::{hello_runs, raw_runs, service_runs};
@@ -79,6 +82,15 @@ pub struct BenchConfig {
     pub request_timeout: Duration,
     /// Async 20-event publishes of the backlog phase (0 skips it).
     pub backlog_publishes: u64,
+    /// Run one phase alone (and what its figures are compared with); `None`: everything.
+    pub only: Option<Only>,
+}
+
+/// A phase `lab bench --only` runs alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// The backlog drains (one caller, parallel lanes) and the raw plain batched insert.
+    Backlog,
 }
 
 /// Runs the benchmark, prints the table, writes `results.json` and `results.md` under `out`;
@@ -126,9 +138,12 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
             &[],
             &out.join("edge-host-sqlite.log"),
         )?;
-        rows.extend(service_runs(&rt, cfg, seed, &host, "sqlite")?);
+        let whole = cfg.only.is_none();
+        if whole {
+            rows.extend(service_runs(&rt, cfg, seed, &host, "sqlite")?);
+        }
         if cfg.backlog_publishes > 0 {
-            rows.push(backlog_run(&rt, cfg, &host, "sqlite")?);
+            rows.extend(backlog_runs(&rt, cfg, &host, "sqlite")?);
         }
         host.stop()?;
         attach_host_times(&mut rows, "sqlite", &out.join("edge-host-sqlite.log"));
@@ -197,9 +212,11 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
                     &env,
                     &out.join("edge-host-postgres.log"),
                 )?;
-                rows.extend(service_runs(&rt, cfg, seed, &host, "postgres")?);
+                if whole {
+                    rows.extend(service_runs(&rt, cfg, seed, &host, "postgres")?);
+                }
                 if cfg.backlog_publishes > 0 {
-                    rows.push(backlog_run(&rt, cfg, &host, "postgres")?);
+                    rows.extend(backlog_runs(&rt, cfg, &host, "postgres")?);
                 }
                 host.stop()?;
                 attach_host_times(&mut rows, "postgres", &out.join("edge-host-postgres.log"));
@@ -212,6 +229,10 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
                     "postgres",
                 )?);
             }
+        }
+
+        if !whole {
+            return Ok(());
         }
 
         // 5. The host's floor.

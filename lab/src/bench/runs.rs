@@ -134,8 +134,17 @@ pub(super) fn raw_runs(
             1,
         ));
     }
+    if cfg.only.is_some() {
+        // A phase alone is compared with the limit only: the plain insert, batched.
+        variants.retain(|(_, kind, _, _)| *kind == Kind::RawPlain);
+    }
+    let modes: &[Mode] = if cfg.only.is_some() {
+        &[Mode::Batch]
+    } else {
+        &[Mode::Batch, Mode::Single]
+    };
     for (statement, kind, label, concurrency) in variants {
-        for mode in [Mode::Batch, Mode::Single] {
+        for &mode in modes {
             let config = RawConfig {
                 database: db.clone(),
                 shape: shape(cfg, seed, mode, concurrency),
