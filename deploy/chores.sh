@@ -12,7 +12,8 @@
 #   EDGELOG_ADMIN_TOKEN  the admin_tokens value (a comma-separated list: the first token is used);
 #                        empty when the admin group is open
 #   EDGELOG_MAX_ROUNDS   default 50 (per drain loop)
-#   EDGELOG_DRAIN_LANES  parallel drain loops, 1 to 64; default 4 (1: one plain POST /drain loop)
+#   EDGELOG_DRAIN_LANES  parallel drain loops, 1 to 64; default 4 (1: one plain POST /drain loop,
+#                        the faster choice on SQLite, whose writers take turns)
 #
 # Exits non-zero when a call fails (wrong token, service down), so the scheduler shows it.
 set -eu
