@@ -9,8 +9,9 @@
 //!   statement (its own transaction). SQLite: `BEGIN IMMEDIATE`, one multi-row
 //!   `INSERT … VALUES (…), (…)`, `COMMIT`, on connections configured like edge-host's (WAL,
 //!   `synchronous = NORMAL`, 30 s busy timeout).
-//! - `service`: what the service's store runs per queue entry, marker row included (copies of
-//!   `src/store/postgres.rs`'s `APPLY_BATCH` and of `src/store/sqlite.rs`'s transaction), so the
+//! - `service`: what the service's store runs per queue entry, marker row included (the
+//!   service's own `src/store/postgres_apply.sql`, and a copy of `src/store/sqlite.rs`'s
+//!   transaction: level, message, search index, counters per level, volume rows), so the
 //!   gap between `plain` and `service` is the cost of the exactly-once marker, and the gap
 //!   between `service` and the HTTP service is the host, Wasm, and key-value queue.
 //!
@@ -31,16 +32,31 @@ use loadgen::plan::{SOURCE, Shape};
 use loadgen::report::Latency;
 
 /// The service's PostgreSQL schema (every migration, in order; each is idempotent), so the raw
-/// limit pays for the same columns and indexes as the service.
-pub const PG_SCHEMA: [&str; 2] = [
+/// limit pays for the same columns and indexes as the service. The scripts are bodies of the
+/// service's `DO` block (version 3 catches a missing `pg_trgm`): see [`pg_schema`].
+pub const PG_SCHEMA: [&str; 4] = [
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_counters_dead_letters.sql"),
+    include_str!("../../migrations/postgres/0003_search.sql"),
+    include_str!("../../migrations/postgres/0004_volume_totals.sql"),
 ];
 /// The service's SQLite schema.
-pub const SQLITE_SCHEMA: [&str; 2] = [
+pub const SQLITE_SCHEMA: [&str; 4] = [
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_counters_dead_letters.sql"),
+    include_str!("../../migrations/sqlite/0003_search.sql"),
+    include_str!("../../migrations/sqlite/0004_volume_totals.sql"),
 ];
+
+/// Every PostgreSQL migration in one `DO` block under the service's advisory lock, as the
+/// service applies them (so a raw run and a service start never race on the schema).
+pub fn pg_schema() -> String {
+    format!(
+        "DO $raw_migrate$\nBEGIN\nPERFORM pg_advisory_xact_lock({});\n{}\nEND\n$raw_migrate$",
+        0x0065_6467_656c_6f67_i64, // the service's MIGRATION_LOCK
+        PG_SCHEMA.join("\n")
+    )
+}
 
 /// `plain` on PostgreSQL: the bare event insert, one statement (one transaction) per batch.
 const PG_PLAIN: &str = "\
@@ -55,13 +71,27 @@ ON CONFLICT (topic, event_id) DO NOTHING";
 /// shared by file, for a group of one batch.
 const PG_SERVICE: &str = include_str!("../../src/store/postgres_apply.sql");
 
-/// SQLite `service` statements: copies of those in `src/store/sqlite.rs`.
+/// SQLite `service` statements: copies of those in `src/store/sqlite.rs` and
+/// `src/store/sqlite_sql.rs` (marker, events with level and message, the search index, counters
+/// per level, volume rows per topic and over all topics).
 const SQLITE_INSERT_MARKER: &str = "INSERT INTO consumed_batches (batch_key, received, inserted) \
      VALUES (?1, ?2, 0) ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key";
 const SQLITE_COUNT: &str = "INSERT INTO topic_counters (topic, shard, received, inserted, \
-     last_event_at) VALUES (?1, 0, ?2, ?3, ?4) ON CONFLICT (topic, shard) DO UPDATE SET \
+     last_event_at, n_trace, n_debug, n_info, n_warn, n_error, n_fatal) \
+     VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (topic, shard) DO UPDATE SET \
      received = received + excluded.received, inserted = inserted + excluded.inserted, \
-     last_event_at = max(coalesce(last_event_at, ''), excluded.last_event_at)";
+     last_event_at = max(coalesce(last_event_at, ''), excluded.last_event_at), \
+     n_trace = n_trace + excluded.n_trace, n_debug = n_debug + excluded.n_debug, \
+     n_info = n_info + excluded.n_info, n_warn = n_warn + excluded.n_warn, \
+     n_error = n_error + excluded.n_error, n_fatal = n_fatal + excluded.n_fatal";
+const SQLITE_INDEX_TEXT: &str = "INSERT INTO events_fts (rowid, text) \
+     SELECT id, COALESCE(message, payload) FROM events WHERE id >= ?1";
+const SQLITE_VOLUME: &str = "INSERT INTO volume_counters (grain, bucket, topic, level, shard, n) \
+     VALUES (?1, ?2, ?3, ?4, 0, ?5) ON CONFLICT (grain, bucket, topic, level, shard) \
+     DO UPDATE SET n = n + excluded.n";
+const SQLITE_TOTALS: &str = "INSERT INTO volume_totals (grain, bucket, level, shard, n) \
+     VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (grain, bucket, level, shard) \
+     DO UPDATE SET n = n + excluded.n";
 
 /// Busy timeout of edge-host's SQLite connections.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -127,12 +157,32 @@ pub struct RawConfig {
     pub migrate: bool,
 }
 
-/// One distinct event, ready to bind.
+/// One distinct event, ready to bind, with what the service derives from it.
 struct Ev {
     topic: String,
     event_id: String,
     timestamp: String,
     payload: String,
+    /// Severity rank 1-6 from the payload's `level`, as the service stores it.
+    level: Option<i32>,
+    /// The payload's `message` / `msg` / `body`: the service's searchable text.
+    message: Option<String>,
+    /// Minutes since the Unix epoch of `timestamp` (the volume buckets).
+    minute: i64,
+}
+
+/// Severity rank of a level name (the service's `Level::rank`; loadgen sends plain names).
+fn level_rank(name: &str) -> Option<i32> {
+    let rank = match name.to_ascii_lowercase().as_str() {
+        "trace" => 1,
+        "debug" => 2,
+        "info" => 3,
+        "warn" | "warning" => 4,
+        "error" | "err" => 5,
+        "fatal" | "critical" => 6,
+        _ => return None,
+    };
+    Some(rank)
 }
 
 /// One transaction: sorted, deduplicated events and the number sent.
@@ -154,11 +204,22 @@ impl Work {
             .events
             .iter()
             .map(|e| {
+                let text = |k: &str| e.payload.get(k).and_then(|v| v.as_str());
+                let minute = chrono::DateTime::parse_from_rfc3339(&e.timestamp)
+                    .with_context(|| format!("timestamp {:?}", e.timestamp))?
+                    .timestamp()
+                    .div_euclid(60);
                 Ok(Ev {
                     topic: plan.topics[e.topic as usize].clone(),
                     event_id: e.event_id.clone(),
                     timestamp: e.timestamp.clone(),
                     payload: serde_json::to_string(&e.payload)?,
+                    level: text("level").or(text("severity")).and_then(level_rank),
+                    message: ["message", "msg", "body"]
+                        .into_iter()
+                        .find_map(text)
+                        .map(str::to_owned),
+                    minute,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -291,12 +352,10 @@ mod pg {
     ) -> Result<(Tally, Duration, u64)> {
         let admin = connect(url).await?;
         if config.migrate {
-            for script in PG_SCHEMA {
-                admin
-                    .batch_execute(script)
-                    .await
-                    .context("applying migrations/postgres/")?;
-            }
+            admin
+                .batch_execute(&pg_schema())
+                .await
+                .context("applying migrations/postgres/")?;
         }
         let mut clients = Vec::with_capacity(config.shape.concurrency);
         for _ in 0..config.shape.concurrency {
@@ -330,6 +389,16 @@ mod pg {
                     let ts = work.column(tx, |e| &e.timestamp);
                     let sources = vec![SOURCE; tx.events.len()];
                     let payloads = work.column(tx, |e| &e.payload);
+                    let levels: Vec<Option<i32>> = tx
+                        .events
+                        .iter()
+                        .map(|&i| work.events[i as usize].level)
+                        .collect();
+                    let messages: Vec<Option<&str>> = tx
+                        .events
+                        .iter()
+                        .map(|&i| work.events[i as usize].message.as_deref())
+                        .collect();
                     let t0 = Instant::now();
                     let result = match work.statement {
                         Statement::Plain => {
@@ -347,7 +416,7 @@ mod pg {
                                     &stmt,
                                     &[
                                         &keys, &received, &batch, &topics, &ids, &ts, &sources,
-                                        &payloads, &shard,
+                                        &payloads, &shard, &levels, &messages,
                                     ],
                                 )
                                 .await
@@ -382,6 +451,7 @@ mod pg {
 
 mod sqlite {
     use super::*;
+    use rusqlite::types::Value;
     use rusqlite::{Connection, params_from_iter};
 
     /// Opens a connection the way edge-host's pool does.
@@ -394,20 +464,26 @@ mod sqlite {
         Ok(conn)
     }
 
-    fn insert_sql(rows: usize, returning: bool) -> String {
-        let mut s = String::from(
-            "INSERT INTO events (topic, event_id, \"timestamp\", source, payload) VALUES ",
+    /// `plain`: the five columns of the limit; `service`: the service's seven (level,
+    /// message) and the inserted rows back.
+    fn insert_sql(rows: usize, service: bool) -> String {
+        let (columns, row) = if service {
+            (", level, message", "(?, ?, ?, ?, ?, ?, ?)")
+        } else {
+            ("", "(?, ?, ?, ?, ?)")
+        };
+        let mut s = format!(
+            "INSERT INTO events (topic, event_id, \"timestamp\", source, payload{columns}) VALUES "
         );
         for i in 0..rows {
-            s.push_str(if i == 0 {
-                "(?, ?, ?, ?, ?)"
-            } else {
-                ", (?, ?, ?, ?, ?)"
-            });
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(row);
         }
         s.push_str(" ON CONFLICT (topic, event_id) DO NOTHING");
-        if returning {
-            s.push_str(" RETURNING topic, event_id");
+        if service {
+            s.push_str(" RETURNING id, topic, event_id");
         }
         s
     }
@@ -440,27 +516,73 @@ mod sqlite {
                 if fresh == 0 {
                     return Ok(0);
                 }
+                let params = tx.events.iter().flat_map(|&e| {
+                    let e = &work.events[e as usize];
+                    [
+                        Value::from(e.topic.clone()),
+                        Value::from(e.event_id.clone()),
+                        Value::from(e.timestamp.clone()),
+                        Value::from(SOURCE.to_owned()),
+                        Value::from(e.payload.clone()),
+                        e.level.map_or(Value::Null, Value::from),
+                        e.message.clone().map_or(Value::Null, Value::from),
+                    ]
+                });
                 let mut stmt = conn.prepare_cached(&insert_sql(tx.events.len(), true))?;
-                let inserted: Vec<(String, String)> = stmt
-                    .query_map(params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?)))?
+                let inserted: Vec<(i64, String, String)> = stmt
+                    .query_map(params_from_iter(params), |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
                     .collect::<rusqlite::Result<_>>()?;
-                // The counter rows, per topic, as the service keeps them.
-                let mut per_topic: std::collections::BTreeMap<&str, (i64, i64, &str)> =
+                if let Some(first) = inserted.iter().map(|r| r.0).min() {
+                    conn.prepare_cached(SQLITE_INDEX_TEXT)?.execute([first])?;
+                }
+                // The counter rows per topic and level, and the volume rows, as the service
+                // keeps them (from the events this transaction stored).
+                let stored: std::collections::HashSet<(&str, &str)> = inserted
+                    .iter()
+                    .map(|(_, t, id)| (t.as_str(), id.as_str()))
+                    .collect();
+                let mut per_topic: std::collections::BTreeMap<&str, (i64, i64, &str, [i64; 6])> =
+                    Default::default();
+                let mut volume: std::collections::BTreeMap<(i64, i64, &str, i32), i64> =
                     Default::default();
                 for &e in &tx.events {
                     let e = &work.events[e as usize];
-                    let entry = per_topic.entry(e.topic.as_str()).or_insert((0, 0, ""));
+                    let entry = per_topic
+                        .entry(e.topic.as_str())
+                        .or_insert((0, 0, "", [0; 6]));
                     entry.0 += 1;
                     entry.2 = entry.2.max(e.timestamp.as_str());
-                }
-                for (topic, _) in &inserted {
-                    if let Some(entry) = per_topic.get_mut(topic.as_str()) {
+                    if stored.contains(&(e.topic.as_str(), e.event_id.as_str())) {
                         entry.1 += 1;
+                        if let Some(l) = e.level {
+                            entry.3[(l - 1) as usize] += 1;
+                        }
+                        for grain in [1, 60] {
+                            let bucket = e.minute.div_euclid(grain) * grain;
+                            *volume
+                                .entry((grain, bucket, e.topic.as_str(), e.level.unwrap_or(0)))
+                                .or_default() += 1;
+                        }
                     }
                 }
                 let mut count = conn.prepare_cached(SQLITE_COUNT)?;
-                for (topic, (received, stored, last)) in per_topic {
-                    count.execute(rusqlite::params![topic, received, stored, last])?;
+                for (topic, (received, n, last, l)) in per_topic {
+                    count.execute(rusqlite::params![
+                        topic, received, n, last, l[0], l[1], l[2], l[3], l[4], l[5]
+                    ])?;
+                }
+                let mut totals: std::collections::BTreeMap<(i64, i64, i32), i64> =
+                    Default::default();
+                let mut upsert = conn.prepare_cached(SQLITE_VOLUME)?;
+                for ((grain, bucket, topic, level), n) in volume {
+                    upsert.execute(rusqlite::params![grain, bucket, topic, level, n])?;
+                    *totals.entry((grain, bucket, level)).or_default() += n;
+                }
+                let mut upsert = conn.prepare_cached(SQLITE_TOTALS)?;
+                for ((grain, bucket, level), n) in totals {
+                    upsert.execute(rusqlite::params![grain, bucket, level, n])?;
                 }
                 Ok(inserted.len() as u64)
             }
@@ -477,6 +599,31 @@ mod sqlite {
         }
     }
 
+    /// Applies the migrations the file lacks, recording them as the service does (SQLite's
+    /// `ALTER TABLE … ADD COLUMN` cannot be repeated).
+    fn migrate_sqlite(conn: &Connection) -> Result<()> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, \
+             applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')))",
+        )?;
+        let current: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )?;
+        for (i, script) in SQLITE_SCHEMA.iter().enumerate() {
+            let version = i as i64 + 1;
+            if version > current {
+                conn.execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {script}; \
+                     INSERT INTO schema_migrations (version) VALUES ({version}); COMMIT;"
+                ))
+                .with_context(|| format!("applying migrations/sqlite/ version {version}"))?;
+            }
+        }
+        Ok(())
+    }
+
     pub async fn run(
         path: &std::path::Path,
         config: &RawConfig,
@@ -484,11 +631,7 @@ mod sqlite {
     ) -> Result<(Tally, Duration, u64)> {
         let admin = open(path)?;
         if config.migrate {
-            for script in SQLITE_SCHEMA {
-                admin
-                    .execute_batch(script)
-                    .context("applying migrations/sqlite/")?;
-            }
+            migrate_sqlite(&admin)?;
         }
         let mut conns = Vec::with_capacity(config.shape.concurrency);
         for _ in 0..config.shape.concurrency {
