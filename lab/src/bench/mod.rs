@@ -28,6 +28,7 @@ mod report;
 mod runs;
 /// Child processes and database administration, shared with `lab chaos`.
 pub mod services;
+mod targets;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

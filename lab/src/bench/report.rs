@@ -70,6 +70,11 @@ pub(super) struct Row {
 }
 
 impl Row {
+    /// The client-side p99 latency, in ms, when the row measured one.
+    pub(super) fn p99(&self) -> Option<f64> {
+        self.p99_ms
+    }
+
     /// A row with no figures yet (for skipped or not-installed measurements).
     pub(super) fn empty(
         label: &str,
@@ -464,6 +469,7 @@ pub(super) fn render_markdown(
             );
         }
     }
+    super::targets::render(&mut s, rows);
     let failed: Vec<String> = rows
         .iter()
         .enumerate()
