@@ -13,10 +13,12 @@
 #     plus the topic_counters those publishes would leave (5 % duplicates) and markers inside
 #     and past the 1 h marker horizon, then VACUUM (ANALYZE) / ANALYZE;
 #   - times /stats, /metrics, the first /events page, /events by topic behind deep cursors,
-#     one-hour time windows and single POST /publish on both stores, alternating request by
-#     request, then calls POST /maintenance until done and counts the markers;
-#   - prints one markdown table per backend (empty vs loaded, ratio, target ≤ 20 ms p50 and
-#     ≤ 1.5×), storage per event, and writes the plans of the component's statements
+#     one-hour time windows, a selective q (one topic, 24 h; target p50 ≤ 50 ms), a
+#     non-selective q (reported), /volume over 7 days by the hour (p50 ≤ 20 ms), order=time
+#     page 1 and half-way deep, and single POST /publish on both stores, alternating request
+#     by request, then calls POST /maintenance until done and counts the markers;
+#   - prints one markdown table per backend (empty vs loaded, ratio, the kind's target: p50
+#     and ≤ 1.5× the empty store), storage per event, and writes the plans of the component's statements
 #     (EXPLAIN (ANALYZE, BUFFERS) / EXPLAIN QUERY PLAN) to target/scale/plans.md.
 # Exit 0 when every target is met, 1 when one is missed (the tables say which), 2 on error.
 #

@@ -68,6 +68,11 @@ fn engine(opts: &EngineOptions) -> Result<Engine> {
     pool.linear_memory_keep_resident(keep)
         .table_keep_resident(keep);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // `EDGE_HOST_PERFMAP=1`: write /tmp/perf-<pid>.map so `perf report` names the component's
+    // functions (scripts/profile-publish.sh).
+    if std::env::var("EDGE_HOST_PERFMAP").is_ok_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     match Cache::from_file(None) {
         Ok(cache) => {
             config.cache(Some(cache));

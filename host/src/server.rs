@@ -12,7 +12,7 @@ use crate::admission::{BodyPolicy, ReceivedBody, Receiving, ReceivingPool};
 use crate::app::{AppRuntime, ComponentEntry};
 use crate::output::GuestOutput;
 use crate::reply;
-use crate::state::RequestState;
+use crate::state::{CallProfile, RequestState};
 use anyhow::{Context, Result};
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
@@ -230,14 +230,30 @@ impl Server {
         // sent the response head (Spin awaits it to completion), and shutdown waits for it.
         let task = self.guests.spawn(async move {
             let _permit = permit;
+            let began = std::time::Instant::now();
+            let mut instantiated = began;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
+                instantiated = std::time::Instant::now();
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, incoming, outparam)
                     .await
             };
-            match tokio::time::timeout(timeout, run).await {
+            let outcome = tokio::time::timeout(timeout, run).await;
+            if let Some(p) = store.data().calls.as_ref() {
+                let handler = instantiated.elapsed();
+                tracing::info!(
+                    target: "edge_host::calls",
+                    "instantiate {}us handler {}us host calls {} in host {}us guest {}us",
+                    (instantiated - began).as_micros(),
+                    handler.as_micros(),
+                    p.calls,
+                    p.in_host.as_micros(),
+                    handler.saturating_sub(p.in_host).as_micros()
+                );
+            }
+            match outcome {
                 Ok(Ok(())) => GuestEnd::Finished,
                 Ok(Err(e)) => {
                     tracing::error!("component `{id}` failed: {e:?}");
@@ -300,14 +316,31 @@ impl Server {
                 .instances(64)
                 .build(),
             component: rt.clone(),
+            calls: None,
         };
         let mut store = Store::new(&self.app.engine, state);
         store.limiter(|s| &mut s.limits);
+        if profile_calls() {
+            store.data_mut().calls = Some(CallProfile::default());
+            store.call_hook(|mut s, hook| {
+                if let Some(p) = s.data_mut().calls.as_mut() {
+                    p.hook(hook);
+                }
+                Ok(())
+            });
+        }
         let ticks = (self.limits.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
         store.set_epoch_deadline(ticks as u64);
         store.epoch_deadline_trap();
         store
     }
+}
+
+/// Whether to count each request's host calls (`EDGE_HOST_PROFILE_CALLS=1`): a profiling aid
+/// for `scripts/profile-publish.sh`, off by default because the hook costs a little per call.
+fn profile_calls() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("EDGE_HOST_PROFILE_CALLS").is_ok_and(|v| v == "1"))
 }
 
 fn add_spin_headers<B>(

@@ -49,6 +49,38 @@ pub struct RequestState {
     pub limits: StoreLimits,
     /// The component being run.
     pub component: Arc<ComponentRuntime>,
+    /// Host calls of this request, when profiling asks for them (`EDGE_HOST_PROFILE_CALLS`).
+    pub calls: Option<CallProfile>,
+}
+
+/// What one request spent crossing into the host: lets a profile split a request's time
+/// between the component's own code and the host calls it makes (database waits included).
+#[derive(Debug, Default)]
+pub struct CallProfile {
+    /// Calls from the component into the host (WASI, wasi:http and Spin interfaces).
+    pub calls: u32,
+    /// Wall time inside those calls.
+    pub in_host: std::time::Duration,
+    /// Start of the call in progress.
+    pub entered: Option<std::time::Instant>,
+}
+
+impl CallProfile {
+    /// Records one transition between the component and the host.
+    pub fn hook(&mut self, hook: wasmtime::CallHook) {
+        match hook {
+            wasmtime::CallHook::CallingHost => {
+                self.calls += 1;
+                self.entered = Some(std::time::Instant::now());
+            }
+            wasmtime::CallHook::ReturningFromHost => {
+                if let Some(t) = self.entered.take() {
+                    self.in_host += t.elapsed();
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl WasiView for RequestState {
