@@ -4,8 +4,20 @@
 //! `protox` compiles the `.proto` files in Rust (no `protoc` to install) and `prost-build`
 //! writes the Rust types into `OUT_DIR`; nothing generated is checked in. OTLP's messages come
 //! ready-made from the `opentelemetry-proto` crate.
+//!
+//! It also sets the component's stack to [`STACK_BYTES`] (Rust's wasm default is 1 MiB). The
+//! stack sits at the bottom of linear memory, and every Spin host (wasmtime's pooling allocator)
+//! resets the memory an instance dirtied after each request: with 1 MiB that reset was the
+//! largest single cost of a publish (docs/BENCHMARKS.md, "Cost per event"). The deepest
+//! accepted nesting still fits many times over (tests/ingest_otlp.rs, tests/roundtrip).
+
+/// The component's stack, in bytes.
+const STACK_BYTES: u32 = 256 << 10;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
+        println!("cargo:rustc-link-arg=-zstack-size={STACK_BYTES}");
+    }
     let files = ["proto/loki/push.proto", "proto/google/rpc/status.proto"];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -413,6 +413,65 @@ fn retries_forced_by_the_service_are_stored_once() {
     assert_eq!(app.all_events("retried").len() as u64, n);
 }
 
+/// The deepest nesting each decoder accepts is stored, and one level more is a clear 4xx: the
+/// component's stack (build.rs sets it; smaller is cheaper for every request) must hold the
+/// worst case a decoder lets through, or that request would trap into a 500.
+fn the_deepest_accepted_nesting_fits_the_stack(b: Backend) {
+    let app = App::start(b);
+    let deepest = |what: &str, path: &str, ct: &str, body: &dyn Fn(usize) -> Vec<u8>| {
+        let mut depth = 1;
+        loop {
+            let (s, _, answer) = post_raw(&app.host.at(path), &[("content-type", ct)], body(depth));
+            if s != 200 {
+                assert!(
+                    s == 400 || s == 422,
+                    "{what} nested {depth} deep: {s} {}",
+                    String::from_utf8_lossy(&answer)
+                );
+                assert!(depth > 20, "{what}: refused already at depth {depth}");
+                return depth - 1;
+            }
+            depth += 1;
+            assert!(depth < 1000, "{what}: no nesting limit below 1,000");
+        }
+    };
+    let native = deepest("a /publish payload", "/publish", "application/json", &|d| {
+        format!(
+            r#"{{"topic":"deep","event_id":"n{d}","timestamp":"2026-12-05T00:00:00Z","source":"s","payload":{}1{}}}"#,
+            "[".repeat(d),
+            "]".repeat(d)
+        )
+        .into_bytes()
+    });
+    let proto = deepest(
+        "an OTLP protobuf AnyValue",
+        "/v1/logs",
+        "application/x-protobuf",
+        &|d| protobuf_request(&nested_any_value(d)),
+    );
+    let json = deepest(
+        "an OTLP/JSON AnyValue",
+        "/v1/logs",
+        "application/json",
+        &|d| {
+            format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{}{{"stringValue":"x"}}{}}}]}}]}}]}}"#,
+            r#"{"arrayValue":{"values":["#.repeat(d),
+            "]}}".repeat(d)
+        )
+        .into_bytes()
+        },
+    );
+    // Every accepted depth was stored (one event each; OTLP records without ids are digests of
+    // their different bodies).
+    let (received, stored, _) = topic_counts(&app, "deep");
+    assert_eq!((received, stored), (native as u64, native as u64));
+    let (received, stored, _) = topic_counts(&app, "hostile");
+    assert_eq!((received, stored), (proto as u64, proto as u64));
+    let (received, stored, _) = topic_counts(&app, "unknown_service");
+    assert_eq!((received, stored), (json as u64, json as u64));
+}
+
 macro_rules! suite {
     ($backend:expr => $($name:ident),* $(,)?) => {
         $(
@@ -432,6 +491,7 @@ mod sqlite {
         hostile_bodies_are_clear_4xx_and_store_nothing,
         bad_records_are_refused_alone_with_partial_success,
         publish_tokens_guard_the_route,
+        the_deepest_accepted_nesting_fits_the_stack,
     );
 }
 
