@@ -92,7 +92,7 @@ profile() { # name mode batch events
   local h0 p0
   h0=$(host_cpu)
   p0=$(pg_cpu)
-  perf record -q -e cpu-clock -F 1999 -g -p "$host_pid" -o "$out/$name.perf.data" 2>/dev/null &
+  perf record -q -e cpu-clock -F 1999 --call-graph "${PERF_CALLGRAPH:-fp}" -p "$host_pid" -o "$out/$name.perf.data" 2>/dev/null &
   local perf_pid=$!
   sleep 0.5
   target/release/loadgen --url "$url" --mode "$mode" --batch-size "$batch" --events "$events" \

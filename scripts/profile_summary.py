@@ -21,12 +21,15 @@ events = report.get("events_sent") or report.get("events") or 0
 # --- host calls and wall split per request -------------------------------------------------
 calls = collections.defaultdict(list)
 line_re = re.compile(
-    r"instantiate (\d+)us handler (\d+)us host calls (\d+) in host (\d+)us guest (\d+)us")
+    r"instantiate (\d+)us handler (\d+)us host calls (\d+) in host (\d+)us guest (\d+)us"
+    r"(?: memory (\d+)KiB)?")
 for line in open(f"{out}/{name}.calls.log", errors="replace"):
     m = line_re.search(line)
     if m:
-        for k, v in zip(["instantiate", "handler", "calls", "in_host", "guest"], m.groups()):
-            calls[k].append(int(v))
+        for k, v in zip(["instantiate", "handler", "calls", "in_host", "guest", "memory"],
+                        m.groups()):
+            if v is not None:
+                calls[k].append(int(v))
 
 # --- perf samples --------------------------------------------------------------------------
 samples = []  # each: list of (ip, sym), leaf first
@@ -128,7 +131,8 @@ if calls["calls"]:
     print(f"- per request (median of {len(calls['calls']):,} logged): host calls "
           f"{med['calls']:.0f}; instantiate {med['instantiate']:.0f} µs, handler "
           f"{med['handler']:.0f} µs = guest {med['guest']:.0f} µs + in host calls "
-          f"{med['in_host']:.0f} µs (waits on the database included)")
+          f"{med['in_host']:.0f} µs (waits on the database included)"
+          + (f"; linear memory at the end {med['memory']:.0f} KiB" if "memory" in med else ""))
 print(f"- perf samples: {total:,} (cpu-clock, 1999 Hz)\n")
 print("| edge-host CPU by part | share | µs per request |")
 print("|---|--:|--:|")

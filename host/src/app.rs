@@ -49,8 +49,22 @@ pub struct EngineOptions {
     pub max_instances: u32,
 }
 
-/// Bytes of each pooled memory (and table) kept mapped and zeroed between instances.
-const KEEP_RESIDENT_BYTES: usize = 8 << 20;
+/// Bytes of each pooled linear memory kept mapped (and reset in place) between instances:
+/// Spin 4.0.2's default and environment variable (`crates/core/src/lib.rs`).
+const KEEP_RESIDENT_BYTES: usize = 2 << 20;
+/// The same for tables (Spin's default, 512 KiB).
+const TABLE_KEEP_RESIDENT_BYTES: usize = 512 << 10;
+
+/// A byte count from Spin's environment variable `name`, else `default` (as Spin reads it).
+fn spin_env_bytes(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={v:?} is not a byte count")),
+        Err(_) => Ok(default),
+    }
+}
 
 fn engine(opts: &EngineOptions) -> Result<Engine> {
     let mut config = Config::new();
@@ -61,12 +75,21 @@ fn engine(opts: &EngineOptions) -> Result<Engine> {
         .total_memories(opts.max_instances * 2)
         .total_tables(opts.max_instances * 4)
         .max_memory_size(opts.max_memory_bytes);
-    // Reuse an instance slot's first pages by zeroing them instead of handing them back to the
-    // kernel: a fresh instance per request otherwise page-faults its stack and heap in again.
-    // Measured on the trivial component: about a fifth less host CPU per request (BENCHMARKS.md).
-    let keep = KEEP_RESIDENT_BYTES.min(opts.max_memory_bytes);
+    // Reuse an instance slot's first pages by resetting them in place instead of handing them
+    // back to the kernel: a fresh instance per request otherwise page-faults its stack and heap
+    // in again. As much as Spin keeps (and the same variables to change it): more costs a
+    // memset of every byte kept on each request (profile in BENCHMARKS.md, issue 17).
+    let keep = spin_env_bytes(
+        "SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT",
+        KEEP_RESIDENT_BYTES,
+    )?
+    .min(opts.max_memory_bytes);
+    let table_keep = spin_env_bytes(
+        "SPIN_WASMTIME_TABLE_KEEP_RESIDENT",
+        TABLE_KEEP_RESIDENT_BYTES,
+    )?;
     pool.linear_memory_keep_resident(keep)
-        .table_keep_resident(keep);
+        .table_keep_resident(table_keep);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     // `EDGE_HOST_PERFMAP=1`: write /tmp/perf-<pid>.map so `perf report` names the component's
     // functions (scripts/profile-publish.sh).

@@ -12,7 +12,7 @@ use crate::admission::{BodyPolicy, ReceivedBody, Receiving, ReceivingPool};
 use crate::app::{AppRuntime, ComponentEntry};
 use crate::output::GuestOutput;
 use crate::reply;
-use crate::state::{CallProfile, RequestState};
+use crate::state::{CallProfile, MeteredLimits, RequestState};
 use anyhow::{Context, Result};
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
@@ -245,12 +245,13 @@ impl Server {
                 let handler = instantiated.elapsed();
                 tracing::info!(
                     target: "edge_host::calls",
-                    "instantiate {}us handler {}us host calls {} in host {}us guest {}us",
+                    "instantiate {}us handler {}us host calls {} in host {}us guest {}us memory {}KiB",
                     (instantiated - began).as_micros(),
                     handler.as_micros(),
                     p.calls,
                     p.in_host.as_micros(),
-                    handler.saturating_sub(p.in_host).as_micros()
+                    handler.saturating_sub(p.in_host).as_micros(),
+                    store.data().limits.peak_memory >> 10
                 );
             }
             match outcome {
@@ -311,10 +312,13 @@ impl Server {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.max_memory_bytes)
-                .instances(64)
-                .build(),
+            limits: MeteredLimits {
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(self.limits.max_memory_bytes)
+                    .instances(64)
+                    .build(),
+                peak_memory: 0,
+            },
             component: rt.clone(),
             calls: None,
         };

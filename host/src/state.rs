@@ -45,12 +45,66 @@ pub struct RequestState {
     pub http: WasiHttpCtx,
     /// Guest-visible resources of this request.
     pub table: ResourceTable,
-    /// Memory limits of this request.
-    pub limits: StoreLimits,
+    /// Memory limits of this request (and its peak linear memory, for profiles).
+    pub limits: MeteredLimits,
     /// The component being run.
     pub component: Arc<ComponentRuntime>,
     /// Host calls of this request, when profiling asks for them (`EDGE_HOST_PROFILE_CALLS`).
     pub calls: Option<CallProfile>,
+}
+
+/// Wasmtime's store limits, remembering the largest linear memory the request grew to: the
+/// pooling allocator resets every page a slot has dirtied, so this is what a request costs
+/// after it ends (issue 17's profile).
+pub struct MeteredLimits {
+    /// The limits themselves.
+    pub inner: StoreLimits,
+    /// Largest linear memory size granted, in bytes.
+    pub peak_memory: usize,
+}
+
+impl wasmtime::ResourceLimiter for MeteredLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let granted = self.inner.memory_growing(current, desired, maximum)?;
+        if granted {
+            self.peak_memory = self.peak_memory.max(desired);
+        }
+        Ok(granted)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
 }
 
 /// What one request spent crossing into the host: lets a profile split a request's time
