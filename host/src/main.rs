@@ -101,6 +101,12 @@ struct UpArgs {
     /// every TLS connection verified against the system CAs; verify-* and sslrootcert rejected).
     #[arg(long = "postgres-tls", value_enum, default_value_t = pg_tls::TlsPolicy::Libpq)]
     postgres_tls: pg_tls::TlsPolicy,
+    /// How PostgreSQL statements are sent: `cached` (each distinct statement prepared once per
+    /// pooled connection and reused; edge-host only) or `spin` (Spin 4.0.2's way: prepared anew
+    /// on every call, so the server parses and plans it every time). A fidelity switch for
+    /// benchmarks: `spin` shows what a component costs the database on Spin.
+    #[arg(long = "postgres-statements", value_enum, default_value_t = postgres::Statements::Cached)]
+    postgres_statements: postgres::Statements,
     /// Connections that may be sending a request body at once (they hold no instance slot);
     /// a request beyond that gets `503` with `Retry-After` at once.
     #[arg(long, default_value_t = 2048)]
@@ -142,6 +148,7 @@ fn up(args: UpArgs) -> Result<()> {
     }
     sqlite_pool::set_mode(args.sqlite_mode);
     pg_tls::set_policy(args.postgres_tls);
+    postgres::set_statements(args.postgres_statements);
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
     let config = runtime_config::RuntimeConfig::load(&runtime_config::Inputs {
         file: args.runtime_config_file.as_deref(),

@@ -6,6 +6,11 @@
 //! (`pg_error`). A statement that gets no answer within `QUERY_TIMEOUT`, or fails because the
 //! connection broke, costs that connection: it is never returned to the pool. A query whose
 //! result is empty fails the request ([`EMPTY_RESULT`]), because on Spin 4.0.2 it never returns.
+//!
+//! Statements are prepared once per pooled connection and reused (`prepare_cached`), a shortcut
+//! Spin does not have; `--postgres-statements spin` ([`Statements::Spin`]) sends each one the
+//! way Spin 4.0.2 does instead, prepared anew on every call, so a benchmark can measure what a
+//! component costs the database on Spin.
 
 use crate::bindings::spin::postgres4_0_0::postgres as pg;
 use crate::pg_error::describe;
@@ -16,8 +21,8 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, 
 use deadpool_postgres::Object;
 use futures_util::TryStreamExt;
 use std::error::Error as StdError;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use wasmtime::component::Resource;
 
@@ -29,6 +34,33 @@ pub use crate::pg_pool::PgPools;
 pub const EMPTY_RESULT: &str = "a Postgres query returned no row: Spin 4.0.2 never answers such \
      a query (the request hangs), so edge-host fails it; make the statement yield a row, or use \
      execute";
+
+/// How statements reach the server (`--postgres-statements`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Statements {
+    /// Each distinct statement text prepared once per pooled connection and reused
+    /// (`prepare_cached`): the server parses and plans it once per connection. Host-only.
+    #[default]
+    Cached,
+    /// As Spin 4.0.2 (`crates/factor-outbound-pg/src/client.rs`): `query_raw` and `execute` on
+    /// the statement text, so every call prepares it again (parse, plan, then close), and
+    /// `execute` goes through the extended protocol even without parameters.
+    Spin,
+}
+
+static STATEMENTS: OnceLock<Statements> = OnceLock::new();
+
+/// Chooses how statements are sent, for the whole process; called once at start-up (like the
+/// command-line flag it comes from).
+pub fn set_statements(mode: Statements) {
+    if STATEMENTS.set(mode).is_err() && STATEMENTS.get() != Some(&mode) {
+        tracing::warn!("PostgreSQL statement mode already set; {mode:?} ignored");
+    }
+}
+
+fn statements() -> Statements {
+    STATEMENTS.get().copied().unwrap_or_default()
+}
 
 /// A guest's open connection: a pooled client, discarded instead of reused if the guest left a
 /// transaction open or the connection failed.
@@ -127,14 +159,22 @@ impl pg::HostConnection for RequestState {
         // rows inside an `anyhow` block), SQLSTATE included only in the words.
         let streaming = AtomicBool::new(false);
         let answer = tokio::time::timeout(QUERY_TIMEOUT, async {
-            let stmt = client.prepare_cached(&statement).await?;
-            let stream = client.query_raw(&stmt, refs.iter().copied()).await?;
+            let stream = match statements() {
+                Statements::Cached => {
+                    let stmt = client.prepare_cached(&statement).await?;
+                    client.query_raw(&stmt, refs.iter().copied()).await?
+                }
+                Statements::Spin => {
+                    client
+                        .query_raw(statement.as_str(), refs.iter().copied())
+                        .await?
+                }
+            };
             streaming.store(true, Ordering::Relaxed);
-            let rows: Vec<tokio_postgres::Row> = stream.try_collect().await?;
-            Ok::<_, tokio_postgres::Error>((stmt, rows))
+            stream.try_collect::<Vec<tokio_postgres::Row>>().await
         })
         .await;
-        let (stmt, rows) = match settle(handle, answer) {
+        let rows = match settle(handle, answer) {
             Ok(r) => r,
             Err(e @ pg::Error::QueryFailed(_)) if streaming.load(Ordering::Relaxed) => {
                 return Ok(Err(pg::Error::QueryFailed(pg::QueryError::Text(format!(
@@ -143,10 +183,11 @@ impl pg::HostConnection for RequestState {
             }
             Err(e) => return Ok(Err(e)),
         };
-        if rows.is_empty() {
+        let Some(first) = rows.first() else {
             return Err(wasmtime::format_err!("{EMPTY_RESULT}"));
-        }
-        let columns = stmt
+        };
+        // From the first row, as Spin does (`infer_columns`): the statement's columns.
+        let columns = first
             .columns()
             .iter()
             .map(|c| pg::Column {
@@ -196,7 +237,10 @@ impl pg::HostConnection for RequestState {
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
         let work = async {
-            if refs.is_empty() {
+            if statements() == Statements::Spin {
+                // Spin: `execute` on the text, whatever the parameters (one statement only).
+                client.execute(statement.as_str(), &refs).await
+            } else if refs.is_empty() {
                 // Lets a guest send statements that cannot be prepared (BEGIN, SET, DDL batches),
                 // while still reporting the rows affected (summed over the statements), as Spin does.
                 client.simple_query(&statement).await.map(|messages| {
