@@ -1,8 +1,12 @@
 //! The service left running: dead letters, budgeted drains (parallel ones in
 //! `lifecycle/lanes.rs`), marker compaction, retention, per-topic counters and the log queries —
 //! through the real `.wasm` on edge-host, on both backends (SQLite defaults; PostgreSQL + Redis).
+//! PostgreSQL's apply function (migration 5, Spin-like statements): `lifecycle/apply_function.rs`.
 
 mod support;
+
+#[path = "lifecycle/apply_function.rs"]
+mod apply_function;
 
 #[path = "lifecycle/lanes.rs"]
 mod lanes;

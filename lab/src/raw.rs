@@ -9,8 +9,9 @@
 //!   statement (its own transaction). SQLite: `BEGIN IMMEDIATE`, one multi-row
 //!   `INSERT … VALUES (…), (…)`, `COMMIT`, on connections configured like edge-host's (WAL,
 //!   `synchronous = NORMAL`, 30 s busy timeout).
-//! - `service`: what the service's store runs per queue entry, marker row included (the
-//!   service's own `src/store/postgres_apply.sql`, and a copy of `src/store/sqlite.rs`'s
+//! - `service`: what the service's store runs per queue entry, marker row included (on
+//!   PostgreSQL the call of the service's own apply function, `edgelog_apply_v5` of
+//!   `migrations/postgres/0005_apply_function.sql`; on SQLite a copy of `src/store/sqlite.rs`'s
 //!   transaction: level, message, search index, counters per level, volume rows), so the
 //!   gap between `plain` and `service` is the cost of the exactly-once marker, and the gap
 //!   between `service` and the HTTP service is the host, Wasm, and key-value queue.
@@ -34,11 +35,12 @@ use loadgen::report::Latency;
 /// The service's PostgreSQL schema (every migration, in order; each is idempotent), so the raw
 /// limit pays for the same columns and indexes as the service. The scripts are bodies of the
 /// service's `DO` block (version 3 catches a missing `pg_trgm`): see [`pg_schema`].
-pub const PG_SCHEMA: [&str; 4] = [
+pub const PG_SCHEMA: [&str; 5] = [
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_counters_dead_letters.sql"),
     include_str!("../../migrations/postgres/0003_search.sql"),
     include_str!("../../migrations/postgres/0004_volume_totals.sql"),
+    include_str!("../../migrations/postgres/0005_apply_function.sql"),
 ];
 /// The service's SQLite schema.
 pub const SQLITE_SCHEMA: [&str; 4] = [
@@ -67,9 +69,11 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
 ORDER BY ord
 ON CONFLICT (topic, event_id) DO NOTHING";
 
-/// `service` on PostgreSQL: the service's own apply statement (marker and counters included),
-/// shared by file, for a group of one batch.
-const PG_SERVICE: &str = include_str!("../../src/store/postgres_apply.sql");
+/// `service` on PostgreSQL: the call the service's store sends (`src/store/postgres_sql.rs`
+/// `APPLY`) of its apply function (marker, counters and volume rows included; created by
+/// [`pg_schema`] from the service's own migration), for a group of one batch and no dead letter.
+const PG_SERVICE: &str = "SELECT * FROM edgelog_apply_v5($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+     $10, $11, $12)";
 
 /// SQLite `service` statements: copies of those in `src/store/sqlite.rs` and
 /// `src/store/sqlite_sql.rs` (marker, events with level and message, the search index, counters
@@ -371,9 +375,7 @@ mod pg {
                 let mut tally = Tally::default();
                 let text = match work.statement {
                     Statement::Plain => PG_PLAIN,
-                    Statement::Service => {
-                        &PG_SERVICE.replace("{SETTLE}", "").replace("{SETTLED}", "")
-                    }
+                    Statement::Service => PG_SERVICE,
                 };
                 let stmt = match client.prepare(text).await {
                     Ok(s) => s,
@@ -411,12 +413,13 @@ mod pg {
                             let received = vec![tx.received as i64];
                             let batch = vec![1i64; tx.events.len()];
                             let shard = (i % 16) as i16;
+                            let settles: Option<&str> = None;
                             client
                                 .query_one(
                                     &stmt,
                                     &[
                                         &keys, &received, &batch, &topics, &ids, &ts, &sources,
-                                        &payloads, &shard, &levels, &messages,
+                                        &payloads, &shard, &levels, &messages, &settles,
                                     ],
                                 )
                                 .await
@@ -721,5 +724,50 @@ mod tests {
             assert_eq!(m.unique_ids, 650);
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The `service` statement on PostgreSQL is the service's own: the schema (migration 5's
+    /// apply function included) applied by [`pg_schema`], then one call per batch or event.
+    #[test]
+    fn postgres_raw_service_run_calls_the_apply_function() {
+        use crate::bench::services::pg_admin;
+        let user = std::env::var("EDGE_TEST_PG_USER").unwrap_or_else(|_| "postgres".into());
+        let server = format!("postgres://{user}@127.0.0.1:5432");
+        let db = format!("lab_raw_test_{}", std::process::id());
+        let admin = |sql: String| loadgen::run::block_on(pg_admin(&server, &sql)).unwrap();
+        admin(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        admin(format!("CREATE DATABASE {db}"));
+        assert!(PG_SCHEMA[4].contains(&format!(
+            "CREATE OR REPLACE FUNCTION {}(",
+            PG_SERVICE
+                .trim_start_matches("SELECT * FROM ")
+                .split('(')
+                .next()
+                .unwrap()
+        )));
+        let mut outcome = Vec::new();
+        for mode in [Mode::Batch, Mode::Single] {
+            outcome.push(raw(&RawConfig {
+                database: Database::Postgres(format!("{server}/{db}")),
+                shape: Shape {
+                    events: 400,
+                    duplicate_rate: 0.25,
+                    batch_size: 20,
+                    concurrency: 4,
+                    topics: 3,
+                    mode,
+                    seed: Some(11),
+                },
+                statement: Statement::Service,
+                run_id: None,
+                migrate: true,
+            }));
+        }
+        admin(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        for m in outcome {
+            let m = m.unwrap();
+            assert!(m.passed, "{:?} {:?}", m.mode, m.errors);
+            assert_eq!((m.events_sent, m.unique_ids), (400, 300));
+        }
     }
 }
