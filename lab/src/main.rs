@@ -166,7 +166,9 @@ struct BenchArgs {
     #[arg(long, default_value_t = 25_000)]
     backlog_publishes: u64,
     /// Run one phase alone: `backlog` (the drains, 1 caller and parallel lanes, beside the raw
-    /// plain batched insert of each store).
+    /// plain batched insert of each store) or `single-postgres` (single publishes on PostgreSQL
+    /// with edge-host's statement cache and with Spin-like statements, beside the raw service
+    /// statement).
     #[arg(long, value_enum)]
     only: Option<lab::bench::Only>,
 }

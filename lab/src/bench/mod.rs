@@ -7,12 +7,17 @@
 //! 2. The raw SQLite limit (`lab raw`): the same rows straight into a fresh file with the
 //!    service's schema, with the bare insert (`plain`) and with the service's own statements.
 //! 3. The same two steps on PostgreSQL (a database created for the run) with the queue in Redis
-//!    (a database number of its own, flushed before and after).
+//!    (a database number of its own, flushed before and after); then the single run again on
+//!    a database of its own with edge-host `--postgres-statements spin`, statements prepared
+//!    on every call as on Spin 4.0.2: the component's figures without edge-host's statement
+//!    cache (issue 17 item 3).
 //! 4. The host's own floor: the same bodies posted to a trivial component
 //!    (`lab/fixtures/hello`) on edge-host, and on `wasmtime serve` when it is installed.
 //!
 //! `--only backlog` ([`Only::Backlog`]) runs the backlog phase alone on both stores, beside the
 //! one raw figure its ratio needs (the plain batched insert); a few minutes instead of the whole.
+//! `--only single-postgres` ([`Only::SinglePostgres`]) runs the PostgreSQL single publishes
+//! alone: edge-host's statement cache, Spin-like statements, and the raw service statement.
 //!
 //! Around every measurement it samples CPU time (machine, edge-host, this process, PostgreSQL,
 //! Redis) from `/proc`, and afterwards reads edge-host's per-request log lines, so the report
@@ -40,7 +45,7 @@ use crate::raw::Database;
 use backlog::backlog_runs;
 use loadgen::config::Mode;
 use report::{Kind, Row, attach_host_times, machine_line, render_markdown};
-use runs::{hello_runs, raw_runs, service_runs};
+use runs::{SPIN_STATEMENTS, hello_runs, raw_runs, service_runs, spin_statements_run};
 use services::{Cleanup, HostProc, WasmtimeServe, host_port, pg_admin, redis_flush, which};
 
 /// `--listen` address meaning "a free port" (the banner says which).
@@ -92,6 +97,9 @@ pub struct BenchConfig {
 pub enum Only {
     /// The backlog drains (one caller, parallel lanes) and the raw plain batched insert.
     Backlog,
+    /// Single publishes on PostgreSQL: cached statements, Spin-like statements and the raw
+    /// service statement (how the apply statement's cost moves, in minutes).
+    SinglePostgres,
 }
 
 /// Runs the benchmark, prints the table, writes `results.json` and `results.md` under `out`;
@@ -128,39 +136,45 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
             cfg.events, cfg.single_events, cfg.batch_size, cfg.concurrency
         ));
 
-        // 1. SQLite service.
-        let state = fresh_dir(&out.join("sqlite-state"))?;
-        let host = HostProc::start(
-            &cfg.host,
-            &cfg.manifest,
-            ANY_PORT,
-            &state,
-            None,
-            &[],
-            &out.join("edge-host-sqlite.log"),
-        )?;
         let whole = cfg.only.is_none();
-        if whole {
-            rows.extend(service_runs(&rt, cfg, seed, &host, "sqlite")?);
-        }
-        if cfg.backlog_publishes > 0 {
-            rows.extend(backlog_runs(&rt, cfg, &host, "sqlite")?);
-        }
-        host.stop()?;
-        attach_host_times(&mut rows, "sqlite", &out.join("edge-host-sqlite.log"));
+        let single_pg = cfg.only == Some(Only::SinglePostgres);
+        let backlog = cfg.backlog_publishes > 0 && !single_pg;
+        let both_modes: &[Mode] = &[Mode::Batch, Mode::Single];
 
-        // 2. Raw SQLite.
-        let raw_db = out.join("raw-sqlite.db");
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", raw_db.display()));
+        if !single_pg {
+            // 1. SQLite service.
+            let state = fresh_dir(&out.join("sqlite-state"))?;
+            let host = HostProc::start(
+                &cfg.host,
+                &cfg.manifest,
+                ANY_PORT,
+                &state,
+                None,
+                &[],
+                &out.join("edge-host-sqlite.log"),
+            )?;
+            if whole {
+                rows.extend(service_runs(&rt, cfg, seed, &host, "sqlite", both_modes)?);
+            }
+            if backlog {
+                rows.extend(backlog_runs(&rt, cfg, &host, "sqlite")?);
+            }
+            host.stop()?;
+            attach_host_times(&mut rows, "sqlite", &out.join("edge-host-sqlite.log"));
+
+            // 2. Raw SQLite.
+            let raw_db = out.join("raw-sqlite.db");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", raw_db.display()));
+            }
+            rows.extend(raw_runs(
+                &rt,
+                cfg,
+                seed,
+                &Database::Sqlite(raw_db),
+                "sqlite",
+            )?);
         }
-        rows.extend(raw_runs(
-            &rt,
-            cfg,
-            seed,
-            &Database::Sqlite(raw_db),
-            "sqlite",
-        )?);
 
         // 3 and 4. PostgreSQL + Redis.
         match &cfg.postgres {
@@ -174,13 +188,21 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
                         rows.push(Row::empty(label, "postgres", kind, mode, "skipped"));
                     }
                 }
+                rows.push(Row::empty(
+                    SPIN_STATEMENTS,
+                    "postgres",
+                    Kind::ServiceSpinStatements,
+                    Mode::Single,
+                    "skipped",
+                ));
             }
             Some(server) => {
                 let server = server.trim_end_matches('/');
                 let tag = format!("edgelog_bench_{}", std::process::id());
                 let svc_db = format!("{tag}_svc");
                 let raw_db = format!("{tag}_raw");
-                for db in [&svc_db, &raw_db] {
+                let spin_db = format!("{tag}_spin");
+                for db in [&svc_db, &raw_db, &spin_db] {
                     rt.block_on(pg_admin(server, &format!("DROP DATABASE IF EXISTS {db}")))?;
                     rt.block_on(pg_admin(server, &format!("CREATE DATABASE {db}")))?;
                     cleanup.databases.push((server.to_string(), db.clone()));
@@ -198,29 +220,52 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
                     ),
                 )?;
                 let state = fresh_dir(&out.join("pg-state"))?;
-                let db_url = format!("{server}/{svc_db}");
-                let env = [
-                    ("SPIN_VARIABLE_STORE", "postgres".to_string()),
-                    ("SPIN_VARIABLE_DATABASE_URL", db_url),
-                    ("SPIN_VARIABLE_DB_HOST", host_port(server)),
-                ];
+                let env = |db: &str| {
+                    [
+                        ("SPIN_VARIABLE_STORE", "postgres".to_string()),
+                        ("SPIN_VARIABLE_DATABASE_URL", format!("{server}/{db}")),
+                        ("SPIN_VARIABLE_DB_HOST", host_port(server)),
+                    ]
+                };
                 let host = HostProc::start(
                     &cfg.host,
                     &cfg.manifest,
                     ANY_PORT,
                     &state,
                     Some(&rc),
-                    &env,
+                    &env(&svc_db),
                     &out.join("edge-host-postgres.log"),
                 )?;
-                if whole {
-                    rows.extend(service_runs(&rt, cfg, seed, &host, "postgres")?);
+                if whole || single_pg {
+                    let modes = if whole { both_modes } else { &[Mode::Single] };
+                    rows.extend(service_runs(&rt, cfg, seed, &host, "postgres", modes)?);
                 }
-                if cfg.backlog_publishes > 0 {
+                if backlog {
                     rows.extend(backlog_runs(&rt, cfg, &host, "postgres")?);
                 }
                 host.stop()?;
                 attach_host_times(&mut rows, "postgres", &out.join("edge-host-postgres.log"));
+                if whole || single_pg {
+                    // The same single run without edge-host's statement cache, on a fresh
+                    // database and queue.
+                    redis_flush(&cfg.redis, cfg.redis_db)?;
+                    let state = fresh_dir(&out.join("pg-spin-state"))?;
+                    let log = out.join("edge-host-postgres-spin.log");
+                    let host = HostProc::start_with_args(
+                        &cfg.host,
+                        &cfg.manifest,
+                        ANY_PORT,
+                        &state,
+                        Some(&rc),
+                        &env(&spin_db),
+                        &log,
+                        &["--postgres-statements", "spin"],
+                    )?;
+                    let first = rows.len();
+                    rows.push(spin_statements_run(&rt, cfg, seed, &host)?);
+                    host.stop()?;
+                    attach_host_times(&mut rows[first..], "postgres", &log);
+                }
                 let raw_url = format!("{server}/{raw_db}");
                 rows.extend(raw_runs(
                     &rt,

@@ -21,6 +21,9 @@ use loadgen::report::Report;
 pub(super) enum Kind {
     /// edgelog over HTTP, verified.
     Service,
+    /// The same on edge-host `--postgres-statements spin`: statements prepared on every call as
+    /// on Spin 4.0.2, without the host's statement cache (issue 17 item 3).
+    ServiceSpinStatements,
     /// Native client, the service's statements.
     RawService,
     /// Native client, the bare insert: the limit.
@@ -166,7 +169,7 @@ impl Row {
 
 /// Reads `METHOD PATH STATUS 1.2ms` lines of edge-host's request log and attaches the
 /// server-side time distribution to the rows of `store` (batch ↔ /publish/batch, single ↔
-/// /publish).
+/// /publish); `rows` holds only rows served by the host that wrote `log`.
 pub(super) fn attach_host_times(rows: &mut [Row], store: &str, log: &Path) {
     let Ok(text) = std::fs::read_to_string(log) else {
         return;
@@ -187,10 +190,13 @@ pub(super) fn attach_host_times(rows: &mut [Row], store: &str, log: &Path) {
             by_path.entry(parts[1].to_string()).or_default().push(ms);
         }
     }
-    for row in rows
-        .iter_mut()
-        .filter(|r| r.store == store && matches!(r.kind, Kind::Service | Kind::HelloEdgeHost))
-    {
+    for row in rows.iter_mut().filter(|r| {
+        r.store == store
+            && matches!(
+                r.kind,
+                Kind::Service | Kind::ServiceSpinStatements | Kind::HelloEdgeHost
+            )
+    }) {
         let path = match row.mode {
             Mode::Single => "/publish",
             _ => "/publish/batch",
@@ -360,7 +366,7 @@ pub(super) fn render_markdown(
         };
         let host = if matches!(
             r.kind,
-            Kind::Service | Kind::HelloEdgeHost | Kind::HelloWasmtime
+            Kind::Service | Kind::ServiceSpinStatements | Kind::HelloEdgeHost | Kind::HelloWasmtime
         ) {
             per_k(u.host_cpu_secs)
         } else {

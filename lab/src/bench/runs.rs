@@ -8,7 +8,7 @@ use anyhow::Result;
 use super::cpu::{Usage, measure, sample, usage_between};
 use super::report::{Kind, Row};
 use super::services::HostProc;
-use super::{BenchConfig, say};
+use super::{BenchConfig, Only, say};
 use crate::raw::{Database, RawConfig, Statement, raw_async};
 use loadgen::config::{Config, Mode};
 use loadgen::ping::{PingConfig, ping_async};
@@ -44,62 +44,91 @@ fn ping_config(cfg: &BenchConfig, seed: u64, url: &str, mode: Mode) -> PingConfi
     }
 }
 
-/// The verified batch and single runs against a running service.
+/// What the row of edgelog on edge-host `--postgres-statements spin` is called.
+pub(super) const SPIN_STATEMENTS: &str = "edgelog, Spin-like statements (no host cache)";
+
+/// The verified runs (in `modes`) against a running service.
 pub(super) fn service_runs(
     rt: &tokio::runtime::Runtime,
     cfg: &BenchConfig,
     seed: u64,
     host: &HostProc,
     store: &'static str,
+    modes: &[Mode],
 ) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for mode in [Mode::Batch, Mode::Single] {
-        let config = Config {
-            url: host.url.clone(),
-            events: Some(events_for(cfg, mode)),
-            duplicate_rate: cfg.duplicate_rate,
-            batch_size: cfg.batch_size,
-            concurrency: cfg.concurrency,
-            topics: cfg.topics,
-            mode,
-            seed: Some(seed),
-            request_timeout: cfg.request_timeout,
-            ..Config::default()
-        };
-        say(&format!(
-            "edgelog on {store}, {mode:?}: {} events ...",
-            events_for(cfg, mode)
-        ));
-        // Verification (the /stats baseline, the drain and the read-back) runs inside `run`,
-        // outside the timed sending phase; CPU is sampled around the sending phase only.
-        let pid = Some(host.pid());
-        let mut samples = Vec::with_capacity(2);
-        let report = rt.block_on(loadgen::run::run_with_probe(&config, &mut |_| {
-            samples.push((sample(pid), Instant::now()));
-        }))?;
-        let usage = match samples.as_slice() {
-            [(a, t0), (b, t1)] => usage_between(a, b, t1.duration_since(*t0)),
-            _ => Usage::default(),
-        };
-        say(&format!(
-            "  {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms, {}",
-            report.events_per_sec,
-            report.latency_ms.p50,
-            report.latency_ms.p99,
-            if report.passed() {
-                "verified".to_string()
-            } else {
-                format!("FAILED: {}", report.failure_lines().join("; "))
-            }
-        ));
-        rows.push(Row::from_report(
-            "edgelog on edge-host",
-            store,
-            &report,
-            usage,
-        ));
-    }
-    Ok(rows)
+    modes
+        .iter()
+        .map(|&mode| service_run(rt, cfg, seed, host, store, mode))
+        .collect()
+}
+
+/// The verified single run against edge-host `--postgres-statements spin` (issue 17 item 3:
+/// the component's figures without edge-host's statement cache, which Spin does not have).
+pub(super) fn spin_statements_run(
+    rt: &tokio::runtime::Runtime,
+    cfg: &BenchConfig,
+    seed: u64,
+    host: &HostProc,
+) -> Result<Row> {
+    let mut row = service_run(rt, cfg, seed, host, "postgres", Mode::Single)?;
+    row.label = SPIN_STATEMENTS.into();
+    row.kind = Kind::ServiceSpinStatements;
+    Ok(row)
+}
+
+/// One verified run against a running service.
+fn service_run(
+    rt: &tokio::runtime::Runtime,
+    cfg: &BenchConfig,
+    seed: u64,
+    host: &HostProc,
+    store: &'static str,
+    mode: Mode,
+) -> Result<Row> {
+    let config = Config {
+        url: host.url.clone(),
+        events: Some(events_for(cfg, mode)),
+        duplicate_rate: cfg.duplicate_rate,
+        batch_size: cfg.batch_size,
+        concurrency: cfg.concurrency,
+        topics: cfg.topics,
+        mode,
+        seed: Some(seed),
+        request_timeout: cfg.request_timeout,
+        ..Config::default()
+    };
+    say(&format!(
+        "edgelog on {store}, {mode:?}: {} events ...",
+        events_for(cfg, mode)
+    ));
+    // Verification (the /stats baseline, the drain and the read-back) runs inside `run`,
+    // outside the timed sending phase; CPU is sampled around the sending phase only.
+    let pid = Some(host.pid());
+    let mut samples = Vec::with_capacity(2);
+    let report = rt.block_on(loadgen::run::run_with_probe(&config, &mut |_| {
+        samples.push((sample(pid), Instant::now()));
+    }))?;
+    let usage = match samples.as_slice() {
+        [(a, t0), (b, t1)] => usage_between(a, b, t1.duration_since(*t0)),
+        _ => Usage::default(),
+    };
+    say(&format!(
+        "  {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms, {}",
+        report.events_per_sec,
+        report.latency_ms.p50,
+        report.latency_ms.p99,
+        if report.passed() {
+            "verified".to_string()
+        } else {
+            format!("FAILED: {}", report.failure_lines().join("; "))
+        }
+    ));
+    Ok(Row::from_report(
+        "edgelog on edge-host",
+        store,
+        &report,
+        usage,
+    ))
 }
 
 /// The raw runs on one database: service SQL and plain insert, batch and single.
@@ -134,14 +163,18 @@ pub(super) fn raw_runs(
             1,
         ));
     }
-    if cfg.only.is_some() {
-        // A phase alone is compared with the limit only: the plain insert, batched.
-        variants.retain(|(_, kind, _, _)| *kind == Kind::RawPlain);
-    }
-    let modes: &[Mode] = if cfg.only.is_some() {
-        &[Mode::Batch]
-    } else {
-        &[Mode::Batch, Mode::Single]
+    let modes: &[Mode] = match cfg.only {
+        None => &[Mode::Batch, Mode::Single],
+        Some(Only::Backlog) => {
+            // The backlog alone is compared with the limit only: the plain insert, batched.
+            variants.retain(|(_, kind, _, _)| *kind == Kind::RawPlain);
+            &[Mode::Batch]
+        }
+        Some(Only::SinglePostgres) => {
+            // Single publishes are compared with the service statement, one per event.
+            variants.retain(|(_, kind, _, _)| *kind == Kind::RawService);
+            &[Mode::Single]
+        }
     };
     for (statement, kind, label, concurrency) in variants {
         for &mode in modes {

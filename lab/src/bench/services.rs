@@ -34,13 +34,38 @@ impl HostProc {
         env: &[(&str, String)],
         log: &Path,
     ) -> Result<HostProc> {
+        Self::start_with_args(
+            bin,
+            manifest,
+            listen,
+            state_dir,
+            runtime_config,
+            env,
+            log,
+            &[],
+        )
+    }
+
+    /// [`HostProc::start`] with edge-host flags of its own (`--postgres-statements spin`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with_args(
+        bin: &Path,
+        manifest: &Path,
+        listen: &str,
+        state_dir: &Path,
+        runtime_config: Option<&Path>,
+        env: &[(&str, String)],
+        log: &Path,
+        args: &[&str],
+    ) -> Result<HostProc> {
         let log_file = File::create(log)?;
         let mut cmd = Command::new(bin);
         cmd.arg("up")
             .arg("--from")
             .arg(manifest)
             .args(["--listen", listen, "--state-dir"])
-            .arg(state_dir);
+            .arg(state_dir)
+            .args(args);
         if let Some(rc) = runtime_config {
             cmd.arg("--runtime-config-file").arg(rc);
         }
@@ -84,8 +109,9 @@ impl HostProc {
             ),
         }
         say(&format!(
-            "edge-host {} on {} (log {})",
+            "edge-host {}{} on {} (log {})",
             manifest.display(),
+            args.iter().map(|a| format!(" {a}")).collect::<String>(),
             proc.url,
             log.display()
         ));
