@@ -21,15 +21,16 @@
 --   $9  smallint  the counter shard of this transaction (one row, not per event)
 --   $10 int4[]    level rank 1-6 or NULL
 --   $11 text[]    searchable message or NULL
---   $12 text      the dead letter this group re-applies, or NULL: when set, nothing is
---                 applied unless that letter was still pending, and it becomes 'applied'
---                 (the markers then say whether it settled: no fresh marker, not settled)
+--   $12 text      the dead letter this group re-applies, or NULL: when set, it becomes
+--                 'applied' first and nothing is applied unless it was still pending (then
+--                 no marker is fresh: not settled). A publish (NULL) never touches it.
 -- Parameters are positional ($n) and the result columns are declared with #variable_conflict
 -- use_column, so names in the statement always mean table columns, as they did outside.
 --
 -- Locking order (every writer takes rows in this order, sorted within each step, so two
 -- transactions never wait on each other in a cycle): the dead letter ($12), markers by key,
 -- events by (topic, event_id), counter rows by topic, volume rows, then the all-topic totals.
+-- The function runs inside the caller's one statement, so all of it is one transaction.
 CREATE OR REPLACE FUNCTION edgelog_apply_v5(
     text[], bigint[], bigint[], text[], text[], text[], text[], text[], smallint, int4[],
     text[], text
@@ -39,18 +40,23 @@ CREATE OR REPLACE FUNCTION edgelog_apply_v5(
 ) LANGUAGE plpgsql VOLATILE AS $edgelog_apply$
 #variable_conflict use_column
 BEGIN
+IF $12 IS NOT NULL THEN
+    -- The dead-letter guard of a retry. A letter no longer pending (retried or discarded
+    -- meanwhile) applies nothing: the row an empty group yields.
+    UPDATE dead_letters SET status = 'applied', attempts = attempts + 1
+    WHERE id = $12 AND status = 'pending';
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT '{}'::text[], 0::bigint, 0::bigint, '{}'::text[], '{}'::text[],
+                            0::bigint, 0::bigint;
+        RETURN;
+    END IF;
+END IF;
 RETURN QUERY
 WITH batch AS (
     SELECT * FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS b(key, received, idx)
-), settle AS (
-    -- The dead-letter guard of a retry; with $12 NULL it matches nothing (id = NULL).
-    UPDATE dead_letters SET status = 'applied', attempts = attempts + 1
-    WHERE id = $12 AND status = 'pending' RETURNING id
 ), marked AS (
     INSERT INTO consumed_batches (batch_key, received, inserted)
-    SELECT key, received, 0 FROM batch
-    WHERE $12 IS NULL OR EXISTS (SELECT 1 FROM settle)
-    ORDER BY key
+    SELECT key, received, 0 FROM batch ORDER BY key
     ON CONFLICT (batch_key) DO UPDATE SET consumed_at = now()
     RETURNING batch_key, (xmax = 0) AS fresh
 ), input AS (
