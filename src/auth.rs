@@ -23,19 +23,19 @@ mod cors;
 pub use cors::Cors;
 
 use sha2::{Digest, Sha256};
-use spin_sdk::http::IncomingRequest;
 use spin_sdk::variables;
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::Group;
 use crate::error::ApiError;
+use crate::http::Headers;
 
 /// Lets a request through, or says why not (`401`, `403`, or `500` for an unusable variable).
-pub fn check(group: Group, req: &IncomingRequest) -> Result<(), ApiError> {
+pub fn check(group: Group, headers: &Headers) -> Result<(), ApiError> {
     if group == Group::Open {
         return Ok(());
     }
-    let authorization = req.headers().get("authorization");
+    let authorization = headers.all("authorization");
     decide(group, &authorization, |set| {
         TokenSet::parse(set.variable(), &read_variable(set.variable())?)
     })

@@ -42,16 +42,47 @@ pub struct Config {
     pub limits: Limits,
     /// Above this many queued events, publishes answer `202` without consuming (0 = never check).
     pub max_backlog_events: u64,
-    /// Longest a request may spend consuming queued work or maintaining the store.
+    /// How dropped duplicates are logged.
+    pub duplicate_log: DuplicateLog,
+}
+
+/// What maintenance needs besides [`Config`]; read only by `POST /maintenance`, so the publish
+/// path pays no host call for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upkeep {
+    /// Longest the request may spend (`work_budget_ms`).
     pub work_budget: Duration,
-    /// Stored events older than this (by storage time) are removed by maintenance; None = kept.
+    /// Stored events older than this (by storage time) are removed; None = kept.
     pub retention: Option<Duration>,
     /// Markers older than this may be compacted (see docs/DESIGN.md).
     pub marker_horizon: Duration,
-    /// How dropped duplicates are logged.
-    pub duplicate_log: DuplicateLog,
-    /// Topics exported with their own label in `/metrics`.
-    pub max_topic_labels: usize,
+}
+
+impl Upkeep {
+    /// Reads the maintenance variables; errors name the offending variable.
+    pub fn load() -> Result<Upkeep, ApiError> {
+        Ok(Upkeep {
+            work_budget: work_budget()?,
+            retention: parse_duration("retention", &var("retention", "off")?)?,
+            marker_horizon: parse_duration("marker_horizon", &var("marker_horizon", "1h")?)?
+                .ok_or_else(|| {
+                    ApiError::config("marker_horizon", "must be a duration such as \"1h\"")
+                })?,
+        })
+    }
+}
+
+/// Longest a request may spend consuming queued work or maintaining the store
+/// (`work_budget_ms`); read by the routes that consume, not by publishes.
+pub fn work_budget() -> Result<Duration, ApiError> {
+    Ok(Duration::from_millis(
+        parse_count("work_budget_ms", &var("work_budget_ms", "2000")?, 1)? as u64,
+    ))
+}
+
+/// Topics exported with their own label in `/metrics` (`max_topic_labels`).
+pub fn max_topic_labels() -> Result<usize, ApiError> {
+    parse_count("max_topic_labels", &var("max_topic_labels", "100")?, 0)
 }
 
 /// How dropped duplicates are logged: they are normal under at-least-once delivery.
@@ -66,7 +97,9 @@ pub enum DuplicateLog {
 }
 
 impl Config {
-    /// Reads the Spin variables; errors name the offending variable.
+    /// Reads the variables every route needs (seven host calls, six on SQLite); errors name the
+    /// offending variable. The rest are read by the routes that use them ([`Upkeep`],
+    /// [`work_budget`], [`max_topic_labels`], [`setting`]).
     pub fn load() -> Result<Config, ApiError> {
         let store = match parse_store(&var("store", "sqlite")?)? {
             StoreKind::Sqlite => StoreChoice::Sqlite,
@@ -95,18 +128,7 @@ impl Config {
                 &var("max_backlog_events", "0")?,
                 0,
             )? as u64,
-            work_budget: Duration::from_millis(parse_count(
-                "work_budget_ms",
-                &var("work_budget_ms", "2000")?,
-                1,
-            )? as u64),
-            retention: parse_duration("retention", &var("retention", "off")?)?,
-            marker_horizon: parse_duration("marker_horizon", &var("marker_horizon", "1h")?)?
-                .ok_or_else(|| {
-                    ApiError::config("marker_horizon", "must be a duration such as \"1h\"")
-                })?,
             duplicate_log: parse_duplicate_log(&var("duplicate_log", "summary")?)?,
-            max_topic_labels: parse_count("max_topic_labels", &var("max_topic_labels", "100")?, 0)?,
         })
     }
 }

@@ -38,12 +38,32 @@ pub fn json(status: u16, body: &impl Serialize) -> Response {
     }
 }
 
-/// First value of a request header, lossily decoded (headers should be ASCII).
-pub fn header(req: &IncomingRequest, name: &str) -> Option<String> {
-    let values = req.headers().get(name);
-    values
-        .first()
-        .map(|v| String::from_utf8_lossy(v).into_owned())
+/// A request's headers, read across the host boundary once: each separate lookup would cost
+/// the component three host calls (`headers`, `get`, and dropping the fields).
+pub struct Headers(Vec<(String, Vec<u8>)>);
+
+impl Headers {
+    /// Every header of `req`, in one host call.
+    pub fn of(req: &IncomingRequest) -> Headers {
+        Headers(req.headers().entries())
+    }
+
+    /// Every value of `name` (case-insensitive), as sent.
+    pub fn all(&self, name: &str) -> Vec<Vec<u8>> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// First value of `name`, lossily decoded (headers should be ASCII).
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
 }
 
 /// Splits `path?query` so routing only ever sees the path.
@@ -86,16 +106,26 @@ pub fn check_publish_content_type(content_type: Option<&str>) -> Result<bool, Ap
 
 /// Reads the body and undoes its `Content-Encoding`; 413 past `max_bytes` (compressed or
 /// not), 415 for an unknown coding (before reading), 400 for a corrupt one. Never buffers more.
-pub async fn read_body(req: IncomingRequest, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
-    let codings = body::codings(header(&req, "content-encoding").as_deref())?;
-    let raw = read_raw(req, max_bytes).await?;
+pub async fn read_body(
+    req: IncomingRequest,
+    headers: &Headers,
+    max_bytes: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let codings = body::codings(headers.get("content-encoding").as_deref())?;
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let raw = read_raw(req, declared, max_bytes).await?;
     body::decode(raw, &codings, max_bytes)
 }
 
 /// Reads the body as sent, refusing (413) as soon as it exceeds `max_bytes`.
-async fn read_raw(req: IncomingRequest, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
+async fn read_raw(
+    req: IncomingRequest,
+    declared: Option<u64>,
+    max_bytes: usize,
+) -> Result<Vec<u8>, ApiError> {
     let too_large = || ApiError::too_large(format!("request body exceeds {max_bytes} bytes"));
-    let declared = header(&req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > max_bytes as u64) {
         return Err(too_large());
     }

@@ -178,27 +178,28 @@ async fn handle(req: IncomingRequest) -> Response {
     let (full_path, query) = http::split_path_query(&path_with_query);
     // Route on the path below the app's mount point (Spin's `spin-path-info`), so the app also
     // works when a manifest mounts it under a prefix such as `/logs/...`.
-    let path_info = http::header(&req, "spin-path-info");
+    let headers = http::Headers::of(&req);
+    let path_info = headers.get("spin-path-info");
     let path = path_info.as_deref().unwrap_or(full_path);
-    let origin = http::header(&req, "origin");
+    let origin = headers.get("origin");
     let cors = auth::Cors::load(origin.as_deref());
     let method = req.method();
     let found = Route::of(path);
     // Protocol routes answer their errors the way their clients read errors (see `ingest`).
     let dialect = ingest::Dialect::of(
         found.map(|(route, _)| route),
-        http::header(&req, "content-type").as_deref(),
+        headers.get("content-type").as_deref(),
     );
     let response = match found {
-        _ if method == Method::Options => cors.preflight(&req),
+        _ if method == Method::Options => cors.preflight(),
         None => ApiError::not_found(path).into_response(),
         // A wrong method is the HTTP layer's answer, the same on every path (not a protocol's).
         Some((route, _)) if !route.accepts(&method) => {
             ApiError::method_not_allowed(&method.to_string(), route.allow()).into_response()
         }
-        Some((route, id)) => match auth::check(route.group(&method), &req) {
+        Some((route, id)) => match auth::check(route.group(&method), &headers) {
             Err(e) => dialect.error(e),
-            Ok(()) => dispatch(route, id.unwrap_or_default(), &method, req, query)
+            Ok(()) => dispatch(route, id.unwrap_or_default(), &method, req, &headers, query)
                 .await
                 .unwrap_or_else(|e| dialect.error(e)),
         },
@@ -212,15 +213,16 @@ async fn dispatch(
     id: &str,
     method: &Method,
     req: IncomingRequest,
+    headers: &http::Headers,
     query: &str,
 ) -> routes::Handled {
     match route {
-        Route::Root => Ok(console::serve(&req)),
+        Route::Root => Ok(console::serve(headers)),
         Route::OpenApi => Ok(openapi::serve()),
-        Route::Publish => routes::publish(req, query, Shape::Any).await,
-        Route::PublishBatch => routes::publish(req, query, Shape::Batch).await,
-        Route::OtlpLogs => ingest::otlp_logs(req, query).await,
-        Route::LokiPush => ingest::loki_push(req, query).await,
+        Route::Publish => routes::publish(req, headers, query, Shape::Any).await,
+        Route::PublishBatch => routes::publish(req, headers, query, Shape::Batch).await,
+        Route::OtlpLogs => ingest::otlp_logs(req, headers, query).await,
+        Route::LokiPush => ingest::loki_push(req, headers, query).await,
         Route::Events => routes::events(query),
         Route::Volume => routes::volume(query),
         Route::Stats => routes::stats(query),

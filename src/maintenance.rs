@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::TimeDelta;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::Upkeep;
 use crate::consume::DrainError;
 use crate::queue::Queue;
 use crate::stats::now_utc;
@@ -62,11 +62,11 @@ pub fn cutoff(age: Duration) -> String {
 pub fn run(
     store: &dyn EventStore,
     queue: &Queue,
-    config: &Config,
+    upkeep: &Upkeep,
     retention_text: Option<String>,
 ) -> Result<Report, DrainError> {
     let started = Instant::now();
-    let out_of_time = || started.elapsed() >= config.work_budget;
+    let out_of_time = || started.elapsed() >= upkeep.work_budget;
     let mut report = Report {
         retention: retention_text,
         ..Report::default()
@@ -93,7 +93,7 @@ pub fn run(
         }
     }
 
-    let horizon = cutoff(config.marker_horizon);
+    let horizon = cutoff(upkeep.marker_horizon);
     // Each chore does at least one chunk per call, so every call makes progress.
     loop {
         let n = store
@@ -108,7 +108,7 @@ pub fn run(
             return Ok(report);
         }
     }
-    if let Some(retention) = config.retention {
+    if let Some(retention) = upkeep.retention {
         let horizon = cutoff(retention);
         loop {
             let n = store.expire(&horizon, CHUNK).map_err(DrainError::Store)?;

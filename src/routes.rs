@@ -12,7 +12,7 @@
 use serde::Serialize;
 use spin_sdk::http::{IncomingRequest, Response};
 
-use crate::config::Config;
+use crate::config::{self, Config, Upkeep};
 use crate::consume::{self, DrainError};
 use crate::error::ApiError;
 use crate::http;
@@ -220,11 +220,16 @@ pub fn deliver(
 }
 
 /// `POST /publish` and `POST /publish/batch`: validate (JSON or NDJSON), then [`deliver`].
-pub async fn publish(req: IncomingRequest, query: &str, shape: Shape) -> Handled {
-    let ndjson = http::check_publish_content_type(http::header(&req, "content-type").as_deref())?;
-    let asynchronous = http::wants_async(http::header(&req, "prefer").as_deref(), query)?;
+pub async fn publish(
+    req: IncomingRequest,
+    headers: &http::Headers,
+    query: &str,
+    shape: Shape,
+) -> Handled {
+    let ndjson = http::check_publish_content_type(headers.get("content-type").as_deref())?;
+    let asynchronous = http::wants_async(headers.get("prefer").as_deref(), query)?;
     let config = Config::load()?;
-    let body = http::read_body(req, config.max_body_bytes).await?;
+    let body = http::read_body(req, headers, config.max_body_bytes).await?;
     let events = if ndjson {
         crate::ingest::ndjson::decode(&body, &config.limits)?
     } else {
@@ -313,7 +318,8 @@ fn current_stats(config: &Config, topic: Option<String>) -> Result<Stats, Respon
             return Err(partial(e, queued));
         }
     };
-    if let Err(e) = consume::drain(&*store, &queue, config.work_budget, config.duplicate_log) {
+    let budget = config::work_budget().map_err(ApiError::into_response)?;
+    if let Err(e) = consume::drain(&*store, &queue, budget, config.duplicate_log) {
         // Answer from what can still be read; the entries stay queued and are counted so.
         drain_failed(e);
     }
@@ -341,7 +347,7 @@ pub fn metrics() -> Handled {
         Ok(stats) => Response::builder()
             .status(200)
             .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-            .body(stats::prometheus(&stats, config.max_topic_labels))
+            .body(stats::prometheus(&stats, config::max_topic_labels()?))
             .build(),
         Err(response) => response,
     })
@@ -424,16 +430,11 @@ pub fn drain(query: &str) -> Handled {
     let (lane, lanes) = http::parse_drain_query(query)?;
     let share = consume::Share::of_request(lane, lanes);
     let config = Config::load()?;
+    let budget = config::work_budget()?;
     let queue = open_queue()?;
     let store = connect(&config)?;
-    let report = consume::drain_share(
-        &*store,
-        &queue,
-        config.work_budget,
-        config.duplicate_log,
-        share,
-    )
-    .map_err(drain_failed)?;
+    let report = consume::drain_share(&*store, &queue, budget, config.duplicate_log, share)
+        .map_err(drain_failed)?;
     let pending = queue.pending().map_err(queue_failed)?;
     let queued = queue::total(&pending);
     // `more` is about this caller's share: a lane caller stops once its lane is empty.
@@ -454,12 +455,13 @@ pub fn drain(query: &str) -> Handled {
 /// `POST /maintenance`: releases, compacts and expires within the budget.
 pub fn maintenance() -> Handled {
     let config = Config::load()?;
+    let upkeep = Upkeep::load()?;
     let queue = open_queue()?;
     let store = connect(&config)?;
     let retention = spin_sdk::variables::get("retention")
         .ok()
-        .filter(|_| config.retention.is_some());
-    let report = maintenance::run(&*store, &queue, &config, retention).map_err(drain_failed)?;
+        .filter(|_| upkeep.retention.is_some());
+    let report = maintenance::run(&*store, &queue, &upkeep, retention).map_err(drain_failed)?;
     Ok(http::json(200, &report))
 }
 

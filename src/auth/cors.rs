@@ -19,7 +19,7 @@
 //! No `Access-Control-Allow-Credentials`: the API authenticates with an explicit bearer header,
 //! not cookies, so pages never need the browser to attach ambient credentials.
 
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::Response;
 use spin_sdk::variables;
 
 /// Methods the API serves, announced to browsers in a preflight.
@@ -87,7 +87,7 @@ impl Cors {
     }
 
     /// Answers an `OPTIONS` preflight (on any path, without a token).
-    pub fn preflight(&self, _req: &IncomingRequest) -> Response {
+    pub fn preflight(&self) -> Response {
         let mut response = Response::builder().status(204).build();
         if let Some(origin) = &self.allow_origin {
             response.set_header("access-control-allow-origin", origin.as_str());

@@ -13,7 +13,7 @@
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::Response;
 
 use crate::http;
 
@@ -31,8 +31,8 @@ struct Summary {
 }
 
 /// Serves the console page to browsers and the summary JSON to everyone else.
-pub fn serve(req: &IncomingRequest) -> Response {
-    if prefers_html(http::header(req, "accept").as_deref().unwrap_or("")) {
+pub fn serve(headers: &http::Headers) -> Response {
+    if prefers_html(headers.get("accept").as_deref().unwrap_or("")) {
         return page();
     }
     let mut response = http::json(

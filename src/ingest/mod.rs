@@ -207,12 +207,12 @@ impl Decoded {
 
 /// `POST /v1/logs`: decode, store what is valid, answer `200` (with `partialSuccess` when
 /// records were refused), or `400` when every record was.
-pub async fn otlp_logs(req: IncomingRequest, query: &str) -> Handled {
-    let encoding = otlp::encoding_of(http::header(&req, "content-type").as_deref())?;
-    let asynchronous = http::wants_async(http::header(&req, "prefer").as_deref(), query)?;
+pub async fn otlp_logs(req: IncomingRequest, headers: &http::Headers, query: &str) -> Handled {
+    let encoding = otlp::encoding_of(headers.get("content-type").as_deref())?;
+    let asynchronous = http::wants_async(headers.get("prefer").as_deref(), query)?;
     let config = Config::load()?;
     let topic_attribute = config::setting("otlp_topic_attribute", "service.name")?;
-    let body = http::read_body(req, config.max_body_bytes).await?;
+    let body = http::read_body(req, headers, config.max_body_bytes).await?;
     let (encoding, decoded) = otlp::decode(&body, encoding, &topic_attribute, &config.limits)?;
     drop(body);
     if decoded.events.is_empty() && decoded.rejected > 0 {
@@ -224,9 +224,9 @@ pub async fn otlp_logs(req: IncomingRequest, query: &str) -> Handled {
 
 /// `POST /loki/api/v1/push`: decode, store what is valid, answer `204`, or `400` naming the
 /// refused entries (the valid ones are stored, as Loki does).
-pub async fn loki_push(req: IncomingRequest, query: &str) -> Handled {
-    let format = loki::format_of(http::header(&req, "content-type").as_deref())?;
-    let asynchronous = http::wants_async(http::header(&req, "prefer").as_deref(), query)?;
+pub async fn loki_push(req: IncomingRequest, headers: &http::Headers, query: &str) -> Handled {
+    let format = loki::format_of(headers.get("content-type").as_deref())?;
+    let asynchronous = http::wants_async(headers.get("prefer").as_deref(), query)?;
     let config = Config::load()?;
     let labels = config::setting("loki_topic_labels", "service_name,job,app")?;
     let labels: Vec<String> = labels
@@ -234,7 +234,7 @@ pub async fn loki_push(req: IncomingRequest, query: &str) -> Handled {
         .map(|l| l.trim().to_owned())
         .filter(|l| !l.is_empty())
         .collect();
-    let body = http::read_body(req, config.max_body_bytes).await?;
+    let body = http::read_body(req, headers, config.max_body_bytes).await?;
     let decoded = loki::decode(
         &body,
         format,

@@ -17,9 +17,10 @@ pub(super) fn drain_for_read(
     config: &Config,
 ) -> Result<Option<&'static str>, ApiError> {
     // If the queue is down the stored events are still served, with a warning.
+    let budget = crate::config::work_budget()?;
     let drained = Queue::open()
         .map_err(DrainError::Queue)
-        .and_then(|queue| consume::drain(store, &queue, config.work_budget, config.duplicate_log));
+        .and_then(|queue| consume::drain(store, &queue, budget, config.duplicate_log));
     match drained {
         Ok(report) if report.more => Ok(Some(
             "entries are still queued; they will appear once consumed",
