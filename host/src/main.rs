@@ -12,6 +12,7 @@ mod output;
 mod pg_error;
 mod pg_pool;
 mod pg_tls;
+mod pg_values;
 mod postgres;
 mod postgres_v3;
 mod reply;
