@@ -38,11 +38,27 @@ impl Dialect {
     }
 }
 
+/// Filtered rows a SQLite search scans at most (in the topic / time index) to bound the ids the
+/// FTS matches are read between; past it the bound falls back to the topic's (or source's) ids.
+pub const SPAN_SCAN: u32 = 20_000;
+
+/// A filter that narrows the ids an event can have: the parts of the scope of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    Topic,
+    Source,
+    Since,
+    Until,
+}
+
 /// Parameters and conditions collected while a statement is built.
 #[derive(Default)]
 struct Builder<'a> {
     params: Vec<Param<'a>>,
     filters: Vec<String>,
+    /// The scope's parameters (topic, source, time range) and their numbers, once pushed.
+    scope: Vec<(Bound, usize)>,
+    scope_pushed: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -50,6 +66,19 @@ impl<'a> Builder<'a> {
     fn push(&mut self, p: Param<'a>) -> usize {
         self.params.push(p);
         self.params.len()
+    }
+
+    /// Pushes the scope's parameters, in the order given, the first time it is called; later
+    /// calls reuse their numbers (a statement may name them twice: SQLite's span, then rows).
+    fn scope(&mut self, scope: &[(Bound, Param<'a>)]) -> Vec<(Bound, usize)> {
+        if !self.scope_pushed {
+            self.scope_pushed = true;
+            for (bound, p) in scope {
+                let n = self.push(p.clone());
+                self.scope.push((*bound, n));
+            }
+        }
+        self.scope.clone()
     }
 
     fn filter(&mut self, f: String) {
@@ -101,24 +130,92 @@ fn row_terms<'a>(b: &mut Builder<'a>, d: Dialect, search: &Search, fts_used: boo
     }
 }
 
-/// Topic, source, time range, level and the row part of the search.
-fn filters<'a>(b: &mut Builder<'a>, d: Dialect, q: &'a EventQuery, fts_used: bool) {
+/// The condition of one scope filter on its parameter `$n`.
+fn bound_sql(bound: Bound, n: usize, d: Dialect) -> String {
+    match bound {
+        Bound::Topic => format!("topic = ${n}"),
+        Bound::Source => format!("source = ${n}"),
+        Bound::Since => format!("\"timestamp\" >= {}", d.ts(n)),
+        Bound::Until => format!("\"timestamp\" < {}", d.ts(n)),
+    }
+}
+
+/// Adds the scope's conditions (pushing its parameters unless the span already did).
+fn scope_filters<'a>(b: &mut Builder<'a>, d: Dialect, scope: &[(Bound, Param<'a>)]) {
+    for (bound, n) in b.scope(scope) {
+        b.filter(bound_sql(bound, n, d));
+    }
+}
+
+/// The scope of a `GET /events` request: topic, source, time range.
+fn event_scope(q: &EventQuery) -> Vec<(Bound, Param<'_>)> {
+    let mut scope = Vec::new();
     if let Some(topic) = &q.topic {
-        let n = b.push(Param::Text(topic));
-        b.filter(format!("topic = ${n}"));
+        scope.push((Bound::Topic, Param::Text(topic)));
     }
     if let Some(source) = &q.source {
-        let n = b.push(Param::Text(source));
-        b.filter(format!("source = ${n}"));
+        scope.push((Bound::Source, Param::Text(source)));
     }
     if let Some(since) = &q.since {
-        let n = b.push(Param::Text(since));
-        b.filter(format!("\"timestamp\" >= {}", d.ts(n)));
+        scope.push((Bound::Since, Param::Text(since)));
     }
     if let Some(until) = &q.until {
-        let n = b.push(Param::Text(until));
-        b.filter(format!("\"timestamp\" < {}", d.ts(n)));
+        scope.push((Bound::Until, Param::Text(until)));
     }
+    scope
+}
+
+/// On SQLite, for a search with an FTS term and a scope, the CTE `span`: the least and
+/// greatest id (`lo`, `hi`) an event of the scope can have, so the FTS matches are read only
+/// between them (FTS5 seeks its doclists to a rowid range) instead of over the whole store.
+///
+/// Only with a time range (a topic alone spans most of the store: its bounds cost a little and
+/// save nothing, measured). Exact over the scope's rows when they are at most [`SPAN_SCAN`]
+/// (counted through the topic / time index); past that the topic's (else the source's) least
+/// and greatest id, one index probe each, or no bound at all.
+/// Either way every event of the scope lies between `lo` and `hi` (an empty scope gives an
+/// empty range). Pushes the scope's parameters first: the text starts with it.
+fn span_cte<'a>(
+    b: &mut Builder<'a>,
+    d: Dialect,
+    search: Option<&Search>,
+    scope: &[(Bound, Param<'a>)],
+) -> Option<String> {
+    let timed = scope
+        .iter()
+        .any(|(bound, _)| matches!(bound, Bound::Since | Bound::Until));
+    if d != Dialect::Sqlite || !timed || search.and_then(fts_match).is_none() {
+        return None;
+    }
+    let numbers = b.scope(scope);
+    let key = numbers
+        .iter()
+        .find(|(bound, _)| *bound == Bound::Topic)
+        .or_else(|| numbers.iter().find(|(bound, _)| *bound == Bound::Source))
+        .map(|&(bound, n)| bound_sql(bound, n, d));
+    let (key_lo, key_hi) = match &key {
+        Some(k) => (
+            format!("COALESCE((SELECT min(id) FROM events WHERE {k}), 0)"),
+            format!("COALESCE((SELECT max(id) FROM events WHERE {k}), -1)"),
+        ),
+        None => ("0".to_owned(), i64::MAX.to_string()),
+    };
+    let conds: Vec<String> = numbers
+        .iter()
+        .map(|&(bound, n)| bound_sql(bound, n, d))
+        .collect();
+    Some(format!(
+        "WITH span AS MATERIALIZED (SELECT CASE WHEN count(*) > {SPAN_SCAN} THEN {key_lo} \
+         ELSE COALESCE(min(id), 0) END AS lo, CASE WHEN count(*) > {SPAN_SCAN} THEN {key_hi} \
+         ELSE COALESCE(max(id), -1) END AS hi FROM (SELECT id FROM events WHERE {} LIMIT {})) ",
+        conds.join(" AND "),
+        SPAN_SCAN + 1
+    ))
+}
+
+/// Topic, source, time range, level and the row part of the search.
+fn filters<'a>(b: &mut Builder<'a>, d: Dialect, q: &'a EventQuery, fts_used: bool) {
+    scope_filters(b, d, &event_scope(q));
     if let Some(level) = &q.find.level {
         b.filter(level.sql("level"));
     }
@@ -128,15 +225,26 @@ fn filters<'a>(b: &mut Builder<'a>, d: Dialect, q: &'a EventQuery, fts_used: boo
 }
 
 /// The `FROM` clause: on SQLite with an indexable search, the FTS matches drive the join
-/// (`CROSS JOIN` fixes that order), so a selective search reads only its matches.
-fn from_clause<'a>(b: &mut Builder<'a>, d: Dialect, search: Option<&Search>) -> (String, bool) {
+/// (`CROSS JOIN` fixes that order), so a selective search reads only its matches; with a
+/// `span` (see [`span_cte`]) only those between its ids.
+fn from_clause<'a>(
+    b: &mut Builder<'a>,
+    d: Dialect,
+    search: Option<&Search>,
+    span: bool,
+) -> (String, bool) {
     match (d, search.and_then(fts_match)) {
         (Dialect::Sqlite, Some(expr)) => {
             let n = b.push(Param::Owned(expr));
+            let range = if span {
+                " AND rowid >= (SELECT lo FROM span) AND rowid <= (SELECT hi FROM span)"
+            } else {
+                ""
+            };
             (
                 format!(
-                    "(SELECT rowid AS fts_id FROM events_fts WHERE events_fts MATCH ${n}) AS fts \
-                     CROSS JOIN events ON events.id = fts.fts_id"
+                    "(SELECT rowid AS fts_id FROM events_fts WHERE events_fts MATCH ${n}{range}) \
+                     AS fts CROSS JOIN events ON events.id = fts.fts_id"
                 ),
                 true,
             )
@@ -165,7 +273,8 @@ pub fn list_events<'a>(
     d: Dialect,
 ) -> (String, Vec<Param<'a>>) {
     let mut b = Builder::default();
-    let (from, fts_used) = from_clause(&mut b, d, q.find.q.as_ref());
+    let span = span_cte(&mut b, d, q.find.q.as_ref(), &event_scope(q));
+    let (from, fts_used) = from_clause(&mut b, d, q.find.q.as_ref(), span.is_some());
     filters(&mut b, d, q, fts_used);
     let by_time = by_time(q);
     if let Some(before) = q.before {
@@ -184,7 +293,8 @@ pub fn list_events<'a>(
         "id DESC"
     };
     let text = format!(
-        "SELECT {select_list} FROM {from}{} ORDER BY {order} LIMIT ${limit} OFFSET ${offset}",
+        "{}SELECT {select_list} FROM {from}{} ORDER BY {order} LIMIT ${limit} OFFSET ${offset}",
+        span.unwrap_or_default(),
         b.where_clause()
     );
     (text, b.params)
@@ -317,6 +427,17 @@ pub fn volume<'a>(v: &'a VolumeQuery, d: Dialect) -> (String, Vec<Param<'a>>) {
         );
         return (text, b.params);
     }
+    let mut scope = vec![
+        (Bound::Since, Param::Owned(minute_text(v.since_minute))),
+        (Bound::Until, Param::Owned(minute_text(v.until_minute))),
+    ];
+    if let Some(topic) = &v.topic {
+        scope.push((Bound::Topic, Param::Text(topic)));
+    }
+    if let Some(source) = &v.source {
+        scope.push((Bound::Source, Param::Text(source)));
+    }
+    let span = span_cte(&mut b, d, v.find.q.as_ref(), &scope);
     let since_s = b.push(Param::Int(v.since_minute.saturating_mul(60)));
     let step_s = b.push(Param::Int(v.step_minutes.saturating_mul(60)));
     let bucket = match d {
@@ -330,19 +451,8 @@ pub fn volume<'a>(v: &'a VolumeQuery, d: Dialect) -> (String, Vec<Param<'a>>) {
             "(CAST(strftime('%s', substr(\"timestamp\", 1, 19)) AS INTEGER) - ${since_s}) / ${step_s}"
         ),
     };
-    let (from, fts_used) = from_clause(&mut b, d, v.find.q.as_ref());
-    let since = b.push(Param::Owned(minute_text(v.since_minute)));
-    b.filter(format!("\"timestamp\" >= {}", d.ts(since)));
-    let until = b.push(Param::Owned(minute_text(v.until_minute)));
-    b.filter(format!("\"timestamp\" < {}", d.ts(until)));
-    if let Some(topic) = &v.topic {
-        let n = b.push(Param::Text(topic));
-        b.filter(format!("topic = ${n}"));
-    }
-    if let Some(source) = &v.source {
-        let n = b.push(Param::Text(source));
-        b.filter(format!("source = ${n}"));
-    }
+    let (from, fts_used) = from_clause(&mut b, d, v.find.q.as_ref(), span.is_some());
+    scope_filters(&mut b, d, &scope);
     if let Some(level) = &v.find.level {
         b.filter(level.sql("level"));
     }
@@ -350,8 +460,9 @@ pub fn volume<'a>(v: &'a VolumeQuery, d: Dialect) -> (String, Vec<Param<'a>>) {
         row_terms(&mut b, d, search, fts_used);
     }
     let text = format!(
-        "SELECT {bucket} AS b, COALESCE(level, 0), count(*) FROM {from}{} \
+        "{}SELECT {bucket} AS b, COALESCE(level, 0), count(*) FROM {from}{} \
          GROUP BY 1, 2 ORDER BY 1, 2",
+        span.unwrap_or_default(),
         b.where_clause()
     );
     (text, b.params)
@@ -506,6 +617,53 @@ mod tests {
             params[0],
             Param::Owned("((\"timeout\") NOT \"retry\")".into())
         );
+        // A time range: the span is the scope's ids, counted up to SPAN_SCAN rows, past
+        // that the topic's.
+        q.since = Some("2024-01-01T00:00:00.000000Z".into());
+        q.until = Some("2024-01-02T00:00:00.000000Z".into());
+        q.before = None;
+        q.find.q = search(&[("timeout", false)]);
+        let (text, params) = list_events("id", &q, Dialect::Sqlite);
+        assert_eq!(
+            text,
+            format!(
+                "WITH span AS MATERIALIZED (SELECT CASE WHEN count(*) > {SPAN_SCAN} THEN \
+                 COALESCE((SELECT min(id) FROM events WHERE topic = $1), 0) \
+                 ELSE COALESCE(min(id), 0) END AS lo, CASE WHEN count(*) > {SPAN_SCAN} THEN \
+                 COALESCE((SELECT max(id) FROM events WHERE topic = $1), -1) \
+                 ELSE COALESCE(max(id), -1) END AS hi FROM (SELECT id FROM events WHERE \
+                 topic = $1 AND \"timestamp\" >= $2 AND \"timestamp\" < $3 LIMIT {})) \
+                 SELECT id FROM (SELECT rowid AS fts_id FROM events_fts WHERE events_fts MATCH $4 \
+                 AND rowid >= (SELECT lo FROM span) AND rowid <= (SELECT hi FROM span)) \
+                 AS fts CROSS JOIN events ON events.id = fts.fts_id WHERE topic = $1 AND \
+                 \"timestamp\" >= $2 AND \"timestamp\" < $3 \
+                 ORDER BY \"timestamp\" DESC, id DESC LIMIT $5 OFFSET $6",
+                SPAN_SCAN + 1
+            )
+        );
+        assert_eq!(params.len(), 6);
+        // Time only: past SPAN_SCAN rows, no bound.
+        q.topic = None;
+        let (text, _) = list_events("id", &q, Dialect::Sqlite);
+        assert!(
+            text.starts_with(&format!(
+                "WITH span AS MATERIALIZED (SELECT CASE WHEN count(*) > {SPAN_SCAN} THEN 0 \
+                 ELSE COALESCE(min(id), 0) END AS lo, CASE WHEN count(*) > {SPAN_SCAN} THEN {} \
+                 ELSE COALESCE(max(id), -1) END AS hi FROM (SELECT id FROM events WHERE \
+                 \"timestamp\" >= $1 AND \"timestamp\" < $2 LIMIT",
+                i64::MAX
+            )),
+            "{text}"
+        );
+        // No time range: the FTS matches of the whole store.
+        q.since = None;
+        q.until = None;
+        let (text, _) = list_events("id", &q, Dialect::Sqlite);
+        assert!(text.starts_with(
+            "SELECT id FROM (SELECT rowid AS fts_id FROM events_fts WHERE events_fts MATCH $1) AS fts"
+        ));
+        q.topic = Some("t".into());
+        q.before = Some(7);
         // Only short or excluded terms: no FTS, row conditions only.
         q.find.q = search(&[("db", false), ("retry", true)]);
         let (text, _) = list_events("id", &q, Dialect::Sqlite);
@@ -575,11 +733,31 @@ mod tests {
             Param::Owned("1970-01-01T02:00:00.000000Z".into())
         );
         v.find.q = search(&[("timeout", false)]);
-        let (text, _) = volume(&v, Dialect::Sqlite);
+        let (text, params) = volume(&v, Dialect::Sqlite);
         assert!(
             text.contains(
-                "FROM (SELECT rowid AS fts_id FROM events_fts WHERE events_fts MATCH $3)"
-            )
+                "FROM (SELECT id FROM events WHERE \"timestamp\" >= $1 AND \"timestamp\" < $2 \
+                 AND topic = $3 AND source = $4 LIMIT"
+            ),
+            "{text}"
         );
+        assert!(
+            text.contains(
+                "SELECT (CAST(strftime('%s', substr(\"timestamp\", 1, 19)) AS INTEGER) - $5) / $6 AS b"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("FROM (SELECT rowid AS fts_id FROM events_fts WHERE events_fts MATCH $7 AND rowid >= (SELECT lo FROM span)"), "{text}");
+        assert!(
+            text.contains(
+                "WHERE \"timestamp\" >= $1 AND \"timestamp\" < $2 AND topic = $3 AND source = $4 \
+                 AND level IN (5) GROUP BY"
+            ),
+            "{text}"
+        );
+        assert_eq!(params.len(), 7);
+        assert_eq!(params[4], Param::Int(7200));
+        // PostgreSQL has no span.
+        assert!(!volume(&v, Dialect::Postgres).0.contains("span"));
     }
 }
