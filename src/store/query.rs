@@ -204,10 +204,13 @@ fn span_cte<'a>(
         .iter()
         .map(|&(bound, n)| bound_sql(bound, n, d))
         .collect();
+    // The scope's conditions come first in the text: SQLite numbers `$n` by first appearance.
     Some(format!(
-        "WITH span AS MATERIALIZED (SELECT CASE WHEN count(*) > {SPAN_SCAN} THEN {key_lo} \
-         ELSE COALESCE(min(id), 0) END AS lo, CASE WHEN count(*) > {SPAN_SCAN} THEN {key_hi} \
-         ELSE COALESCE(max(id), -1) END AS hi FROM (SELECT id FROM events WHERE {} LIMIT {})) ",
+        "WITH scoped AS MATERIALIZED (SELECT count(*) AS n, min(id) AS lo, max(id) AS hi \
+         FROM (SELECT id FROM events WHERE {} LIMIT {})), \
+         span AS MATERIALIZED (SELECT CASE WHEN n > {SPAN_SCAN} THEN {key_lo} \
+         ELSE COALESCE(lo, 0) END AS lo, CASE WHEN n > {SPAN_SCAN} THEN {key_hi} \
+         ELSE COALESCE(hi, -1) END AS hi FROM scoped) ",
         conds.join(" AND "),
         SPAN_SCAN + 1
     ))
@@ -627,12 +630,13 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "WITH span AS MATERIALIZED (SELECT CASE WHEN count(*) > {SPAN_SCAN} THEN \
-                 COALESCE((SELECT min(id) FROM events WHERE topic = $1), 0) \
-                 ELSE COALESCE(min(id), 0) END AS lo, CASE WHEN count(*) > {SPAN_SCAN} THEN \
+                "WITH scoped AS MATERIALIZED (SELECT count(*) AS n, min(id) AS lo, max(id) AS hi \
+                 FROM (SELECT id FROM events WHERE topic = $1 AND \"timestamp\" >= $2 AND \
+                 \"timestamp\" < $3 LIMIT {})), span AS MATERIALIZED (SELECT CASE WHEN n > {SPAN_SCAN} \
+                 THEN COALESCE((SELECT min(id) FROM events WHERE topic = $1), 0) \
+                 ELSE COALESCE(lo, 0) END AS lo, CASE WHEN n > {SPAN_SCAN} THEN \
                  COALESCE((SELECT max(id) FROM events WHERE topic = $1), -1) \
-                 ELSE COALESCE(max(id), -1) END AS hi FROM (SELECT id FROM events WHERE \
-                 topic = $1 AND \"timestamp\" >= $2 AND \"timestamp\" < $3 LIMIT {})) \
+                 ELSE COALESCE(hi, -1) END AS hi FROM scoped) \
                  SELECT id FROM (SELECT rowid AS fts_id FROM events_fts WHERE events_fts MATCH $4 \
                  AND rowid >= (SELECT lo FROM span) AND rowid <= (SELECT hi FROM span)) \
                  AS fts CROSS JOIN events ON events.id = fts.fts_id WHERE topic = $1 AND \
@@ -646,11 +650,8 @@ mod tests {
         q.topic = None;
         let (text, _) = list_events("id", &q, Dialect::Sqlite);
         assert!(
-            text.starts_with(&format!(
-                "WITH span AS MATERIALIZED (SELECT CASE WHEN count(*) > {SPAN_SCAN} THEN 0 \
-                 ELSE COALESCE(min(id), 0) END AS lo, CASE WHEN count(*) > {SPAN_SCAN} THEN {} \
-                 ELSE COALESCE(max(id), -1) END AS hi FROM (SELECT id FROM events WHERE \
-                 \"timestamp\" >= $1 AND \"timestamp\" < $2 LIMIT",
+            text.contains(&format!(
+                "THEN 0 ELSE COALESCE(lo, 0) END AS lo, CASE WHEN n > {SPAN_SCAN} THEN {} ELSE",
                 i64::MAX
             )),
             "{text}"
