@@ -8,7 +8,7 @@
 //!   serving and holding the files).
 //! - Spin verifies the certificate of any PostgreSQL server that offers TLS (the local one has a
 //!   self-signed certificate), so a `SPIN_VARIABLE_DATABASE_URL` without `sslmode` gets
-//!   `sslmode=disable` (see `/work/shared/HOST-NOTES.md`, `docs/TESTING.md`).
+//!   `sslmode=disable` (see `docs/TESTING.md`).
 //! - edge-host's own flags have no Spin equivalent: a test that needs one calls
 //!   [`skip_on_spin`] first; a test that forgets gets a panic naming the flag, not a silent run
 //!   without it.
