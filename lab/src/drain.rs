@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use hyper::Method;
 use loadgen::client::Client;
 use serde_json::Value;
@@ -109,4 +110,12 @@ async fn drain_at(client: &Client, path: &str, lane: bool, timeout: Duration) ->
         }
     }
     d
+}
+
+/// Events queued now, from `/health`'s `queue_size` (which, unlike `/stats`, consumes nothing).
+pub async fn queue_size(client: &Client) -> anyhow::Result<u64> {
+    let health = client.get_json("/health").await?;
+    health["queue_size"]
+        .as_u64()
+        .with_context(|| format!("GET /health has no queue_size: {health}"))
 }

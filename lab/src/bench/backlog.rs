@@ -144,7 +144,7 @@ fn backlog_run(
     ));
     // The backlog is what is still queued now (`/health` counts it without consuming any).
     let backlog = rt
-        .block_on(queue_size(&client))
+        .block_on(crate::drain::queue_size(&client))
         .context("reading /health before the drain")?;
     let (d, usage) = measure(Some(host.pid()), || {
         let t0 = Instant::now();
@@ -238,14 +238,6 @@ fn backlog_run(
         if ok { "" } else { " FAILED" }
     ));
     Ok(row)
-}
-
-/// Events queued now, from `/health`'s `queue_size` (which, unlike `/stats`, consumes nothing).
-async fn queue_size(client: &Client) -> Result<u64> {
-    let health = client.get_json("/health").await?;
-    health["queue_size"]
-        .as_u64()
-        .with_context(|| format!("GET /health has no queue_size: {health}"))
 }
 
 #[cfg(test)]

@@ -291,12 +291,11 @@ impl Harness<'_> {
         let spec = self.load_spec(clients.clone(), budget, 1);
         let windows = Arc::new(Windows::default());
         let load = self.rt.block_on(load::send(&plan, &spec, &windows));
-        // What is still queued when the drain starts (the service may consume some on its own).
+        // What is still queued when the drain starts (the service may consume some on its own),
+        // from `/health`: `/stats` would consume the backlog itself before `/drain` saw it.
         let backlog = self
             .rt
-            .block_on(loadgen::verify::stats(&clients[0]))
-            .ok()
-            .and_then(|s| s.queued)
+            .block_on(crate::drain::queue_size(&clients[0]))
             .unwrap_or(0);
         let t0 = Instant::now();
         let drain = self
