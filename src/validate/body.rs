@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::{
-    Event, ItemError, Level, Limits, Shape, check_text, level, normalize_timestamp, payload, text,
+    Event, ItemError, Level, Limits, Shape, check_text, level, normalize_timestamp, payload,
 };
 use crate::error::{ApiError, FieldError};
 
@@ -68,15 +68,11 @@ impl Event {
                 Some(payload),
                 Some(level),
             ) => {
-                let (message, own_level) = text::inspect(&payload);
-                Ok(Event {
-                    topic,
-                    event_id,
-                    timestamp,
-                    source,
-                    payload,
-                    level: level.or(own_level),
-                    message,
+                // The sent `level` wins over the one the payload carries.
+                let event = Event::assemble(topic, event_id, timestamp, source, payload);
+                Ok(match level {
+                    Some(level) => event.with_level(level),
+                    None => event,
                 })
             }
             _ => Err(ItemError::Problems(problems)),
