@@ -82,9 +82,9 @@ pub fn run(
     report.released_entries = applied.len() as u64;
 
     loop {
-        let n = store.fold_counters(CHUNK).map_err(DrainError::Store)?;
-        report.folded_counters += n;
-        if n < u64::from(CHUNK) {
+        let folded = store.fold_counters(CHUNK).map_err(DrainError::Store)?;
+        report.folded_counters += folded.rows;
+        if !folded.more {
             break;
         }
         if out_of_time() {

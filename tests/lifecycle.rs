@@ -1,12 +1,16 @@
 //! The service left running: dead letters, budgeted drains (parallel ones in
 //! `lifecycle/lanes.rs`), marker compaction, retention, per-topic counters and the log queries —
 //! through the real `.wasm` on edge-host, on both backends (SQLite defaults; PostgreSQL + Redis).
-//! PostgreSQL's apply function (migration 5, Spin-like statements): `lifecycle/apply_function.rs`.
+//! PostgreSQL's apply function (migration 5, Spin-like statements): `lifecycle/apply_function.rs`;
+//! counter folding in bounded chunks beside publishers: `lifecycle/fold.rs`.
 
 mod support;
 
 #[path = "lifecycle/apply_function.rs"]
 mod apply_function;
+
+#[path = "lifecycle/fold.rs"]
+mod fold;
 
 #[path = "lifecycle/lanes.rs"]
 mod lanes;

@@ -80,10 +80,19 @@ pub trait EventStore {
         queued: &[String],
         chunk: u32,
     ) -> Result<u64, StoreError>;
-    /// Folds up to `chunk` counter rows of shards other than 0 into shard 0; returns how many.
-    fn fold_counters(&self, chunk: u32) -> Result<u64, StoreError>;
+    /// Folds up to `chunk` rows of each sharded counter table into shard 0.
+    fn fold_counters(&self, chunk: u32) -> Result<Folded, StoreError>;
     /// Of `keys`, those with a marker; their markers' age restarts now (see the horizon).
     fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError>;
+}
+
+/// What one round of counter folding did, so maintenance knows whether to call again.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Folded {
+    /// Rows moved into shard 0, all tables together.
+    pub rows: u64,
+    /// Whether some table filled its chunk (more may be left).
+    pub more: bool,
 }
 
 /// Opens the configured store without touching the schema (what `/health` needs).

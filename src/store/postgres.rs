@@ -38,9 +38,9 @@ use statements::*;
 use super::query::{self, Dialect};
 use super::sql::{self, Param};
 use super::{
-    Applied, DeadLetter, ErrorKind, EventQuery, EventStore, Group, LevelCounts, NewDeadLetter,
-    Snapshot, StoreError, StoredEvent, TailCursor, TailPage, TopicFilter, TopicStats, VolumeCell,
-    VolumeQuery,
+    Applied, DeadLetter, ErrorKind, EventQuery, EventStore, Folded, Group, LevelCounts,
+    NewDeadLetter, Snapshot, StoreError, StoredEvent, TailCursor, TailPage, TopicFilter,
+    TopicStats, VolumeCell, VolumeQuery,
 };
 use crate::validate::Level;
 
@@ -59,6 +59,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/postgres/0005_apply_function.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_unfolded_indexes.sql"),
     ),
 ];
 
@@ -475,12 +479,16 @@ impl EventStore for PostgresStore {
         self.scalar(COMPACT, &params).map(count)
     }
 
-    fn fold_counters(&self, chunk: u32) -> Result<u64, StoreError> {
-        let rows = self.scalar(FOLD, &[int(u64::from(chunk))]).map(count)?;
-        let totals = self
-            .scalar(FOLD_TOTALS, &[int(u64::from(chunk))])
-            .map(count)?;
-        Ok(rows + totals)
+    fn fold_counters(&self, chunk: u32) -> Result<Folded, StoreError> {
+        let mut folded = Folded::default();
+        for statement in [FOLD, FOLD_VOLUME, FOLD_TOTALS] {
+            let n = self
+                .scalar(statement, &[int(u64::from(chunk))])
+                .map(count)?;
+            folded.rows += n;
+            folded.more |= n >= u64::from(chunk);
+        }
+        Ok(folded)
     }
 
     fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {

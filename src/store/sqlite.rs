@@ -18,9 +18,9 @@ use statements::*;
 use super::query::{self, Dialect};
 use super::sql::{self, Param};
 use super::{
-    Applied, DeadLetter, EventQuery, EventStore, Group, LevelCounts, NewDeadLetter, Prepared,
-    Snapshot, StoreError, StoredEvent, TailCursor, TailPage, TopicFilter, TopicStats, VolumeCell,
-    VolumeDelta, VolumeQuery,
+    Applied, DeadLetter, EventQuery, EventStore, Folded, Group, LevelCounts, NewDeadLetter,
+    Prepared, Snapshot, StoreError, StoredEvent, TailCursor, TailPage, TopicFilter, TopicStats,
+    VolumeCell, VolumeDelta, VolumeQuery,
 };
 use crate::validate::{Event, Level};
 
@@ -589,8 +589,8 @@ impl EventStore for SqliteStore {
         })
     }
 
-    fn fold_counters(&self, _chunk: u32) -> Result<u64, StoreError> {
-        Ok(0) // one writer, one shard: nothing to fold
+    fn fold_counters(&self, _chunk: u32) -> Result<Folded, StoreError> {
+        Ok(Folded::default()) // one writer, one shard: nothing to fold
     }
 
     fn touch_markers(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {

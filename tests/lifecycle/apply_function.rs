@@ -8,6 +8,9 @@ use super::support::{HostConfig, skip_on_spin};
 use super::{cure_the_store, drain_until_done, ev, poison_the_store};
 use serde_json::json;
 
+/// The schema version the component migrates to (the last file in migrations/postgres).
+const LATEST: i64 = 6;
+
 /// `(received, unique_processed, duplicate_dropped)` of `/stats`.
 fn totals(app: &App) -> (u64, u64, u64) {
     let stats = app.stats();
@@ -32,7 +35,7 @@ fn function_and_version(app: &App) -> (bool, i64) {
 fn a_store_at_version_4_migrates_to_the_apply_function_and_applies() {
     let mut app = App::start(Backend::PostgresRedis);
     assert_eq!(app.post("/publish", &event("up5", "old1")).0, 200);
-    assert_eq!(function_and_version(&app), (true, 5));
+    assert_eq!(function_and_version(&app), (true, LATEST));
     app.host.kill();
     // Take the store back to version 4, what the previous release left.
     app.db
@@ -48,7 +51,7 @@ fn a_store_at_version_4_migrates_to_the_apply_function_and_applies() {
     // The first publish migrates, then applies through the function: stored once, counted.
     let (s, body) = app.post("/publish", &event("up5", "new1"));
     assert_eq!((s, &body["processed"]), (200, &json!(1)), "{body}");
-    assert_eq!(function_and_version(&app), (true, 5));
+    assert_eq!(function_and_version(&app), (true, LATEST));
     let (s, body) = app.post(
         "/publish/batch",
         &json!([event("up5", "old1"), event("up5", "new2")]),
