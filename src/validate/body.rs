@@ -3,6 +3,7 @@
 //! accepted whole or refused with one error that lists them all (`413` before `422`).
 
 use serde::{Deserialize, Deserializer};
+use serde_json::error::Category;
 use serde_json::value::RawValue;
 
 use super::{
@@ -99,11 +100,59 @@ struct Fields<'a> {
     level: Option<&'a RawValue>,
 }
 
-/// The `{"events": ...}` wrapper; other members are ignored (they may be a bare event's fields).
+/// A body that may be one bare event: [`Fields`] plus its `events` member if it has one (then
+/// it is a wrapper). A separate struct because a batch's items may repeat an `events` member.
 #[derive(Deserialize)]
-struct Wrapper<'a> {
+struct Bare<'a> {
+    #[serde(borrow)]
+    topic: Option<&'a RawValue>,
+    #[serde(borrow)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    payload: Option<&'a RawValue>,
+    #[serde(borrow)]
+    level: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     events: Option<&'a RawValue>,
+}
+
+impl<'a> Bare<'a> {
+    /// The event's fields, for a body without `events`.
+    fn event(self) -> Option<Fields<'a>> {
+        self.events.is_none().then_some(Fields {
+            topic: self.topic,
+            event_id: self.event_id,
+            timestamp: self.timestamp,
+            source: self.source,
+            payload: self.payload,
+            level: self.level,
+        })
+    }
+}
+
+/// The `{"events": [...]}` wrapper read in one pass, the items kept as raw text; other members
+/// are ignored (they may be a bare event's fields). An `events` that is not an array fails it
+/// with a data error, and [`LooseWrapper`] tells the cases apart.
+#[derive(Deserialize)]
+struct Wrapper<'a> {
+    #[serde(borrow, default, deserialize_with = "present_array")]
+    events: Option<Vec<&'a RawValue>>,
+}
+
+/// The wrapper with `events` as any JSON value: the second look when [`Wrapper`] fails.
+#[derive(Deserialize)]
+struct LooseWrapper<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    events: Option<&'a RawValue>,
+}
+
+/// Deserialises a present `events` member, `null` included, as `Some` array.
+fn present_array<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<&'de RawValue>>, D::Error> {
+    <Vec<&'de RawValue>>::deserialize(d).map(Some)
 }
 
 /// Deserialises a member that is present, `null` included, as `Some`.
@@ -195,6 +244,20 @@ pub fn parse_batch(body: &[u8], shape: Shape, limits: &Limits) -> Result<Vec<Eve
         return Err(ApiError::malformed_json("the body is empty"));
     }
     let text = std::str::from_utf8(body).map_err(ApiError::malformed_json)?;
+    if shape == Shape::Any && text.trim_start().starts_with('{') {
+        // The common case, one bare event, in one pass: its fields, and that it has no `events`.
+        // Anything else (a wrapper, a repeated member, bad syntax) takes the general path, so
+        // every answer stays the one that path gives.
+        if let Some(fields) = serde_json::from_str::<Bare>(text)
+            .ok()
+            .and_then(Bare::event)
+        {
+            return collect_all(
+                1,
+                std::iter::once((None, Event::from_fields(fields, limits))),
+            );
+        }
+    }
     let (items, single) = split_shape(text, shape)?;
     if items.is_empty() {
         return Err(
@@ -227,9 +290,8 @@ pub fn validate_items<'a>(
     items: impl ExactSizeIterator<Item = (Option<usize>, &'a RawValue)>,
     limits: &Limits,
 ) -> Result<Vec<Event>, ApiError> {
-    let mut events = Vec::with_capacity(items.len());
-    let mut all = Problems::default();
-    for (index, item) in items {
+    let n = items.len();
+    let results = items.map(|(index, item)| {
         let result = if item.get().starts_with('{') {
             match serde_json::from_str::<Fields>(item.get()) {
                 Ok(fields) => Event::from_fields(fields, limits),
@@ -241,6 +303,19 @@ pub fn validate_items<'a>(
                 "must be a JSON object".into(),
             )))
         };
+        (index, result)
+    });
+    collect_all(n, results)
+}
+
+/// The events of a batch, or one error for all its items' problems (see [`validate_items`]).
+fn collect_all(
+    n: usize,
+    results: impl Iterator<Item = (Option<usize>, Result<Event, ItemError>)>,
+) -> Result<Vec<Event>, ApiError> {
+    let mut events = Vec::with_capacity(n);
+    let mut all = Problems::default();
+    for (index, result) in results {
         match result {
             Ok(event) => events.push(event),
             Err(ItemError::Malformed(reason)) => return Err(ApiError::malformed_json(reason)),
@@ -281,9 +356,7 @@ fn strip_position(e: &serde_json::Error) -> String {
 
 /// Splits the body into raw items (checking its JSON syntax); `true` means "one bare event".
 fn split_shape(text: &str, shape: Shape) -> Result<(Vec<&RawValue>, bool), ApiError> {
-    fn array(json: &str) -> Result<Vec<&RawValue>, ApiError> {
-        serde_json::from_str(json).map_err(ApiError::malformed_json)
-    }
+    let array = |json| serde_json::from_str(json).map_err(ApiError::malformed_json);
     let wrong_events = || {
         ApiError::invalid("expected {\"events\": [...]}").with_details(vec![FieldError::new(
             "events",
@@ -293,10 +366,22 @@ fn split_shape(text: &str, shape: Shape) -> Result<(Vec<&RawValue>, bool), ApiEr
     match text.trim_start().as_bytes().first() {
         Some(b'[') => Ok((array(text)?, false)),
         Some(b'{') => {
-            let wrapper: Wrapper = serde_json::from_str(text).map_err(ApiError::malformed_json)?;
-            match wrapper.events {
-                Some(events) if events.get().starts_with('[') => Ok((array(events.get())?, false)),
-                Some(_) => Err(wrong_events()),
+            let events = match serde_json::from_str::<Wrapper>(text) {
+                Ok(wrapper) => wrapper.events.map(Ok),
+                // Not an array of items (or a repeated member): read again to tell which.
+                Err(e) if e.classify() == Category::Data => {
+                    let loose: LooseWrapper =
+                        serde_json::from_str(text).map_err(ApiError::malformed_json)?;
+                    loose.events.map(Err)
+                }
+                Err(e) => return Err(ApiError::malformed_json(e)),
+            };
+            match events {
+                Some(Ok(items)) => Ok((items, false)),
+                Some(Err(events)) if events.get().starts_with('[') => {
+                    Ok((array(events.get())?, false))
+                }
+                Some(Err(_)) => Err(wrong_events()),
                 None if shape == Shape::Any => {
                     let whole: &RawValue =
                         serde_json::from_str(text).map_err(ApiError::malformed_json)?;
