@@ -42,7 +42,7 @@ use super::{
     NewDeadLetter, Snapshot, StoreError, StoredEvent, TailCursor, TailPage, TopicFilter,
     TopicStats, VolumeCell, VolumeQuery,
 };
-use crate::validate::Level;
+use crate::validate::{Level, render_utc};
 
 /// Embedded migrations, applied in order; the version is the file's number.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -110,6 +110,53 @@ fn strings(row: &[DbValue], i: usize) -> Result<Vec<String>, StoreError> {
     Ok(decode::<Vec<Option<String>>>(row, i)?
         .into_iter()
         .flatten()
+        .collect())
+}
+
+/// The snapshot's per-topic page from its two arrays (see [`SNAPSHOT`]).
+fn topic_page(
+    topics: Vec<String>,
+    numbers: Vec<Option<i64>>,
+) -> Result<Vec<TopicStats>, StoreError> {
+    if numbers.len() != topics.len() * TOPIC_NUMBERS {
+        return Err(StoreError::new(
+            "unexpected postgres value",
+            format!("{} numbers for {} topics", numbers.len(), topics.len()),
+        ));
+    }
+    let runs = topics.len();
+    Ok(topics
+        .into_iter()
+        .enumerate()
+        .map(|(t, topic)| {
+            let number = |k: usize| numbers[k * runs + t];
+            let at = |k: usize| count(number(k).unwrap_or(0));
+            let received = at(0);
+            let unique_processed = at(1);
+            let levels = LevelCounts {
+                trace: at(4),
+                debug: at(5),
+                info: at(6),
+                warn: at(7),
+                error: at(8),
+                fatal: at(9),
+                none: 0,
+            };
+            TopicStats {
+                topic,
+                received,
+                unique_processed,
+                duplicate_dropped: received.saturating_sub(unique_processed),
+                expired: at(2),
+                last_event_at: number(3)
+                    .and_then(chrono::DateTime::from_timestamp_micros)
+                    .map(|t| render_utc(&t.naive_utc())),
+                levels: LevelCounts {
+                    none: unique_processed.saturating_sub(levels.total()),
+                    ..levels
+                },
+            }
+        })
         .collect())
 }
 
@@ -305,8 +352,7 @@ impl EventStore for PostgresStore {
             ],
         )?;
         let row = first_row(&rows, "snapshot")?;
-        let per_topic: Vec<TopicStats> = serde_json::from_str(&decode::<String>(&row, 6)?)
-            .map_err(|e| StoreError::new("unexpected postgres value", e.to_string()))?;
+        let per_topic = topic_page(strings(&row, 6)?, decode(&row, 10)?)?;
         Ok(Snapshot {
             received: count(decode(&row, 0)?),
             unique: count(decode(&row, 1)?),

@@ -188,11 +188,19 @@ pub(super) const TOUCH: &str = "UPDATE consumed_batches SET consumed_at = now() 
 
 /// Counters in one grouped pass over the counter rows (topics x shards), then the totals,
 /// the per-topic page and the markers of the listed keys, all in one statement (one snapshot).
+/// The page comes as two arrays: the topics (column 6), and [`TOPIC_NUMBERS`] columns of numbers
+/// one after the other (column 10: received, stored, expired, the last event time in µs since
+/// the epoch, then the six level counts, each a run of one number per topic): building JSON per topic (`to_char`, `json_build_object`, `json_agg`) took
+/// ~6 of the statement's 10 ms with 1,000 topics, and the component parsed it back. The sums
+/// are cast to `bigint` once, in `per` (numeric casts per array element cost another 2 ms).
 pub(super) const SNAPSHOT: &str = concat!(
-    "WITH per AS (SELECT topic, SUM(received) AS r, SUM(inserted) AS i, SUM(expired) AS x, \
-       MAX(last_event_at) AS l, SUM(n_trace) AS l1, SUM(n_debug) AS l2, SUM(n_info) AS l3, \
-       SUM(n_warn) AS l4, SUM(n_error) AS l5, SUM(n_fatal) AS l6 \
+    "WITH per AS (SELECT topic, SUM(received)::bigint AS r, SUM(inserted)::bigint AS i, \
+       SUM(expired)::bigint AS x, (extract(epoch FROM MAX(last_event_at)) * 1000000)::bigint AS l, \
+       SUM(n_trace)::bigint AS l1, SUM(n_debug)::bigint AS l2, SUM(n_info)::bigint AS l3, \
+       SUM(n_warn)::bigint AS l4, SUM(n_error)::bigint AS l5, SUM(n_fatal)::bigint AS l6 \
        FROM topic_counters GROUP BY topic), \
+     page AS (SELECT *, row_number() OVER (ORDER BY topic) AS n FROM per \
+       WHERE topic <> '' AND ($2::text IS NULL OR topic = $2) ORDER BY topic LIMIT $3), \
      dl AS (SELECT COALESCE(SUM(received) FILTER (WHERE status <> 'applied'), 0)::bigint AS dead, \
        count(*) FILTER (WHERE status = 'pending') AS pending FROM dead_letters) \
      SELECT (SELECT COALESCE(SUM(r), 0)::bigint FROM per), \
@@ -200,14 +208,7 @@ pub(super) const SNAPSHOT: &str = concat!(
      (SELECT COALESCE(SUM(x), 0)::bigint FROM per), \
      (SELECT dead FROM dl), (SELECT pending FROM dl), \
      (SELECT count(*) FROM per WHERE topic <> ''), \
-     (SELECT COALESCE(json_agg(t ORDER BY t.topic), '[]')::text FROM (\
-       SELECT topic, r::bigint AS received, i::bigint AS unique_processed, \
-       (r - i)::bigint AS duplicate_dropped, x::bigint AS expired, ",
-    utc_text!("l"),
-    " AS last_event_at, ",
-    level_json!("l1", "l2", "l3", "l4", "l5", "l6", "i"),
-    " AS levels FROM per WHERE topic <> '' AND ($2::text IS NULL OR topic = $2) \
-       ORDER BY topic LIMIT $3) AS t), \
+     ARRAY(SELECT topic FROM page ORDER BY n), \
      ARRAY(SELECT batch_key FROM consumed_batches WHERE batch_key = ANY($1::text[])), ",
     "(SELECT value FROM meta WHERE key = 'started_at'), (SELECT ",
     level_json!(
@@ -219,5 +220,12 @@ pub(super) const SNAPSHOT: &str = concat!(
         "COALESCE(SUM(l6), 0)",
         "COALESCE(SUM(i), 0)"
     ),
-    "::text FROM per)"
+    "::text FROM per), \
+     (SELECT COALESCE(array_agg(r ORDER BY n) || array_agg(i ORDER BY n) \
+       || array_agg(x ORDER BY n) || array_agg(l ORDER BY n) || array_agg(l1 ORDER BY n) \
+       || array_agg(l2 ORDER BY n) || array_agg(l3 ORDER BY n) || array_agg(l4 ORDER BY n) \
+       || array_agg(l5 ORDER BY n) || array_agg(l6 ORDER BY n), '{}') FROM page)"
 );
+
+/// Numbers per topic in the snapshot's page array (see [`SNAPSHOT`]).
+pub(super) const TOPIC_NUMBERS: usize = 10;
