@@ -32,6 +32,13 @@ pub(super) fn compact(
     };
     let lone = || ItemError::Malformed("payload has an unpaired surrogate escape".into());
     while i < b.len() {
+        if in_string {
+            // Most of a payload is string text: jump to the next quote or backslash.
+            match memchr::memchr2(b'"', b'\\', &b[i..]) {
+                Some(at) => i += at,
+                None => break,
+            }
+        }
         let c = b[i];
         if in_string {
             match c {
