@@ -141,37 +141,53 @@ fn sqlite_search_is_driven_by_the_fts_matches() {
         Param::Owned("((\"timeout\") NOT \"retry\")".into())
     );
     // A time range: the span is the scope's ids, counted up to SPAN_SCAN rows, past
-    // that the topic's.
+    // that the topic's; the scope's rows checked with LIKE instead when their ids spread
+    // wider than ROW_CHECK_RATIO per row.
     q.since = Some("2024-01-01T00:00:00.000000Z".into());
     q.until = Some("2024-01-02T00:00:00.000000Z".into());
     q.before = None;
     q.find.q = search(&[("timeout", false)]);
     let (text, params) = list_events("id", &q, Dialect::Sqlite);
+    let scope = "topic = $1 AND \"timestamp\" >= $2 AND \"timestamp\" < $3";
     assert_eq!(
         text,
         format!(
-            "WITH scoped AS MATERIALIZED (SELECT count(*) AS n, min(id) AS lo, max(id) AS hi \
-             FROM (SELECT id FROM events WHERE topic = $1 AND \"timestamp\" >= $2 AND \
-             \"timestamp\" < $3 LIMIT {})), span AS MATERIALIZED (SELECT CASE WHEN n > {SPAN_SCAN} \
-             THEN COALESCE((SELECT min(id) FROM events WHERE topic = $1), 0) \
-             ELSE COALESCE(lo, 0) END AS lo, CASE WHEN n > {SPAN_SCAN} THEN \
+            "WITH scoped AS MATERIALIZED (SELECT n, lo, hi, n > {SPAN_SCAN} OR COALESCE(hi, -1) \
+             - COALESCE(lo, 0) < n * {ROW_CHECK_RATIO} AS fts FROM (SELECT count(*) AS n, \
+             min(id) AS lo, max(id) AS hi FROM (SELECT id FROM events WHERE {scope} \
+             LIMIT {scan}))), span AS MATERIALIZED (SELECT CASE WHEN NOT fts THEN 1 \
+             WHEN n > {SPAN_SCAN} THEN COALESCE((SELECT min(id) FROM events WHERE topic = $1), 0) \
+             ELSE COALESCE(lo, 0) END AS lo, CASE WHEN NOT fts THEN 0 WHEN n > {SPAN_SCAN} THEN \
              COALESCE((SELECT max(id) FROM events WHERE topic = $1), -1) \
-             ELSE COALESCE(hi, -1) END AS hi FROM scoped) \
-             SELECT id FROM (SELECT rowid AS fts_id FROM events_fts WHERE events_fts MATCH $4 \
+             ELSE COALESCE(hi, -1) END AS hi, fts FROM scoped), \
+             row_ids AS MATERIALIZED (SELECT id AS scope_id FROM events WHERE {scope} \
+             AND NOT (SELECT fts FROM scoped) LIMIT {scan}) \
+             SELECT id FROM (SELECT id FROM (SELECT id FROM (SELECT rowid AS fts_id FROM events_fts \
+             WHERE events_fts MATCH (SELECT CASE WHEN fts THEN $4 ELSE '\"' || char(1, 2, 3) \
+             || '\"' END FROM span) \
              AND rowid >= (SELECT lo FROM span) AND rowid <= (SELECT hi FROM span)) \
-             AS fts CROSS JOIN events ON events.id = fts.fts_id WHERE topic = $1 AND \
-             \"timestamp\" >= $2 AND \"timestamp\" < $3 \
-             ORDER BY \"timestamp\" DESC, id DESC LIMIT $5 OFFSET $6",
-            SPAN_SCAN + 1
+             AS fts CROSS JOIN events ON events.id = fts.fts_id WHERE {scope} \
+             UNION ALL SELECT id FROM row_ids CROSS JOIN events ON events.id = row_ids.scope_id \
+             WHERE COALESCE(message, payload) LIKE $5 ESCAPE '\\')) \
+             ORDER BY \"timestamp\" DESC, id DESC LIMIT $6 OFFSET $7",
+            scan = SPAN_SCAN + 1
         )
     );
-    assert_eq!(params.len(), 6);
+    assert_eq!(params[4], Param::Owned("%timeout%".into()));
+    // A term beyond ASCII: LIKE would fold only ASCII case, so always the FTS matches.
+    q.find.q = search(&[("café", false)]);
+    let (text, _) = list_events("id", &q, Dialect::Sqlite);
+    assert!(text.contains("(SELECT n, lo, hi, 1 AS fts FROM"), "{text}");
+    q.find.q = search(&[("timeout", false)]);
+    let (_, params) = list_events("id", &q, Dialect::Sqlite);
+    assert_eq!(params.len(), 7);
     // Time only: past SPAN_SCAN rows, no bound.
     q.topic = None;
     let (text, _) = list_events("id", &q, Dialect::Sqlite);
     assert!(
         text.contains(&format!(
-            "THEN 0 ELSE COALESCE(lo, 0) END AS lo, CASE WHEN n > {SPAN_SCAN} THEN {} ELSE",
+            "THEN 0 ELSE COALESCE(lo, 0) END AS lo, CASE WHEN NOT fts THEN 0 WHEN n > {SPAN_SCAN} \
+             THEN {} ELSE",
             i64::MAX
         )),
         "{text}"
