@@ -160,6 +160,51 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
     <&RawValue>::deserialize(d).map(Some)
 }
 
+/// The common batch, an array of event objects (bare or as the wrapper's `events`), read in one
+/// pass: each item's fields straight from the body, instead of splitting the body into raw items
+/// and reading every item (and its payload) again. `None` sends everything else down the general
+/// path — other shapes, an empty or over-long batch, a repeated member, an item that is not an
+/// object, bad syntax — so every answer, and every error, stays the one that path gives.
+fn one_pass_items(text: &str) -> Option<Vec<Object<'_>>> {
+    let items = match text.trim_start().as_bytes().first()? {
+        b'[' => serde_json::from_str::<Vec<Object>>(text).ok()?,
+        b'{' => serde_json::from_str::<ObjectWrapper>(text).ok()?.events?,
+        _ => return None,
+    };
+    (!items.is_empty()).then_some(items)
+}
+
+/// `{"events": [...]}` with the items read as [`Object`]s (other members ignored).
+#[derive(Deserialize)]
+struct ObjectWrapper<'a> {
+    #[serde(borrow, default)]
+    events: Option<Vec<Object<'a>>>,
+}
+
+/// An item's [`Fields`], accepted only from a JSON object: serde would also read a struct from
+/// an array, which the general path refuses ("must be a JSON object").
+struct Object<'a>(Fields<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Object<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Fields<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an event object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Fields<'a>, A::Error> {
+                Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
 /// A JSON member that should be a string.
 enum Text {
     Missing,
@@ -257,6 +302,16 @@ pub fn parse_batch(body: &[u8], shape: Shape, limits: &Limits) -> Result<Vec<Eve
                 std::iter::once((None, Event::from_fields(fields, limits))),
             );
         }
+    }
+    if let Some(items) = one_pass_items(text).filter(|items| items.len() <= limits.max_batch_events)
+    {
+        return collect_all(
+            items.len(),
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| (Some(i), Event::from_fields(item.0, limits))),
+        );
     }
     let (items, single) = split_shape(text, shape)?;
     if items.is_empty() {

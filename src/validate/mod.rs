@@ -635,4 +635,58 @@ mod tests {
         let err = parse_batch(b"\xff", Shape::Any, &LIMITS).unwrap_err();
         assert_eq!(err.status, 400);
     }
+
+    #[test]
+    fn items_that_are_not_objects_are_refused_one_by_one() {
+        // serde reads a struct from an array too: the one-pass batch must not.
+        let array_item = r#"["t","e2","2024-05-01T12:00:00Z","s"]"#;
+        for body in [
+            format!("[{}, {array_item}, 7]", good()),
+            format!(r#"{{"events": [{}, {array_item}, 7]}}"#, good()),
+        ] {
+            let err = parse_batch(body.as_bytes(), Shape::Batch, &LIMITS).unwrap_err();
+            assert_eq!(
+                (err.status, fields(&err)),
+                (422, vec![(Some(1), None), (Some(2), None)]),
+                "{body}"
+            );
+            assert_eq!(err.details[0].message, "must be a JSON object");
+        }
+    }
+
+    #[test]
+    fn a_batch_reads_the_same_in_one_pass_as_item_by_item() {
+        let mut second = good();
+        second["event_id"] = json!("e\u{e9}");
+        second["payload"] = json!({"level": "warn", "message": "m", "n": [1, {"k": "v"}]});
+        second["extra"] = json!({"ignored": true});
+        let batch = json!([good(), second]).to_string();
+        let one_pass = parse_batch(batch.as_bytes(), Shape::Batch, &LIMITS_BIG).unwrap();
+        let items: Vec<&RawValue> = serde_json::from_str(&batch).unwrap();
+        let by_item = validate_items(
+            items.into_iter().enumerate().map(|(i, r)| (Some(i), r)),
+            &LIMITS_BIG,
+        )
+        .unwrap();
+        assert_eq!(one_pass, by_item);
+        let wrapped = format!(r#"{{"events": {batch}, "other": 1}}"#);
+        assert_eq!(
+            parse_batch(wrapped.as_bytes(), Shape::Any, &LIMITS_BIG).unwrap(),
+            by_item
+        );
+        // Over the count limit, or empty: the general path's answers.
+        let four = json!([good(), good(), good(), good()]).to_string();
+        assert_eq!(
+            parse_batch(four.as_bytes(), Shape::Batch, &LIMITS)
+                .unwrap_err()
+                .status,
+            413
+        );
+        assert_eq!(
+            parse_batch(b"[]", Shape::Batch, &LIMITS)
+                .unwrap_err()
+                .status,
+            422
+        );
+    }
 }
