@@ -14,17 +14,37 @@ pub fn normalize_timestamp(s: &str) -> Result<String, String> {
 }
 
 /// Renders a UTC instant in the one format this service emits.
+///
+/// Writes the digits itself: every event's timestamp passes through here, and `format!` with
+/// seven padded fields cost more than the rest of the timestamp's checks (issue 17's profile).
 pub fn render_utc(t: &NaiveDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 1_000
-    )
+    let mut out = [0u8; 27];
+    let mut put = |at: usize, width: usize, mut value: u32| {
+        for slot in out[at..at + width].iter_mut().rev() {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    // Years are 0001–9999 here (parse_timestamp and from_unix_nanos refuse the rest).
+    put(0, 4, t.year().clamp(0, 9999) as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, 6, t.nanosecond() / 1_000);
+    for (at, sep) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ] {
+        out[at] = sep;
+    }
+    out.iter().map(|&b| b as char).collect()
 }
 
 /// Renders nanoseconds since the Unix epoch (OTLP's and Loki's clocks), refusing what the
@@ -185,5 +205,19 @@ mod tests {
         assert_eq!(from_unix_nanos(-1).unwrap(), "1969-12-31T23:59:59.999999Z");
         assert!(from_unix_nanos(i128::from(i64::MAX) * 1_000_000_000).is_err());
         assert!(from_unix_nanos(-62_200_000_000 * 1_000_000_000).is_err());
+    }
+
+    #[test]
+    fn rendering_pads_every_field() {
+        let t = NaiveDate::from_ymd_opt(7, 3, 4)
+            .unwrap()
+            .and_hms_micro_opt(5, 6, 7, 89)
+            .unwrap();
+        assert_eq!(render_utc(&t), "0007-03-04T05:06:07.000089Z");
+        let t = NaiveDate::from_ymd_opt(9999, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 999_999_999)
+            .unwrap();
+        assert_eq!(render_utc(&t), "9999-12-31T23:59:59.999999Z");
     }
 }
