@@ -78,6 +78,12 @@ pub fn random() -> u64 {
     nonce(&now)
 }
 
+/// The random nonce inside an entry key (see [`entry_key`]); `None` for anything else.
+pub fn nonce_of(key: &str) -> Option<u64> {
+    let nonce = key.strip_prefix(PREFIX)?.split('-').nth(1)?;
+    u64::from_str_radix(nonce, 16).ok()
+}
+
 /// The API id of an entry key (the key without `q/`), used for dead letters.
 pub fn id_of(key: &str) -> &str {
     key.strip_prefix(PREFIX).unwrap_or(key)
@@ -372,6 +378,14 @@ mod tests {
     fn nonces_differ() {
         let now = std::time::Duration::from_millis(5);
         assert_ne!(nonce(&now), nonce(&now));
+    }
+
+    #[test]
+    fn nonce_is_read_back_from_a_key() {
+        let key = entry_key(1_700_000_000_000, 0xdead_beef_0123_4567, 3);
+        assert_eq!(nonce_of(&key), Some(0xdead_beef_0123_4567));
+        assert_eq!(nonce_of("q/garbage"), None);
+        assert_eq!(nonce_of("x/1700000000000-00000000000000ff-1"), None);
     }
 
     #[test]
