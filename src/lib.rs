@@ -13,10 +13,12 @@
 //! Other protocols enter through `ingest` (`otlp`, `loki`, `ndjson`): adapters that turn their
 //! wire format into validated events and join the same path at `routes::deliver`.
 //! Reading: `search` (the `q` / `level` / `order` / tail / volume parameters) over `store`.
-//! Beside the path: `error` (the one error type), `config` (Spin variables),
+//! Beside the path: `arena` (the heap), `error` (the one error type), `config` (Spin variables),
 //! `maintenance` (marker compaction, retention), `openapi` (the contract) and
 //! `console` (the web page at `/`).
 
+#[cfg(any(test, target_family = "wasm"))]
+mod arena;
 mod auth;
 mod config;
 mod console;
@@ -32,6 +34,12 @@ mod search;
 mod stats;
 mod store;
 mod validate;
+
+/// Small allocations are pointer bumps in a bounded arena (see `arena`): every request has a
+/// fresh instance, so freeing them one by one was work for nothing.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static HEAP: arena::Arena = arena::Arena::new();
 
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
