@@ -97,7 +97,7 @@ count() {
   rm -rf "$state" "/tmp/perf-$pid.map"
   [ -n "$db" ] && psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null
   local dump unit=request per=$n
-  dump=$(ls -t "$out/$name.callgrind"* | head -1)
+  dump="$out/$name.callgrind.1" # the dump after the measured requests (not the one at exit)
   [ "$mode" = batch ] && { unit=event; per=$((n * batch)); }
   python3 scripts/count_summary.py "$name ($store, $mode)" "$dump" "$out/$name.map" "$per" "$unit"
 }
