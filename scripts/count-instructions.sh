@@ -11,9 +11,11 @@
 # part — the guest's code, wasmtime, the allocator, the PostgreSQL client, ... — and the guest's
 # top functions by name (the JIT addresses mapped through the perf map).
 #
-# One caveat: under valgrind, wasmtime's PAGEMAP_SCAN fails, so the linear-memory reset after
-# each request falls back to clearing every kept-resident byte (outside valgrind only the dirty
-# pages are reset). That part is printed on its own line and left out of the totals compared.
+# One caveat: after each request wasmtime's pooling allocator clears the instance's whole linear
+# memory (up to the 2 MiB kept resident; neither Spin nor edge-host turns on wasmtime's
+# PAGEMAP_SCAN, which would clear only dirty pages). valgrind counts that memset/memcpy almost
+# byte by byte, far above its share of the time, so it is printed on its own line and left out
+# of the totals compared; it scales with the component's linear memory (512 KiB for edgelog).
 # Kernel work (syscalls, the network) is not counted at all.
 #
 # Usage: scripts/count-instructions.sh [postgres|sqlite] [--requests N]  (default postgres, 300)

@@ -30,7 +30,7 @@ def guest_name(addr):
 
 
 PARTS = [  # first match wins
-    ("memory reset (valgrind: every kept byte; see the script)", r"__mem(set|cpy|move)"),
+    ("memory reset and other memset/memcpy (see the script)", r"__mem(set|cpy|move)"),
     ("guest code", r"^\?\?\?:0x"),
     ("host allocator", r"malloc|free@|cfree"),
     ("SQLite", r"sqlite|wal[A-Z]|fts5|pager|[bB]tree|[vV]dbe|yy_|pcache"),
