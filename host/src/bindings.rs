@@ -7,7 +7,7 @@
 wasmtime::component::bindgen!({
     path: "wit",
     world: "edge:host/host",
-    imports: { default: async | trappable | tracing },
+    imports: { default: async | trappable },
     with: {
         "fermyon:spin/key-value.store": crate::kv::KvHandle,
         "fermyon:spin/sqlite.connection": crate::sqlite::SqliteHandle,
