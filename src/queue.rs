@@ -78,12 +78,6 @@ pub fn random() -> u64 {
     nonce(&now)
 }
 
-/// The random nonce inside an entry key (see [`entry_key`]); `None` for anything else.
-pub fn nonce_of(key: &str) -> Option<u64> {
-    let nonce = key.strip_prefix(PREFIX)?.split('-').nth(1)?;
-    u64::from_str_radix(nonce, 16).ok()
-}
-
 /// The API id of an entry key (the key without `q/`), used for dead letters.
 pub fn id_of(key: &str) -> &str {
     key.strip_prefix(PREFIX).unwrap_or(key)
@@ -91,6 +85,16 @@ pub fn id_of(key: &str) -> &str {
 
 /// Reads the event count out of an entry key; `None` for anything that is not an entry.
 pub fn parse_key(key: &str) -> Option<u64> {
+    key_parts(key)?.2.parse().ok().filter(|&n| n > 0)
+}
+
+/// The random nonce inside an entry key (see [`entry_key`]); `None` for anything else.
+pub fn nonce_of(key: &str) -> Option<u64> {
+    u64::from_str_radix(key_parts(key)?.1, 16).ok()
+}
+
+/// An entry key's millis, nonce and count, if it is well formed.
+fn key_parts(key: &str) -> Option<(&str, &str, &str)> {
     let rest = key.strip_prefix(PREFIX)?;
     let mut parts = rest.split('-');
     let (millis, nonce, count) = (parts.next()?, parts.next()?, parts.next()?);
@@ -101,10 +105,7 @@ pub fn parse_key(key: &str) -> Option<u64> {
         && nonce.bytes().all(|b| b.is_ascii_hexdigit())
         && !count.is_empty()
         && count.bytes().all(|b| b.is_ascii_digit());
-    if !well_formed {
-        return None;
-    }
-    count.parse().ok().filter(|&n| n > 0)
+    well_formed.then_some((millis, nonce, count))
 }
 
 /// A cheap, unpredictable-enough 64-bit value: std's randomly seeded hasher over time and a counter.

@@ -137,10 +137,14 @@ impl<'a> Bare<'a> {
 /// The `{"events": [...]}` wrapper read in one pass, the items kept as raw text; other members
 /// are ignored (they may be a bare event's fields). An `events` that is not an array fails it
 /// with a data error, and [`LooseWrapper`] tells the cases apart.
+///
+/// Generic over how an item is read: raw text (`&RawValue`) on the general path, an
+/// [`Object`] in [`one_pass_items`].
 #[derive(Deserialize)]
-struct Wrapper<'a> {
-    #[serde(borrow, default, deserialize_with = "present_array")]
-    events: Option<Vec<&'a RawValue>>,
+#[serde(bound = "T: Deserialize<'de>")]
+struct Wrapper<T> {
+    #[serde(default = "Option::default", deserialize_with = "present_array")]
+    events: Option<Vec<T>>,
 }
 
 /// The wrapper with `events` as any JSON value: the second look when [`Wrapper`] fails.
@@ -151,8 +155,10 @@ struct LooseWrapper<'a> {
 }
 
 /// Deserialises a present `events` member, `null` included, as `Some` array.
-fn present_array<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<&'de RawValue>>, D::Error> {
-    <Vec<&'de RawValue>>::deserialize(d).map(Some)
+fn present_array<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    <Vec<T>>::deserialize(d).map(Some)
 }
 
 /// Deserialises a member that is present, `null` included, as `Some`.
@@ -168,17 +174,10 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 fn one_pass_items(text: &str) -> Option<Vec<Object<'_>>> {
     let items = match text.trim_start().as_bytes().first()? {
         b'[' => serde_json::from_str::<Vec<Object>>(text).ok()?,
-        b'{' => serde_json::from_str::<ObjectWrapper>(text).ok()?.events?,
+        b'{' => serde_json::from_str::<Wrapper<Object>>(text).ok()?.events?,
         _ => return None,
     };
     (!items.is_empty()).then_some(items)
-}
-
-/// `{"events": [...]}` with the items read as [`Object`]s (other members ignored).
-#[derive(Deserialize)]
-struct ObjectWrapper<'a> {
-    #[serde(borrow, default)]
-    events: Option<Vec<Object<'a>>>,
 }
 
 /// An item's [`Fields`], accepted only from a JSON object: serde would also read a struct from
@@ -421,7 +420,7 @@ fn split_shape(text: &str, shape: Shape) -> Result<(Vec<&RawValue>, bool), ApiEr
     match text.trim_start().as_bytes().first() {
         Some(b'[') => Ok((array(text)?, false)),
         Some(b'{') => {
-            let events = match serde_json::from_str::<Wrapper>(text) {
+            let events = match serde_json::from_str::<Wrapper<&RawValue>>(text) {
                 Ok(wrapper) => wrapper.events.map(Ok),
                 // Not an array of items (or a repeated member): read again to tell which.
                 Err(e) if e.classify() == Category::Data => {

@@ -18,7 +18,7 @@ pub fn normalize_timestamp(s: &str) -> Result<String, String> {
 /// Writes the digits itself: every event's timestamp passes through here, and `format!` with
 /// seven padded fields cost more than the rest of the timestamp's checks (issue 17's profile).
 pub fn render_utc(t: &NaiveDateTime) -> String {
-    let mut out = [0u8; 27];
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
     let mut put = |at: usize, width: usize, mut value: u32| {
         for slot in out[at..at + width].iter_mut().rev() {
             *slot = b'0' + (value % 10) as u8;
@@ -33,18 +33,7 @@ pub fn render_utc(t: &NaiveDateTime) -> String {
     put(14, 2, t.minute());
     put(17, 2, t.second());
     put(20, 6, t.nanosecond() / 1_000);
-    for (at, sep) in [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-        (26, b'Z'),
-    ] {
-        out[at] = sep;
-    }
-    out.iter().map(|&b| b as char).collect()
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Renders nanoseconds since the Unix epoch (OTLP's and Loki's clocks), refusing what the
