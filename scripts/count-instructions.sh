@@ -23,27 +23,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-store=postgres
-requests=300
-while [ $# -gt 0 ]; do
-  case $1 in
-    postgres | sqlite) store=$1 ;;
-    --requests) requests=$2; shift ;;
-    *) echo "usage: $0 [postgres|sqlite] [--requests N]" >&2; exit 2 ;;
-  esac
-  shift
-done
-say() { printf '[count] %s\n' "$*" >&2; }
+PROFILE_DEFAULT_REQUESTS=300
+. scripts/profiling.sh
 command -v valgrind >/dev/null || { say "valgrind is not installed (apt install valgrind)"; exit 2; }
 
 out=target/count
 mkdir -p "$out"
 if [ "${COUNT_SKIP_BUILD:-0}" != 1 ]; then
-  say "building loadgen, edge-host with symbols, edgelog with symbols and the trivial component"
-  cargo build --release -p loadgen
-  CARGO_PROFILE_RELEASE_STRIP=false cargo build --release -p edge-host --target-dir target/profile/host
-  CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=false \
-    scripts/build-component.sh --target-dir target/profile/wasm
+  build_profiled
   cargo build --manifest-path lab/fixtures/hello/Cargo.toml \
     --target wasm32-wasip2 --release --target-dir target/bench-hello
 fi

@@ -19,28 +19,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-store=postgres
-requests=20000
-while [ $# -gt 0 ]; do
-  case $1 in
-    postgres | sqlite) store=$1 ;;
-    --requests) requests=$2; shift ;;
-    *) echo "usage: $0 [postgres|sqlite] [--requests N]" >&2; exit 2 ;;
-  esac
-  shift
-done
-say() { printf '[profile] %s\n' "$*" >&2; }
+PROFILE_DEFAULT_REQUESTS=20000
+. scripts/profiling.sh
 command -v perf >/dev/null || { say "perf is not installed (apt install linux-perf)"; exit 2; }
 
 out=target/profile
 mkdir -p "$out"
-if [ "${PROFILE_SKIP_BUILD:-0}" != 1 ]; then
-  say "building loadgen (release), and edge-host and the component with symbols"
-  cargo build --release -p loadgen
-  CARGO_PROFILE_RELEASE_STRIP=false cargo build --release -p edge-host --target-dir "$out/host"
-  CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=false \
-    scripts/build-component.sh --target-dir "$out/wasm"
-fi
+[ "${PROFILE_SKIP_BUILD:-0}" = 1 ] || build_profiled
 wasm=$PWD/$out/wasm/wasm32-wasip2/release/edgelog.wasm
 sed "s|^source = \"target/wasm32-wasip2/release/edgelog.wasm\"|source = \"$wasm\"|" spin.toml \
   >"$out/spin.toml"
