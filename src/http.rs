@@ -10,9 +10,12 @@
 
 mod body;
 
-use futures::StreamExt;
 use serde::Serialize;
-use spin_sdk::http::{IncomingRequest, Response};
+use wasi::io::streams::StreamError;
+
+use spin_sdk::http::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, Response, ResponseOutparam,
+};
 
 use crate::error::ApiError;
 use crate::store::EventQuery;
@@ -35,6 +38,53 @@ pub fn json(status: u16, body: &impl Serialize) -> Response {
             .header("content-type", "application/json")
             .body(r#"{"error":"internal","message":"response encoding failed","details":[]}"#)
             .build(),
+    }
+}
+
+/// Largest write `blocking-write-and-flush` takes (WASI 0.2 `output-stream`).
+const WRITE_CHUNK: usize = 4096;
+
+/// Sends an answer with as few host calls as wasi:http allows, because each costs more than most
+/// handlers' own work: the SDK's sink asks the stream for its write budget around every write
+/// and flush (twelve calls for a small answer); one `blocking-write-and-flush` per 4 KiB needs eight.
+pub fn send(out: ResponseOutparam, response: Response) {
+    let headers: Vec<(String, Vec<u8>)> = response
+        .headers()
+        .map(|(name, value)| (name.to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    let status = *response.status();
+    let fields = match Fields::from_list(&headers) {
+        Ok(fields) => fields,
+        Err(e) => {
+            // Our own header names and values: only a bug gets here.
+            eprintln!("ERROR response headers refused: {e}");
+            Fields::new()
+        }
+    };
+    let outgoing = OutgoingResponse::new(fields);
+    if outgoing.set_status_code(status).is_err() {
+        eprintln!("ERROR response status {status} refused");
+    }
+    let Ok(body) = outgoing.body() else {
+        eprintln!("ERROR response body already taken");
+        return;
+    };
+    out.set(outgoing);
+    let bytes = response.into_body();
+    if !bytes.is_empty() {
+        let Ok(stream) = body.write() else {
+            eprintln!("ERROR response body not writable");
+            return;
+        };
+        for chunk in bytes.chunks(WRITE_CHUNK) {
+            // The client went away: nothing left to tell it.
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                return;
+            }
+        }
+    }
+    if let Err(e) = OutgoingBody::finish(body, None) {
+        eprintln!("ERROR response body not finished: {e}");
     }
 }
 
@@ -119,7 +169,15 @@ pub async fn read_body(
     body::decode(raw, &codings, max_bytes)
 }
 
+/// Most bytes one read asks for (the host may return fewer).
+const READ_CHUNK: u64 = 64 * 1024;
+
 /// Reads the body as sent, refusing (413) as soon as it exceeds `max_bytes`.
+///
+/// Plain wasi:http calls rather than the SDK's body stream, because each host call costs more
+/// than most of a publish's own work: blocking reads need no poll between them, a body whose
+/// declared length has arrived needs no extra read to see its end, and dropping the body is one
+/// call where `finish` takes two (it returns the trailers' future).
 async fn read_raw(
     req: IncomingRequest,
     declared: Option<u64>,
@@ -131,13 +189,21 @@ async fn read_raw(
     }
     // Trust a declared length only so far: it saves re-allocations, not a promise.
     let mut body = Vec::with_capacity(declared.map_or(0, |len| len.min(1 << 20) as usize));
-    let mut stream = req.into_body_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| ApiError::unreadable_body())?;
-        if body.len() + chunk.len() > max_bytes {
-            return Err(too_large());
+    let incoming = req.consume().map_err(|()| ApiError::unreadable_body())?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| ApiError::unreadable_body())?;
+    while declared != Some(body.len() as u64) {
+        match stream.blocking_read(READ_CHUNK) {
+            Ok(chunk) => {
+                if body.len() + chunk.len() > max_bytes {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(_)) => return Err(ApiError::unreadable_body()),
         }
-        body.extend_from_slice(&chunk);
     }
     Ok(body)
 }

@@ -41,7 +41,7 @@ mod validate;
 #[global_allocator]
 static HEAP: arena::Arena = arena::Arena::new();
 
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http::{IncomingRequest, Method, Response, ResponseOutparam};
 use spin_sdk::http_component;
 
 use crate::error::ApiError;
@@ -179,9 +179,14 @@ impl Route {
     }
 }
 
-/// Entry point: CORS preflight, route by path, check the method and token, run the handler.
+/// Entry point: answers the request and sends the answer (see [`http::send`]).
 #[http_component]
-async fn handle(req: IncomingRequest) -> Response {
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    http::send(out, answer(req).await);
+}
+
+/// CORS preflight, route by path, check the method and token, run the handler.
+async fn answer(req: IncomingRequest) -> Response {
     let path_with_query = req.path_with_query().unwrap_or_default();
     let (full_path, query) = http::split_path_query(&path_with_query);
     // Route on the path below the app's mount point (Spin's `spin-path-info`), so the app also

@@ -226,6 +226,67 @@ fn bad_input_is_rejected_and_changes_nothing(b: Backend) {
     );
 }
 
+/// Sends `pieces` as one chunked POST (no `Content-Length`), a pause between pieces so they
+/// arrive separately; returns the status and the JSON answer.
+fn post_chunked(app: &App, path: &str, pieces: &[&[u8]]) -> (u16, Value) {
+    let addr = app.host.url.trim_start_matches("http://").to_string();
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        conn,
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    for piece in pieces {
+        write!(conn, "{:x}\r\n", piece.len()).unwrap();
+        conn.write_all(piece).unwrap();
+        conn.write_all(b"\r\n").unwrap();
+        conn.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+    conn.write_all(b"0\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let status: u16 = answer[9..12].parse().unwrap();
+    // The answer itself may be chunked: its JSON runs from the first `{` to the last `}`.
+    let json = &answer[answer.find('{').unwrap()..=answer.rfind('}').unwrap()];
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+/// A body without a declared length, arriving in pieces, is read to its end (the component
+/// reads until the stream closes); past `max_body_bytes` it is a 413 and nothing is stored.
+fn a_chunked_body_is_read_to_its_end(b: Backend) {
+    let app = App::start_with(
+        b,
+        HostConfig::default().env("SPIN_VARIABLE_MAX_BODY_BYTES", "2048"),
+    );
+    let body = json!([
+        event("chunked", "c1"),
+        event("chunked", "c2"),
+        event("chunked", "c3")
+    ])
+    .to_string();
+    let pieces: Vec<&[u8]> = body.as_bytes().chunks(40).collect();
+    assert!(pieces.len() > 3);
+    let (s, answer) = post_chunked(&app, "/publish", &pieces);
+    assert_eq!(
+        (s, answer["processed"].as_u64()),
+        (200, Some(3)),
+        "{answer}"
+    );
+    assert_eq!(app.all_events("chunked").len(), 3);
+
+    let big = json!([event("chunked", "c4"), {"pad": "x".repeat(3000)}]).to_string();
+    let pieces: Vec<&[u8]> = big.as_bytes().chunks(1000).collect();
+    let (s, answer) = post_chunked(&app, "/publish", &pieces);
+    assert_eq!(s, 413, "{answer}");
+    assert_eq!(answer["error"], "payload_too_large", "{answer}");
+    assert_eq!(app.all_events("chunked").len(), 3);
+}
+
 fn events_paging_topic_filter_and_cursor(b: Backend) {
     let app = App::start(b);
     let batch: Vec<Value> = (0..25)
@@ -477,6 +538,7 @@ mod sqlite {
         publish_shapes_and_read_back,
         duplicates_are_dropped_and_counted,
         bad_input_is_rejected_and_changes_nothing,
+        a_chunked_body_is_read_to_its_end,
         events_paging_topic_filter_and_cursor,
         health_and_metrics,
         concurrent_overlapping_batches_are_exact,
@@ -493,6 +555,7 @@ mod postgres_redis {
         publish_shapes_and_read_back,
         duplicates_are_dropped_and_counted,
         bad_input_is_rejected_and_changes_nothing,
+        a_chunked_body_is_read_to_its_end,
         events_paging_topic_filter_and_cursor,
         health_and_metrics,
         concurrent_overlapping_batches_are_exact,

@@ -284,7 +284,12 @@ fn checked_payload(payload: String, limits: &Limits) -> Result<Box<RawValue>, St
 
 /// Checks a text field: 1–255 characters, no NUL.
 fn check_text(s: &str) -> Result<(), String> {
-    let chars = s.chars().count();
+    // A string has at most as many characters as bytes: most need no count.
+    let chars = if s.len() <= MAX_TEXT_CHARS {
+        s.len()
+    } else {
+        s.chars().count()
+    };
     if chars == 0 || chars > MAX_TEXT_CHARS {
         return Err(format!(
             "must be 1-{MAX_TEXT_CHARS} characters (got {chars})"
