@@ -69,6 +69,11 @@ fn spin_env_bytes(name: &str, default: usize) -> Result<usize> {
 fn engine(opts: &EngineOptions) -> Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    // edge-host serves wasi:http 0.2 (`wasi:http/incoming-handler@0.2`) only, which never runs
+    // guest tasks concurrently. With concurrency support on (wasmtime's default), every host
+    // call creates and deletes a host task in the store's concurrent state, and every store
+    // builds that state: bookkeeping no 0.2 component can use.
+    config.concurrency_support(false);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(opts.max_instances)
         .total_core_instances(opts.max_instances * 4)
@@ -215,8 +220,14 @@ fn load_component(
         key_value,
         sqlite_labels: decl.sqlite_databases.clone(),
         sqlite: dbs,
-        variables: decl.variables.clone(),
-        app_variables: variables.clone(),
+        variables: decl
+            .variables
+            .iter()
+            .map(|(name, template)| {
+                let value = variables.expand(template).map_err(|e| e.to_string());
+                (name.clone(), value)
+            })
+            .collect(),
         allowed_hosts: AllowedHosts::parse(&hosts)?,
         environment: decl
             .environment

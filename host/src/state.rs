@@ -6,7 +6,6 @@ use crate::kv::KvBackend;
 use crate::outbound::AllowedHosts;
 use crate::postgres::PgPools;
 use crate::sqlite_pool::SqlitePool;
-use crate::variables::AppVariables;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::StoreLimits;
@@ -25,10 +24,10 @@ pub struct ComponentRuntime {
     pub sqlite_labels: Vec<String>,
     /// SQLite databases the component declared and the runtime config provides, by label.
     pub sqlite: BTreeMap<String, Arc<SqlitePool>>,
-    /// Component variables: name → template over application variables.
-    pub variables: BTreeMap<String, String>,
-    /// Resolved application variables.
-    pub app_variables: Arc<AppVariables>,
+    /// Component variables: name → its template expanded over the application variables (or
+    /// why it could not be). Expanded once at load: the application variables are fixed for the
+    /// process's life, and a publish reads eight of these.
+    pub variables: BTreeMap<String, Result<String, String>>,
     /// Expanded `allowed_outbound_hosts`.
     pub allowed_hosts: AllowedHosts,
     /// `environment` entries from the manifest.

@@ -73,18 +73,17 @@ pub fn template_references(template: &str) -> Result<Vec<String>> {
 
 impl RequestState {
     fn variable(&self, name: &str) -> Result<String, spin_vars::Error> {
-        if crate::manifest::check_variable_name(name).is_err() {
-            return Err(spin_vars::Error::InvalidName(name.to_string()));
-        }
-        let Some(template) = self.component.variables.get(name) else {
-            return Err(spin_vars::Error::Undefined(format!(
+        match self.component.variables.get(name) {
+            Some(Ok(value)) => Ok(value.clone()),
+            Some(Err(e)) => Err(spin_vars::Error::Provider(e.clone())),
+            // Only names the manifest did not declare are checked: declared ones were at load.
+            None if crate::manifest::check_variable_name(name).is_err() => {
+                Err(spin_vars::Error::InvalidName(name.to_string()))
+            }
+            None => Err(spin_vars::Error::Undefined(format!(
                 "no variable for \"{name}\""
-            )));
-        };
-        self.component
-            .app_variables
-            .expand(template)
-            .map_err(|e| spin_vars::Error::Provider(e.to_string()))
+            ))),
+        }
     }
 }
 
