@@ -154,9 +154,10 @@ pub fn check_publish_content_type(content_type: Option<&str>) -> Result<bool, Ap
     }
 }
 
-/// Reads the body and undoes its `Content-Encoding`; 413 past `max_bytes` (compressed or
-/// not), 415 for an unknown coding (before reading), 400 for a corrupt one. Never buffers more.
-pub async fn read_body(
+/// Reads the body (blocking: the handler has nothing else to do meanwhile) and undoes its
+/// `Content-Encoding`; 413 past `max_bytes` (compressed or not), 415 for an unknown coding
+/// (before reading), 400 for a corrupt one. Never buffers more.
+pub fn read_body(
     req: IncomingRequest,
     headers: &Headers,
     max_bytes: usize,
@@ -165,7 +166,7 @@ pub async fn read_body(
     let declared = headers
         .get("content-length")
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let raw = read_raw(req, declared, max_bytes).await?;
+    let raw = read_raw(req, declared, max_bytes)?;
     body::decode(raw, &codings, max_bytes)
 }
 
@@ -178,7 +179,7 @@ const READ_CHUNK: u64 = 64 * 1024;
 /// than most of a publish's own work: blocking reads need no poll between them, a body whose
 /// declared length has arrived needs no extra read to see its end, and dropping the body is one
 /// call where `finish` takes two (it returns the trailers' future).
-async fn read_raw(
+fn read_raw(
     req: IncomingRequest,
     declared: Option<u64>,
     max_bytes: usize,

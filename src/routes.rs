@@ -229,7 +229,7 @@ pub async fn publish(
     let ndjson = http::check_publish_content_type(headers.get("content-type").as_deref())?;
     let asynchronous = http::wants_async(headers.get("prefer").as_deref(), query)?;
     let config = Config::load()?;
-    let body = http::read_body(req, headers, config.max_body_bytes).await?;
+    let body = http::read_body(req, headers, config.max_body_bytes)?;
     let events = if ndjson {
         crate::ingest::ndjson::decode(&body, &config.limits)?
     } else {

@@ -215,19 +215,17 @@ fn load_component(
         .iter()
         .map(|h| variables.expand(h))
         .collect::<Result<Vec<_>>>()?;
+    let component_variables = decl
+        .variables
+        .iter()
+        .map(|(name, template)| Ok((name.clone(), variables.expand(template)?)))
+        .collect::<Result<BTreeMap<_, _>>>()?;
     let runtime = Arc::new(ComponentRuntime {
         id: Arc::from(id),
         key_value,
         sqlite_labels: decl.sqlite_databases.clone(),
         sqlite: dbs,
-        variables: decl
-            .variables
-            .iter()
-            .map(|(name, template)| {
-                let value = variables.expand(template).map_err(|e| e.to_string());
-                (name.clone(), value)
-            })
-            .collect(),
+        variables: component_variables,
         allowed_hosts: AllowedHosts::parse(&hosts)?,
         environment: decl
             .environment

@@ -24,10 +24,10 @@ pub struct ComponentRuntime {
     pub sqlite_labels: Vec<String>,
     /// SQLite databases the component declared and the runtime config provides, by label.
     pub sqlite: BTreeMap<String, Arc<SqlitePool>>,
-    /// Component variables: name → its template expanded over the application variables (or
-    /// why it could not be). Expanded once at load: the application variables are fixed for the
-    /// process's life, and a publish reads eight of these.
-    pub variables: BTreeMap<String, Result<String, String>>,
+    /// Component variables: name → its template expanded over the application variables.
+    /// Expanded once at load: the application variables are fixed for the process's life, and
+    /// a publish reads eight of these.
+    pub variables: BTreeMap<String, String>,
     /// Expanded `allowed_outbound_hosts`.
     pub allowed_hosts: AllowedHosts,
     /// `environment` entries from the manifest.

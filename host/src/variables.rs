@@ -74,8 +74,7 @@ pub fn template_references(template: &str) -> Result<Vec<String>> {
 impl RequestState {
     fn variable(&self, name: &str) -> Result<String, spin_vars::Error> {
         match self.component.variables.get(name) {
-            Some(Ok(value)) => Ok(value.clone()),
-            Some(Err(e)) => Err(spin_vars::Error::Provider(e.clone())),
+            Some(value) => Ok(value.clone()),
             // Only names the manifest did not declare are checked: declared ones were at load.
             None if crate::manifest::check_variable_name(name).is_err() => {
                 Err(spin_vars::Error::InvalidName(name.to_string()))

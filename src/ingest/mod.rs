@@ -212,7 +212,7 @@ pub async fn otlp_logs(req: IncomingRequest, headers: &http::Headers, query: &st
     let asynchronous = http::wants_async(headers.get("prefer").as_deref(), query)?;
     let config = Config::load()?;
     let topic_attribute = config::setting("otlp_topic_attribute", "service.name")?;
-    let body = http::read_body(req, headers, config.max_body_bytes).await?;
+    let body = http::read_body(req, headers, config.max_body_bytes)?;
     let (encoding, decoded) = otlp::decode(&body, encoding, &topic_attribute, &config.limits)?;
     drop(body);
     if decoded.events.is_empty() && decoded.rejected > 0 {
@@ -234,7 +234,7 @@ pub async fn loki_push(req: IncomingRequest, headers: &http::Headers, query: &st
         .map(|l| l.trim().to_owned())
         .filter(|l| !l.is_empty())
         .collect();
-    let body = http::read_body(req, headers, config.max_body_bytes).await?;
+    let body = http::read_body(req, headers, config.max_body_bytes)?;
     let decoded = loki::decode(
         &body,
         format,
