@@ -20,6 +20,9 @@
 #
 # Usage: scripts/count-instructions.sh [postgres|sqlite] [--requests N]  (default postgres, 300)
 # Needs valgrind; PostgreSQL on 127.0.0.1:5432 for postgres. COUNT_SKIP_BUILD=1 reuses builds.
+# loadgen runs with fixed seeds: the same events, and the same duplicates, in every run.
+# COUNT_ONLY=REGEX runs only the matching runs (hello-single, edgelog-batch, ...); COUNT_TOP=N
+# lists N guest functions instead of 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,9 +78,9 @@ count() {
     sleep 0.5
   done
   local lg=(--url "http://127.0.0.1:$port" --mode "$mode" --batch-size "$batch" --concurrency 4 --timeout 60)
-  "${loadgen[@]}" "${lg[@]}" --events $((n * batch / 4)) >/dev/null
+  "${loadgen[@]}" "${lg[@]}" --seed 1 --events $((n * batch / 4)) >/dev/null
   callgrind_control -z "$pid" >/dev/null
-  "${loadgen[@]}" "${lg[@]}" --events $((n * batch)) >/dev/null
+  "${loadgen[@]}" "${lg[@]}" --seed 2 --events $((n * batch)) >/dev/null
   callgrind_control -d "$pid" >/dev/null
   sleep 1
   cp "/tmp/perf-$pid.map" "$out/$name.map"
@@ -91,7 +94,12 @@ count() {
   python3 scripts/count_summary.py "$name ($store, $mode)" "$dump" "$out/$name.map" "$per" "$unit"
 }
 
+# COUNT_ONLY (a regex, e.g. 'edgelog-batch') runs only the matching runs.
 for mode in single batch; do
-  count "hello-$mode" "$hello" "$mode"
-  count "edgelog-$mode" "$edgelog" "$mode"
+  for name in hello edgelog; do
+    [[ "$name-$mode" =~ ${COUNT_ONLY:-.} ]] || continue
+    wasm=$edgelog
+    [ "$name" = hello ] && wasm=$hello
+    count "$name-$mode" "$wasm" "$mode"
+  done
 done

@@ -68,5 +68,5 @@ for p, v in sorted(parts.items(), key=lambda kv: -kv[1]):
 g_total = sum(guest.values())
 print(f"\nGuest, top functions by self count ({g_total / units:,.0f} per {unit}):\n")
 print(f"| function | per {unit} |\n|---|--:|")
-for name, v in sorted(guest.items(), key=lambda kv: -kv[1])[:12]:
+for name, v in sorted(guest.items(), key=lambda kv: -kv[1])[: int(__import__("os").environ.get("COUNT_TOP", "12"))]:
     print(f"| `{name[:90]}` | {v / units:,.0f} |")

@@ -19,7 +19,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use spin_sdk::key_value::Store;
 use spin_sdk::wit::wasi::keyvalue::{batch, store as wasi_store};
@@ -117,29 +117,6 @@ fn nonce(now: &std::time::Duration) -> u64 {
     h.finish()
 }
 
-#[derive(Serialize)]
-struct EncodedRef<'a> {
-    v: u32,
-    events: Vec<(&'a str, &'a str, &'a str, &'a str, &'a RawValue)>,
-}
-
-/// Version 2: one more element per event, its level.
-#[derive(Serialize)]
-struct EncodedRefV2<'a> {
-    v: u32,
-    events: Vec<RowRefV2<'a>>,
-}
-
-/// One event of a version 2 entry: topic, event_id, timestamp, source, payload, level.
-type RowRefV2<'a> = (
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a RawValue,
-    Option<&'a str>,
-);
-
 type Row = (String, String, String, String, Box<RawValue>);
 
 #[derive(Deserialize)]
@@ -148,43 +125,37 @@ struct Encoded {
     events: Box<RawValue>,
 }
 
-/// Serialises a batch as an entry value.
+/// Serialises a batch as an entry value: `{"v":1,"events":[[topic,event_id,timestamp,source,
+/// payload],…]}`, or version 2 with each event's level as a sixth element when any has one.
+///
+/// Written by hand because the payload goes in as the JSON text it already is.
 pub fn encode(events: &[Event]) -> Result<Vec<u8>, serde_json::Error> {
-    if events.iter().any(|e| e.level().is_some()) {
-        let value = EncodedRefV2 {
-            v: 2,
-            events: events
-                .iter()
-                .map(|e| {
-                    (
-                        e.topic(),
-                        e.event_id(),
-                        e.timestamp(),
-                        e.source(),
-                        e.payload(),
-                        e.level().map(|l| l.name()),
-                    )
-                })
-                .collect(),
-        };
-        return serde_json::to_vec(&value);
+    let v2 = events.iter().any(|e| e.level().is_some());
+    let size: usize = events
+        .iter()
+        .map(|e| e.topic().len() + e.event_id().len() + e.source().len() + e.payload().len() + 64)
+        .sum();
+    let mut out = Vec::with_capacity(size + 24);
+    out.extend_from_slice(if v2 {
+        b"{\"v\":2,\"events\":["
+    } else {
+        b"{\"v\":1,\"events\":["
+    });
+    for (i, e) in events.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"[" } else { b",[" });
+        for text in [e.topic(), e.event_id(), e.timestamp(), e.source()] {
+            serde_json::to_writer(&mut out, text)?;
+            out.push(b',');
+        }
+        out.extend_from_slice(e.payload().as_bytes());
+        if v2 {
+            out.push(b',');
+            serde_json::to_writer(&mut out, &e.level().map(|l| l.name()))?;
+        }
+        out.push(b']');
     }
-    let value = EncodedRef {
-        v: 1,
-        events: events
-            .iter()
-            .map(|e| {
-                (
-                    e.topic(),
-                    e.event_id(),
-                    e.timestamp(),
-                    e.source(),
-                    e.payload(),
-                )
-            })
-            .collect(),
-    };
-    serde_json::to_vec(&value)
+    out.extend_from_slice(b"]}");
+    Ok(out)
 }
 
 /// Parses an entry value back into events, checking it holds `expected` of them.
@@ -416,6 +387,36 @@ mod tests {
         assert_eq!(
             (back[0].level(), back[1].level()),
             (None, Some(Level::Warn))
+        );
+    }
+
+    #[test]
+    fn the_entry_is_the_json_it_always_was() {
+        let body = r#"[{"topic":"t\"q","event_id":"\u00e9","timestamp":"2024-05-01T12:00:00Z",
+            "source":"s\\","payload":{"a": [1, "x\n"], "level": "info"}},
+            {"topic":"t","event_id":"e","timestamp":"2024-05-01T12:00:00Z","source":"s"}]"#;
+        let limits = crate::validate::Limits {
+            max_batch_events: 10,
+            max_payload_bytes: 100,
+        };
+        let batch =
+            crate::validate::parse_batch(body.as_bytes(), crate::validate::Shape::Batch, &limits)
+                .unwrap();
+        let bytes = encode(&batch).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let ts = "2024-05-01T12:00:00.000000Z";
+        assert_eq!(
+            value,
+            serde_json::json!({"v": 2, "events": [
+                ["t\"q", "\u{e9}", ts, "s\\", {"a": [1, "x\n"], "level": "info"}, "info"],
+                ["t", "e", ts, "s", {}, null],
+            ]})
+        );
+        assert_eq!(decode(&bytes, 2).unwrap(), batch);
+        let v1 = encode(&batch[1..]).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&v1).unwrap(),
+            format!(r#"{{"v":1,"events":[["t","e","{ts}","s",{{}}]]}}"#)
         );
     }
 

@@ -81,7 +81,7 @@ mod tests {
         let events = decode(body.as_bytes(), &LIMITS).unwrap();
         let ids: Vec<&str> = events.iter().map(|e| e.event_id()).collect();
         assert_eq!(ids, ["a", "b", "c"]);
-        assert_eq!(events[1].payload().get(), r#"{"id":"b"}"#);
+        assert_eq!(events[1].payload(), r#"{"id":"b"}"#);
     }
 
     #[test]

@@ -98,6 +98,16 @@ fn text(s: &str) -> ParameterValue {
     ParameterValue::Str(s.to_owned())
 }
 
+/// A message as PostgreSQL `text` can hold it (no NUL); copied once, and searched only when
+/// it has one (payload strings never do: validation refuses `\u0000`).
+fn without_nul(m: &str) -> String {
+    if m.as_bytes().contains(&0) {
+        m.replace('\0', "")
+    } else {
+        m.to_owned()
+    }
+}
+
 fn int(n: u64) -> ParameterValue {
     ParameterValue::Int64(i64::try_from(n).unwrap_or(i64::MAX))
 }
@@ -310,18 +320,14 @@ impl EventStore for PostgresStore {
             text_array(events().map(|e| e.event_id())),
             text_array(events().map(|e| e.timestamp())),
             text_array(events().map(|e| e.source())),
-            text_array(events().map(|e| e.payload().get())),
+            text_array(events().map(|e| e.payload())),
             ParameterValue::Int16(group.shard),
             ParameterValue::ArrayInt32(
                 events()
                     .map(|e| e.level().map(|l| l.rank() as i32))
                     .collect(),
             ),
-            ParameterValue::ArrayStr(
-                events()
-                    .map(|e| e.message().map(|m| m.replace('\0', "")))
-                    .collect(),
-            ),
+            ParameterValue::ArrayStr(events().map(|e| e.message().map(without_nul)).collect()),
         ];
         params.push(group.settles.map_or(ParameterValue::DbNull, text));
         let rows = self.query(APPLY, &params)?;

@@ -168,7 +168,7 @@ impl SqliteStore {
             params.push(t(e.event_id()));
             params.push(t(e.timestamp()));
             params.push(t(e.source()));
-            params.push(t(e.payload().get()));
+            params.push(t(e.payload()));
             params.push(e.level().map_or(Value::Null, |l| Value::Integer(l.rank())));
             params.push(e.message().map_or(Value::Null, t));
         }

@@ -74,7 +74,8 @@ pub struct Event {
     event_id: String,
     timestamp: String,
     source: String,
-    payload: Box<RawValue>,
+    /// Compact JSON text (checked: only a validated payload becomes one).
+    payload: String,
     level: Option<Level>,
     /// The searchable message read out of the payload (see `text`); derived, never sent.
     message: Option<String>,
@@ -85,7 +86,7 @@ impl PartialEq for Event {
         self.key() == other.key()
             && self.timestamp == other.timestamp
             && self.source == other.source
-            && self.payload.get() == other.payload.get()
+            && self.payload == other.payload
             && self.level == other.level
     }
 }
@@ -112,7 +113,7 @@ impl Event {
     }
 
     /// The payload as compact JSON text, ready for a store or the queue.
-    pub fn payload(&self) -> &RawValue {
+    pub fn payload(&self) -> &str {
         &self.payload
     }
 
@@ -139,7 +140,7 @@ impl Event {
             "event_id": self.event_id,
             "timestamp": self.timestamp,
             "source": self.source,
-            "payload": self.payload,
+            "payload": RawValue::from_string(self.payload.clone()).ok(),
         });
         if let Some(level) = self.level {
             v["level"] = serde_json::json!(level.name());
@@ -164,6 +165,7 @@ impl Event {
         payload: Box<RawValue>,
     ) -> Result<Event, String> {
         let timestamp = checked_fields(&topic, &event_id, &source, timestamp)?;
+        let payload = String::from(Box::<str>::from(payload));
         Ok(Event::assemble(topic, event_id, timestamp, source, payload))
     }
 
@@ -225,7 +227,7 @@ impl Event {
         event_id: String,
         timestamp: String,
         source: String,
-        payload: Box<RawValue>,
+        payload: String,
     ) -> Event {
         let (message, level) = text::inspect(&payload);
         Event {
@@ -264,18 +266,18 @@ fn checked_fields(
 }
 
 /// An adapter's payload text as stored: JSON, no NUL, not too deep, compact, within the limit.
-fn checked_payload(payload: String, limits: &Limits) -> Result<Box<RawValue>, String> {
+fn checked_payload(payload: String, limits: &Limits) -> Result<String, String> {
     let raw = RawValue::from_string(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
     let payload = match payload::compact(&raw) {
-        Ok(Ok(p)) => p.unwrap_or(raw),
+        Ok(Ok(p)) => p.unwrap_or_else(|| String::from(Box::<str>::from(raw))),
         Ok(Err(m)) => return Err(format!("payload {m}")),
         Err(ItemError::Malformed(m)) => return Err(format!("payload: {m}")),
         Err(ItemError::Problems(_)) => return Err("payload is invalid".into()),
     };
-    if payload.get().len() > limits.max_payload_bytes {
+    if payload.len() > limits.max_payload_bytes {
         return Err(format!(
             "payload is {} bytes serialised; the limit is {}",
-            payload.get().len(),
+            payload.len(),
             limits.max_payload_bytes
         ));
     }
@@ -339,7 +341,7 @@ mod tests {
         assert_eq!(e.key(), ("t", "e1"));
         assert_eq!(e.source(), "s");
         assert_eq!(e.timestamp(), "2024-05-01T12:00:00.000000Z");
-        assert_eq!(e.payload().get(), r#"{"a":1}"#);
+        assert_eq!(e.payload(), r#"{"a":1}"#);
     }
 
     #[test]
@@ -409,11 +411,11 @@ mod tests {
     fn payload_defaults_and_null() {
         let mut v = good();
         v.as_object_mut().unwrap().remove("payload");
-        assert_eq!(one(v.clone()).unwrap().payload().get(), "{}");
+        assert_eq!(one(v.clone()).unwrap().payload(), "{}");
         v["payload"] = Value::Null;
-        assert_eq!(one(v.clone()).unwrap().payload().get(), "null");
+        assert_eq!(one(v.clone()).unwrap().payload(), "null");
         v["payload"] = json!([1, "x", {"y": false}]);
-        assert_eq!(one(v).unwrap().payload().get(), r#"[1,"x",{"y":false}]"#);
+        assert_eq!(one(v).unwrap().payload(), r#"[1,"x",{"y":false}]"#);
     }
 
     #[test]
@@ -559,12 +561,12 @@ mod tests {
                 "a" : " spaced  out \" \\ ", "\u00e9\ud83d\ude00": null } }"#;
         let e = parse_batch(body.as_bytes(), Shape::Any, &LIMITS_BIG).unwrap();
         assert_eq!(
-            e[0].payload().get(),
+            e[0].payload(),
             r#"{"b":[1,2.50,1e400],"a":" spaced  out \" \\ ","\u00e9\ud83d\ude00":null}"#,
             "key order, number text and escapes are the sender's; only whitespace goes"
         );
         let compact = parse_batch(good().to_string().as_bytes(), Shape::Any, &LIMITS).unwrap();
-        assert_eq!(compact[0].payload().get(), r#"{"a":1}"#);
+        assert_eq!(compact[0].payload(), r#"{"a":1}"#);
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub fn render_utc(t: &NaiveDateTime) -> String {
     put(14, 2, t.minute());
     put(17, 2, t.second());
     put(20, 6, t.nanosecond() / 1_000);
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out.to_vec()).expect("digits and ASCII separators")
 }
 
 /// Renders nanoseconds since the Unix epoch (OTLP's and Loki's clocks), refusing what the

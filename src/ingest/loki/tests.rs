@@ -71,7 +71,7 @@ fn both_encodings_give_the_same_events() {
     let e = &from_json.events[1];
     assert_eq!((e.topic(), e.source()), ("api", "web-1"));
     assert_eq!(e.timestamp(), "2023-11-14T22:13:20.123456Z");
-    let p: Json = serde_json::from_str(e.payload().get()).unwrap();
+    let p: Json = serde_json::from_str(e.payload()).unwrap();
     assert_eq!(
         p,
         json!({"line": "slow request",
