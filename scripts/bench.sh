@@ -26,7 +26,9 @@ say() { printf '[bench] %s\n' "$*" >&2; }
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   scripts/build-release.sh
   say "building the trivial component lab/fixtures/hello"
-  cargo build --manifest-path lab/fixtures/hello/Cargo.toml \
+  # The same build settings as scripts/build-component.sh gives edgelog (fat LTO, one unit).
+  CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+    cargo build --manifest-path lab/fixtures/hello/Cargo.toml \
     --target wasm32-wasip2 --release --target-dir target/bench-hello
 fi
 

@@ -34,7 +34,9 @@ out=target/count
 mkdir -p "$out"
 if [ "${COUNT_SKIP_BUILD:-0}" != 1 ]; then
   build_profiled
-  cargo build --manifest-path lab/fixtures/hello/Cargo.toml \
+  # The same build settings as scripts/build-component.sh gives edgelog (fat LTO, one unit).
+  CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+    cargo build --manifest-path lab/fixtures/hello/Cargo.toml \
     --target wasm32-wasip2 --release --target-dir target/bench-hello
 fi
 host=target/profile/host/release/edge-host

@@ -112,7 +112,10 @@ impl Headers {
         self.0
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .map(|(_, v)| match std::str::from_utf8(v) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(v).into_owned(),
+            })
     }
 }
 

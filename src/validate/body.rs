@@ -7,7 +7,7 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 
 use super::{
-    Event, ItemError, Level, Limits, Shape, check_text, level, normalize_timestamp, payload,
+    Event, ItemError, Level, Limits, Shape, check_text, level, normalize_timestamp, payload, scan,
 };
 use crate::error::{ApiError, FieldError};
 
@@ -288,6 +288,18 @@ pub fn parse_batch(body: &[u8], shape: Shape, limits: &Limits) -> Result<Vec<Eve
         return Err(ApiError::malformed_json("the body is empty"));
     }
     let text = std::str::from_utf8(body).map_err(ApiError::malformed_json)?;
+    if let Some(events) = scan::events(text, shape, limits) {
+        return Ok(events);
+    }
+    parse_text(text, shape, limits)
+}
+
+/// [`parse_batch`] without the one-pass scan: every body, every answer.
+pub(super) fn parse_text(
+    text: &str,
+    shape: Shape,
+    limits: &Limits,
+) -> Result<Vec<Event>, ApiError> {
     if shape == Shape::Any && text.trim_start().starts_with('{') {
         // The common case, one bare event, in one pass: its fields, and that it has no `events`.
         // Anything else (a wrapper, a repeated member, bad syntax) takes the general path, so

@@ -20,11 +20,14 @@
 //! without it, the payload's own `level` / `severity` string is used if it names a level.
 //! Unknown fields are ignored; a field given twice in one event is an error.
 //!
-//! Parsing is one typed pass, never a `serde_json::Value` tree: the body is split
-//! into raw items, each item into its five raw fields, and the payload is kept as
-//! the text the client sent with only the whitespace between tokens removed (so
-//! its size is the size of its compact JSON). Unicode escapes the JSON parser lets
-//! through but no store can hold (unpaired surrogates) make the body malformed.
+//! Parsing never builds a `serde_json::Value` tree. The common bodies are read in one pass by
+//! `scan`, which checks the grammar, copies each payload without whitespace and notes its
+//! message and level as it goes; it only ever decides a success. Every other body (and every
+//! error) takes the general path (`body`): the body is split into raw items, each item into its
+//! raw fields, each checked. Either way the payload is kept as the text the client sent with
+//! only the whitespace between tokens removed (so its size is the size of its compact JSON).
+//! Unicode escapes the JSON parser lets through but no store can hold (unpaired surrogates)
+//! make the body malformed.
 
 use serde_json::value::RawValue;
 
@@ -32,6 +35,7 @@ mod body;
 mod digest;
 pub mod level;
 mod payload;
+mod scan;
 pub mod text;
 mod timestamp;
 pub use body::{parse_batch, validate_items};

@@ -12,14 +12,21 @@
 use super::level::Level;
 
 /// The members of a payload object this module looks at, in the order they are preferred.
-const KNOWN: [&str; 5] = ["message", "msg", "body", "level", "severity"];
+pub(super) const KNOWN: [&str; 5] = ["message", "msg", "body", "level", "severity"];
 
 /// A raw JSON value as text: a string decoded, anything else as its (compact) JSON.
 fn as_text(json: &str) -> Option<String> {
     if json == "null" {
         None
     } else if json.starts_with('"') {
-        serde_json::from_str(json).ok()
+        match json.as_bytes()[1..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\')
+        {
+            // No escape before the closing quote: the text between the quotes is the value.
+            Some(end) if json.len() == end + 2 => Some(json[1..=end].to_owned()),
+            _ => serde_json::from_str(json).ok(),
+        }
     } else {
         Some(json.to_owned())
     }
@@ -34,9 +41,15 @@ pub fn inspect(json: &str) -> (Option<String>, Option<Level>) {
     if json.starts_with('"') {
         return (serde_json::from_str(json).ok(), None);
     }
-    let Some(known) = members(json) else {
-        return (None, None);
-    };
+    match members(json) {
+        Some(known) => read(&known),
+        None => (None, None),
+    }
+}
+
+/// The message and level from the raw values of a payload object's [`KNOWN`] members, in
+/// [`KNOWN`]'s order (how `validate::scan` reads them out of the members it copies).
+pub(super) fn read(known: &[Option<&str>; 5]) -> (Option<String>, Option<Level>) {
     let message = known[..3].iter().flatten().find_map(|raw| as_text(raw));
     let level = known[3..]
         .iter()

@@ -10,7 +10,62 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike}
 
 /// Parses an ISO 8601 / RFC 3339 date-time and renders it as UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 pub fn normalize_timestamp(s: &str) -> Result<String, String> {
+    if is_normal(s.as_bytes()) {
+        return Ok(s.to_owned());
+    }
     parse_timestamp(s).map(|utc| render_utc(&utc))
+}
+
+/// Whether `b` is already what [`render_utc`] makes of it — `YYYY-MM-DDTHH:MM:SS.ffffffZ`, a
+/// real date and time of day, year 0001 or later — as most senders' clocks write it; then
+/// normalising it is copying it.
+fn is_normal(b: &[u8]) -> bool {
+    let [
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        i0,
+        i1,
+        b':',
+        s0,
+        s1,
+        b'.',
+        fraction @ ..,
+        b'Z',
+    ] = b
+    else {
+        return false;
+    };
+    let digits = [y0, y1, y2, y3, m0, m1, d0, d1, h0, h1, i0, i1, s0, s1];
+    if fraction.len() != 6
+        || !digits.iter().all(|d| d.is_ascii_digit())
+        || !fraction.iter().all(u8::is_ascii_digit)
+    {
+        return false;
+    }
+    let n = |a: &u8, b: &u8| u32::from(a - b'0') * 10 + u32::from(b - b'0');
+    let year = n(y0, y1) * 100 + n(y2, y3);
+    let (month, day) = (n(m0, m1), n(d0, d1));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    year >= 1 && (1..=days).contains(&day) && n(h0, h1) < 24 && n(i0, i1) < 60 && n(s0, s1) < 60
 }
 
 /// Renders a UTC instant in the one format this service emits.
@@ -33,7 +88,7 @@ pub fn render_utc(t: &NaiveDateTime) -> String {
     put(14, 2, t.minute());
     put(17, 2, t.second());
     put(20, 6, t.nanosecond() / 1_000);
-    String::from_utf8(out.to_vec()).expect("digits and ASCII separators")
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Renders nanoseconds since the Unix epoch (OTLP's and Loki's clocks), refusing what the
@@ -122,6 +177,50 @@ pub fn parse_timestamp(s: &str) -> Result<NaiveDateTime, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_normal_form_shortcut_agrees_with_the_full_path() {
+        let mut seed = 0x853c_49e6_748f_ea9bu64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut normal = 0;
+        for _ in 0..200_000 {
+            let pick = |v: &[&'static str], r: u64| v[r as usize % v.len()];
+            let t = format!(
+                "{}-{}-{}{}{}:{}:{}{}{}",
+                pick(
+                    &[
+                        "0000", "0001", "1900", "2000", "2023", "2024", "9999", "20a4"
+                    ],
+                    next(8)
+                ),
+                pick(&["00", "01", "02", "04", "09", "12", "13"], next(7)),
+                pick(&["00", "01", "28", "29", "30", "31", "32"], next(7)),
+                pick(&["T", "T", "T", "t", " "], next(5)),
+                pick(&["00", "09", "23", "24"], next(4)),
+                pick(&["00", "59", "60"], next(3)),
+                pick(&["00", "59", "60"], next(3)),
+                pick(
+                    &[".000000", ".123456", ".12345", ".1234567", "", ".12345a"],
+                    next(6)
+                ),
+                pick(&["Z", "Z", "Z", "z", "+00:00", ""], next(6)),
+            );
+            let fast = is_normal(t.as_bytes());
+            normal += usize::from(fast);
+            let full = parse_timestamp(&t).map(|utc| render_utc(&utc));
+            if fast {
+                assert_eq!(full.as_deref(), Ok(t.as_str()), "{t}");
+            } else if let Ok(rendered) = full {
+                assert_ne!(rendered, t, "{t} is normal but the shortcut missed it");
+            }
+        }
+        assert!(normal > 1_000, "{normal} normal-form timestamps generated");
+    }
 
     #[test]
     fn timestamps_normalise_to_utc_microseconds() {

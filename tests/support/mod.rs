@@ -42,6 +42,10 @@ pub fn build_components() {
             .current_dir(root())
             .args(["build", "--target", "wasm32-wasip2", "--release"])
             .args(&packages)
+            // What scripts/build-component.sh (spin.toml's build command) builds with, so the
+            // suites test the same component and share its build.
+            .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+            .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
             .status()
             .expect("run cargo build for the components");
         assert!(status.success(), "building the wasm components failed");
