@@ -6,7 +6,8 @@
 //!
 //! Module map, in the order one request travels:
 //! `lib` (route table, dispatch) → `auth` (token groups, CORS) → `routes` (handlers)
-//! → `http` (request checks, JSON answers) → `validate` (the `Event` type) →
+//! → `http` (request checks, JSON answers) → `validate` (the `Event` type; `validate::scan` reads
+//! the common bodies in one pass) →
 //! `queue` (key-value entries) → `consume` (queue → store in budgeted group commits,
 //! dead letters; `consume::lanes`: which entries each of several parallel drains takes)
 //! → `store` (`EventStore`; `sqlite`, `postgres`) → `stats` (counters).

@@ -26,6 +26,9 @@ pub fn is_ndjson(media: &str) -> bool {
 /// Splits and validates an NDJSON body into a non-empty batch, or one error naming every bad line.
 pub fn decode(body: &[u8], limits: &Limits) -> Result<Vec<Event>, ApiError> {
     let text = std::str::from_utf8(body).map_err(ApiError::malformed_json)?;
+    if let Some(events) = scanned(text, limits) {
+        return Ok(events);
+    }
     let mut items: Vec<(Option<usize>, &RawValue)> = Vec::new();
     for (line_no, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -58,6 +61,23 @@ pub fn decode(body: &[u8], limits: &Limits) -> Result<Vec<Event>, ApiError> {
         );
     }
     validate::validate_items(items.into_iter(), limits)
+}
+
+/// Every line read in one pass, when every line is a valid event object and they are within
+/// the limit; `None` sends the body down [`decode`]'s line-by-line path, which gives every answer.
+fn scanned(text: &str, limits: &Limits) -> Option<Vec<Event>> {
+    let mut events = Vec::new();
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if events.len() == limits.max_batch_events {
+            return None;
+        }
+        events.push(validate::scan_line(line, limits)?);
+    }
+    (!events.is_empty()).then_some(events)
 }
 
 #[cfg(test)]

@@ -39,6 +39,12 @@ mod scan;
 pub mod text;
 mod timestamp;
 pub use body::{parse_batch, validate_items};
+
+/// One NDJSON line's event in one pass, when the line is a valid event object; `None` sends the
+/// line to [`validate_items`], which gives every answer (see `scan`).
+pub fn scan_line(line: &str, limits: &Limits) -> Option<Event> {
+    scan::event(line, limits)
+}
 pub use digest::content_id;
 pub use level::Level;
 pub use timestamp::{from_unix_nanos, normalize_timestamp, parse_timestamp, render_utc};

@@ -48,6 +48,20 @@ pub(super) fn events(body: &str, shape: Shape, limits: &Limits) -> Option<Vec<Ev
         .then_some(events)
 }
 
+/// One event object and nothing else, read as an item of a batch is (an NDJSON line: an
+/// `events` member is just an unknown field there); `None` as for [`events`].
+pub(super) fn event(line: &str, limits: &Limits) -> Option<Event> {
+    let mut r = Reader {
+        s: line,
+        b: line.as_bytes(),
+        i: 0,
+    };
+    r.space();
+    let event = r.event(limits, false)?;
+    r.space();
+    (r.i == r.b.len()).then_some(event)
+}
+
 /// A position in the body; every method returns `None` for what this pass does not take.
 struct Reader<'a> {
     s: &'a str,
@@ -693,6 +707,31 @@ mod tests {
             valid > 2_000 && taken * 10 > valid * 6,
             "the scan took {taken} of {valid} valid bodies"
         );
+    }
+
+    #[test]
+    fn a_line_the_scan_takes_is_the_event_the_general_path_reads() {
+        let mut g = Gen(0x2545_f491_4f6c_dd1d);
+        let mut taken = 0;
+        for _ in 0..20_000 {
+            let line = g.event();
+            for line in [line.clone(), g.mutate(&line)] {
+                let Some(fast) = event(&line, &LIMITS) else {
+                    continue;
+                };
+                taken += 1;
+                let raw: &serde_json::value::RawValue =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                let general =
+                    super::super::validate_items(std::iter::once((Some(0), raw)), &LIMITS)
+                        .unwrap_or_else(|e| {
+                            panic!("the scan took a line the general path refuses ({e:?}): {line}")
+                        });
+                assert_eq!(general, vec![fast.clone()], "{line}");
+                assert_eq!(general[0].message(), fast.message(), "{line}");
+            }
+        }
+        assert!(taken > 3_000, "the scan took {taken} lines");
     }
 
     #[test]
