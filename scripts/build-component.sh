@@ -18,7 +18,7 @@ fi
 
 # Whole-program optimisation for the component only (edge-host's release build would take far
 # longer with it): serde_json, spin-sdk and std inline into the handlers. Issue 17's instruction
-# counts: 14 % fewer guest instructions per single publish, and a .wasm half the size.
+# counts: 14 % fewer guest instructions per single publish.
 # tests/support/mod.rs builds with the same two settings.
 export CARGO_PROFILE_RELEASE_LTO=${CARGO_PROFILE_RELEASE_LTO:-fat}
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-1}
