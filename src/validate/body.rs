@@ -100,51 +100,13 @@ struct Fields<'a> {
     level: Option<&'a RawValue>,
 }
 
-/// A body that may be one bare event: [`Fields`] plus its `events` member if it has one (then
-/// it is a wrapper). A separate struct because a batch's items may repeat an `events` member.
-#[derive(Deserialize)]
-struct Bare<'a> {
-    #[serde(borrow)]
-    topic: Option<&'a RawValue>,
-    #[serde(borrow)]
-    event_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    timestamp: Option<&'a RawValue>,
-    #[serde(borrow)]
-    source: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    payload: Option<&'a RawValue>,
-    #[serde(borrow)]
-    level: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    events: Option<&'a RawValue>,
-}
-
-impl<'a> Bare<'a> {
-    /// The event's fields, for a body without `events`.
-    fn event(self) -> Option<Fields<'a>> {
-        self.events.is_none().then_some(Fields {
-            topic: self.topic,
-            event_id: self.event_id,
-            timestamp: self.timestamp,
-            source: self.source,
-            payload: self.payload,
-            level: self.level,
-        })
-    }
-}
-
 /// The `{"events": [...]}` wrapper read in one pass, the items kept as raw text; other members
 /// are ignored (they may be a bare event's fields). An `events` that is not an array fails it
 /// with a data error, and [`LooseWrapper`] tells the cases apart.
-///
-/// Generic over how an item is read: raw text (`&RawValue`) on the general path, an
-/// [`Object`] in [`one_pass_items`].
 #[derive(Deserialize)]
-#[serde(bound = "T: Deserialize<'de>")]
-struct Wrapper<T> {
-    #[serde(default = "Option::default", deserialize_with = "present_array")]
-    events: Option<Vec<T>>,
+struct Wrapper<'a> {
+    #[serde(borrow, default, deserialize_with = "present_array")]
+    events: Option<Vec<&'a RawValue>>,
 }
 
 /// The wrapper with `events` as any JSON value: the second look when [`Wrapper`] fails.
@@ -155,53 +117,13 @@ struct LooseWrapper<'a> {
 }
 
 /// Deserialises a present `events` member, `null` included, as `Some` array.
-fn present_array<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Vec<T>>, D::Error> {
-    <Vec<T>>::deserialize(d).map(Some)
+fn present_array<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<&'de RawValue>>, D::Error> {
+    <Vec<&RawValue>>::deserialize(d).map(Some)
 }
 
 /// Deserialises a member that is present, `null` included, as `Some`.
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(d).map(Some)
-}
-
-/// The common batch, an array of event objects (bare or as the wrapper's `events`), read in one
-/// pass: each item's fields straight from the body, instead of splitting the body into raw items
-/// and reading every item (and its payload) again. `None` sends everything else down the general
-/// path — other shapes, an empty or over-long batch, a repeated member, an item that is not an
-/// object, bad syntax — so every answer, and every error, stays the one that path gives.
-fn one_pass_items(text: &str) -> Option<Vec<Object<'_>>> {
-    let items = match text.trim_start().as_bytes().first()? {
-        b'[' => serde_json::from_str::<Vec<Object>>(text).ok()?,
-        b'{' => serde_json::from_str::<Wrapper<Object>>(text).ok()?.events?,
-        _ => return None,
-    };
-    (!items.is_empty()).then_some(items)
-}
-
-/// An item's [`Fields`], accepted only from a JSON object: serde would also read a struct from
-/// an array, which the general path refuses ("must be a JSON object").
-struct Object<'a>(Fields<'a>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Object<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-            type Value = Fields<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an event object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Fields<'a>, A::Error> {
-                Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        d.deserialize_map(Visit(std::marker::PhantomData))
-            .map(Object)
-    }
 }
 
 /// A JSON member that should be a string.
@@ -294,36 +216,12 @@ pub fn parse_batch(body: &[u8], shape: Shape, limits: &Limits) -> Result<Vec<Eve
     parse_text(text, shape, limits)
 }
 
-/// [`parse_batch`] without the one-pass scan: every body, every answer.
+/// [`parse_batch`] without the one-pass scan (`scan`): every body, every answer.
 pub(super) fn parse_text(
     text: &str,
     shape: Shape,
     limits: &Limits,
 ) -> Result<Vec<Event>, ApiError> {
-    if shape == Shape::Any && text.trim_start().starts_with('{') {
-        // The common case, one bare event, in one pass: its fields, and that it has no `events`.
-        // Anything else (a wrapper, a repeated member, bad syntax) takes the general path, so
-        // every answer stays the one that path gives.
-        if let Some(fields) = serde_json::from_str::<Bare>(text)
-            .ok()
-            .and_then(Bare::event)
-        {
-            return collect_all(
-                1,
-                std::iter::once((None, Event::from_fields(fields, limits))),
-            );
-        }
-    }
-    if let Some(items) = one_pass_items(text).filter(|items| items.len() <= limits.max_batch_events)
-    {
-        return collect_all(
-            items.len(),
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| (Some(i), Event::from_fields(item.0, limits))),
-        );
-    }
     let (items, single) = split_shape(text, shape)?;
     if items.is_empty() {
         return Err(
@@ -432,7 +330,7 @@ fn split_shape(text: &str, shape: Shape) -> Result<(Vec<&RawValue>, bool), ApiEr
     match text.trim_start().as_bytes().first() {
         Some(b'[') => Ok((array(text)?, false)),
         Some(b'{') => {
-            let events = match serde_json::from_str::<Wrapper<&RawValue>>(text) {
+            let events = match serde_json::from_str::<Wrapper>(text) {
                 Ok(wrapper) => wrapper.events.map(Ok),
                 // Not an array of items (or a repeated member): read again to tell which.
                 Err(e) if e.classify() == Category::Data => {
