@@ -34,6 +34,8 @@ mod routes;
 mod search;
 mod stats;
 mod store;
+#[cfg(test)]
+mod testing;
 mod validate;
 
 /// Small allocations are pointer bumps in a bounded arena (see `arena`): every request has a

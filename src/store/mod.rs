@@ -597,13 +597,8 @@ mod tests {
 
     #[test]
     fn the_walk_finds_what_a_search_finds() {
-        let mut seed = 0x9e37_79b9u64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::testing::Rng(0x9e37_79b9);
+        let mut next = |n: u64| rng.below(n as usize) as u64;
         for _ in 0..300 {
             let keys: Vec<(String, String)> = (0..1 + next(40))
                 .map(|_| (format!("t{}", next(3)), format!("run-{}", next(25))))

@@ -283,51 +283,11 @@ impl<'a> Reader<'a> {
                 self.string()?;
             }
             b'{' => {
-                if depth == MAX_DEPTH {
-                    return None;
-                }
-                self.i += 1;
-                out.push('{');
-                self.space();
-                if self.peek()? != b'}' {
-                    loop {
-                        let key = self.string()?;
-                        out.push_str(&self.s[key.start - 1..key.end + 1]);
-                        self.colon()?;
-                        out.push(':');
-                        self.value(out, depth + 1)?;
-                        if !self.next(b'}')? {
-                            break;
-                        }
-                        out.push(',');
-                    }
-                } else {
-                    self.i += 1;
-                }
-                out.push('}');
-                return Some(());
+                return self.container(out, depth, b'}', |r, out| {
+                    r.member(out, depth + 1).map(drop)
+                });
             }
-            b'[' => {
-                if depth == MAX_DEPTH {
-                    return None;
-                }
-                self.i += 1;
-                out.push('[');
-                self.space();
-                if self.peek()? != b']' {
-                    loop {
-                        self.value(out, depth + 1)?;
-                        if !self.next(b']')? {
-                            break;
-                        }
-                        out.push(',');
-                    }
-                } else {
-                    self.i += 1;
-                }
-                out.push(']');
-                return Some(());
-            }
+            b'[' => return self.container(out, depth, b']', |r, out| r.value(out, depth + 1)),
             b't' => self.literal(b"true")?,
             b'f' => self.literal(b"false")?,
             b'n' => self.literal(b"null")?,
@@ -335,6 +295,48 @@ impl<'a> Reader<'a> {
         }
         out.push_str(&self.s[start..self.i]);
         Some(())
+    }
+
+    /// The object or array at the cursor (its bracket, then `each` for every member or item),
+    /// copied into `out`; `close` is its closing bracket.
+    fn container(
+        &mut self,
+        out: &mut String,
+        depth: usize,
+        close: u8,
+        mut each: impl FnMut(&mut Self, &mut String) -> Option<()>,
+    ) -> Option<()> {
+        if depth == MAX_DEPTH {
+            return None;
+        }
+        out.push(char::from(self.b[self.i]));
+        self.i += 1;
+        self.space();
+        if self.peek()? == close {
+            self.i += 1;
+        } else {
+            loop {
+                each(self, out)?;
+                if !self.next(close)? {
+                    break;
+                }
+                out.push(',');
+            }
+        }
+        out.push(char::from(close));
+        Some(())
+    }
+
+    /// One object member at the cursor, copied into `out`: its key, and where its value's
+    /// copy starts and ends in `out`.
+    fn member(&mut self, out: &mut String, depth: usize) -> Option<(Text, usize, usize)> {
+        let key = self.string()?;
+        out.push_str(&self.s[key.start - 1..key.end + 1]);
+        self.colon()?;
+        out.push(':');
+        let from = out.len();
+        self.value(out, depth)?;
+        Some((key, from, out.len()))
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -354,37 +356,21 @@ impl<'a> Reader<'a> {
         // An object: its members copied one by one, the known ones' values noted by position.
         let mut known: [Option<(usize, usize)>; 5] = [None; 5];
         let mut repeated = false;
-        self.i += 1;
-        out.push('{');
-        self.space();
-        if self.peek()? == b'}' {
-            self.i += 1;
-        } else {
-            loop {
-                let key = self.string()?;
-                out.push_str(&self.s[key.start - 1..key.end + 1]);
-                let slot = if key.escaped {
-                    let name = self.text(&key)?;
-                    text::KNOWN.iter().position(|k| *k == name)
-                } else {
-                    let name = &self.s[key.start..key.end];
-                    text::KNOWN.iter().position(|k| *k == name)
-                };
-                self.colon()?;
-                out.push(':');
-                let from = out.len();
-                self.value(&mut out, 2)?;
-                if let Some(slot) = slot {
-                    repeated |= known[slot].is_some();
-                    known[slot] = Some((from, out.len()));
-                }
-                if !self.next(b'}')? {
-                    break;
-                }
-                out.push(',');
+        self.container(&mut out, 1, b'}', |r, out| {
+            let (key, from, to) = r.member(out, 2)?;
+            let slot = if key.escaped {
+                let name = r.text(&key)?;
+                text::KNOWN.iter().position(|k| *k == name)
+            } else {
+                let name = &r.s[key.start..key.end];
+                text::KNOWN.iter().position(|k| *k == name)
+            };
+            if let Some(slot) = slot {
+                repeated |= known[slot].is_some();
+                known[slot] = Some((from, to));
             }
-        }
-        out.push('}');
+            Some(())
+        })?;
         let (message, level) = if repeated {
             (None, None)
         } else {
@@ -478,15 +464,12 @@ mod tests {
         max_payload_bytes: 120,
     };
 
-    /// A small deterministic generator (xorshift), so a failure names its case.
-    struct Gen(u64);
+    /// Generated event bodies, lines and their mutations.
+    struct Gen(crate::testing::Rng);
 
     impl Gen {
         fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n as u64) as usize
+            self.0.below(n)
         }
 
         fn pick<'s>(&mut self, from: &[&'s str]) -> &'s str {
@@ -691,7 +674,7 @@ mod tests {
 
     #[test]
     fn what_the_scan_takes_the_general_path_takes_the_same() {
-        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let mut g = Gen(crate::testing::Rng(0x9e37_79b9_7f4a_7c15));
         let (mut taken, mut valid) = (0, 0);
         for _ in 0..20_000 {
             let body = g.body();
@@ -711,7 +694,7 @@ mod tests {
 
     #[test]
     fn a_line_the_scan_takes_is_the_event_the_general_path_reads() {
-        let mut g = Gen(0x2545_f491_4f6c_dd1d);
+        let mut g = Gen(crate::testing::Rng(0x2545_f491_4f6c_dd1d));
         let mut taken = 0;
         for _ in 0..20_000 {
             let line = g.event();

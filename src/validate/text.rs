@@ -262,13 +262,8 @@ mod tests {
             "\"a\\\\\"",
         ];
         const SPACE: [&str; 4] = ["", " ", "\n\t", "\r "];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = crate::testing::Rng(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: usize| rng.below(n);
         for _ in 0..5_000 {
             let members = next(5);
             let mut json = String::from("{");

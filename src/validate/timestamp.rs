@@ -180,13 +180,8 @@ mod tests {
 
     #[test]
     fn the_normal_form_shortcut_agrees_with_the_full_path() {
-        let mut seed = 0x853c_49e6_748f_ea9bu64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::testing::Rng(0x853c_49e6_748f_ea9b);
+        let mut next = |n: u64| rng.below(n as usize) as u64;
         let mut normal = 0;
         for _ in 0..200_000 {
             let pick = |v: &[&'static str], r: u64| v[r as usize % v.len()];

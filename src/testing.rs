@@ -1,0 +1,15 @@
+//! Helpers the unit tests share.
+
+/// A small deterministic generator (xorshift64): generated cases are the same on every run, so
+/// a failure names its case.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number below `n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
