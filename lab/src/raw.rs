@@ -10,8 +10,9 @@
 //!   `INSERT … VALUES (…), (…)`, `COMMIT`, on connections configured like edge-host's (WAL,
 //!   `synchronous = NORMAL`, 30 s busy timeout).
 //! - `service`: what the service's store runs per queue entry, marker row included (on
-//!   PostgreSQL the call of the service's own apply function, `edgelog_apply_v5` of
-//!   `migrations/postgres/0005_apply_function.sql`; on SQLite a copy of `src/store/sqlite.rs`'s
+//!   PostgreSQL the call of the service's own apply function, `edgelog_apply_v7` of
+//!   `migrations/postgres/0007_packed_apply.sql` with the text columns packed as the service
+//!   packs them; on SQLite a copy of `src/store/sqlite.rs`'s
 //!   transaction: level, message, search index, counters per level, volume rows), so the
 //!   gap between `plain` and `service` is the cost of the exactly-once marker, and the gap
 //!   between `service` and the HTTP service is the host, Wasm, and key-value queue.
@@ -35,12 +36,14 @@ use loadgen::report::Latency;
 /// The service's PostgreSQL schema (every migration, in order; each is idempotent), so the raw
 /// limit pays for the same columns and indexes as the service. The scripts are bodies of the
 /// service's `DO` block (version 3 catches a missing `pg_trgm`): see [`pg_schema`].
-pub const PG_SCHEMA: [&str; 5] = [
+pub const PG_SCHEMA: [&str; 7] = [
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_counters_dead_letters.sql"),
     include_str!("../../migrations/postgres/0003_search.sql"),
     include_str!("../../migrations/postgres/0004_volume_totals.sql"),
     include_str!("../../migrations/postgres/0005_apply_function.sql"),
+    include_str!("../../migrations/postgres/0006_unfolded_indexes.sql"),
+    include_str!("../../migrations/postgres/0007_packed_apply.sql"),
 ];
 /// The service's SQLite schema.
 pub const SQLITE_SCHEMA: [&str; 4] = [
@@ -71,8 +74,9 @@ ON CONFLICT (topic, event_id) DO NOTHING";
 
 /// `service` on PostgreSQL: the call the service's store sends (`src/store/postgres_sql.rs`
 /// `APPLY`) of its apply function (marker, counters and volume rows included; created by
-/// [`pg_schema`] from the service's own migration), for a group of one batch and no dead letter.
-const PG_SERVICE: &str = "SELECT * FROM edgelog_apply_v5($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+/// [`pg_schema`] from the service's own migrations), for a group of one batch and no dead
+/// letter, its text columns packed as `src/store/postgres_pack.rs` packs them.
+const PG_SERVICE: &str = "SELECT * FROM edgelog_apply_v7($1, $2, $3, $4, $5, $6, $7, $8, $9, \
      $10, $11, $12)";
 
 /// SQLite `service` statements: copies of those in `src/store/sqlite.rs` and
@@ -391,7 +395,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// The `service` statement on PostgreSQL is the service's own: the schema (migration 5's
+    /// The `service` statement on PostgreSQL is the service's own: the schema (migration 7's
     /// apply function included) applied by [`pg_schema`], then one call per batch or event.
     #[test]
     fn postgres_raw_service_run_calls_the_apply_function() {
@@ -402,7 +406,7 @@ mod tests {
         let admin = |sql: String| loadgen::run::block_on(pg_admin(&server, &sql)).unwrap();
         admin(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
         admin(format!("CREATE DATABASE {db}"));
-        assert!(PG_SCHEMA[4].contains(&format!(
+        assert!(PG_SCHEMA[6].contains(&format!(
             "CREATE OR REPLACE FUNCTION {}(",
             PG_SERVICE
                 .trim_start_matches("SELECT * FROM ")

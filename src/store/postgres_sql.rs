@@ -1,5 +1,5 @@
 //! The PostgreSQL statements of the event store that are fixed text: apply (a call of the
-//! function migration 5 creates), dead letters, retention, marker compaction, counter folding
+//! functions migrations 5 and 7 create), dead letters, retention, marker compaction, counter folding
 //! and the `/stats` snapshot. Timestamps leave the database as text in the service's one format.
 
 /// Renders a `timestamptz` column in the service's one timestamp format.
@@ -57,13 +57,18 @@ pub(super) const LIST_COLUMNS: &str = concat!(
 );
 
 /// Applies a group of batches in ONE statement (one transaction) by calling the apply function
-/// of migration 5 (`migrations/postgres/0005_apply_function.sql`, the only copy of its SQL):
-/// markers first (a marker that already existed means that batch was applied before: its
-/// events are skipped and the marker's age restarts), then the events of the fresh batches in
-/// `(topic, event_id)` order, then their counts per topic into one counter shard. `$12` is the
-/// dead letter the group re-applies, or NULL.
-pub(super) const APPLY: &str = "SELECT * FROM edgelog_apply_v5($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+/// of migration 5 (`migrations/postgres/0005_apply_function.sql`, the only copy of its SQL)
+/// through migration 7's `edgelog_apply_v7`, which takes each text column packed into one text
+/// (`postgres_pack.rs`): markers first (a marker that already existed means that batch was
+/// applied before: its events are skipped and the marker's age restarts), then the events of
+/// the fresh batches in `(topic, event_id)` order, then their counts per topic into one counter
+/// shard. `$12` is the dead letter the group re-applies, or NULL.
+pub(super) const APPLY: &str = "SELECT * FROM edgelog_apply_v7($1, $2, $3, $4, $5, $6, $7, $8, $9, \
      $10, $11, $12)";
+
+/// [`APPLY`] with the text columns as arrays, for a group whose text cannot be packed.
+pub(super) const APPLY_ARRAYS: &str = "SELECT * FROM edgelog_apply_v5($1, $2, $3, $4, $5, $6, $7, \
+     $8, $9, $10, $11, $12)";
 
 /// Moves an entry aside: its marker and its dead letter, or nothing if it was applied meanwhile.
 pub(super) const BURY: &str = "WITH m AS (INSERT INTO consumed_batches (batch_key, received, inserted) \

@@ -1,6 +1,8 @@
-//! PostgreSQL only: the apply statement is the function `edgelog_apply_v5` of migration 5.
-//! A store left at version 4 by an older release migrates and applies through it; and the
-//! component works unchanged when edge-host sends statements the way Spin 4.0.2 does
+//! PostgreSQL only: the apply statement is the function `edgelog_apply_v5` of migration 5,
+//! called through migration 7's `edgelog_apply_v7` with the text columns packed (or directly,
+//! with arrays, when a value holds a character the packing reserves). A store left at version 4
+//! by an older release migrates and applies through them; both ways store the same rows; and
+//! the component works unchanged when edge-host sends statements the way Spin 4.0.2 does
 //! (`--postgres-statements spin`: prepared anew on every call), dead-letter retry included.
 
 use super::support::app::{App, Backend, event};
@@ -9,7 +11,7 @@ use super::{cure_the_store, drain_until_done, ev, poison_the_store};
 use serde_json::json;
 
 /// The schema version the component migrates to (the last file in migrations/postgres).
-const LATEST: i64 = 6;
+const LATEST: i64 = 7;
 
 /// `(received, unique_processed, duplicate_dropped)` of `/stats`.
 fn totals(app: &App) -> (u64, u64, u64) {
@@ -18,12 +20,13 @@ fn totals(app: &App) -> (u64, u64, u64) {
     (n("received"), n("unique_processed"), n("duplicate_dropped"))
 }
 
-/// Whether the store has the apply function, and its schema version.
+/// Whether the store has both apply functions, and its schema version.
 fn function_and_version(app: &App) -> (bool, i64) {
     let mut conn = app.db.as_ref().unwrap().connect();
     let row = conn
         .query_one(
-            "SELECT to_regproc('edgelog_apply_v5') IS NOT NULL, \
+            "SELECT to_regproc('edgelog_apply_v5') IS NOT NULL \
+             AND to_regproc('edgelog_apply_v7') IS NOT NULL, \
              (SELECT max(version)::bigint FROM schema_migrations)",
             &[],
         )
@@ -43,7 +46,8 @@ fn a_store_at_version_4_migrates_to_the_apply_function_and_applies() {
         .unwrap()
         .connect()
         .batch_execute(
-            "DROP FUNCTION edgelog_apply_v5; DELETE FROM schema_migrations WHERE version >= 5",
+            "DROP FUNCTION edgelog_apply_v7; DROP FUNCTION edgelog_apply_v5; \
+             DELETE FROM schema_migrations WHERE version >= 5",
         )
         .unwrap();
     assert_eq!(function_and_version(&app), (false, 4));
@@ -69,6 +73,77 @@ fn a_store_at_version_4_migrates_to_the_apply_function_and_applies() {
         .map(|e| e["event_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids, ["new2", "new1", "old1"]);
+}
+
+/// `(event_id, level, message)` of a topic's stored rows, by event id: what the apply wrote.
+fn stored_rows(app: &App, topic: &str) -> Vec<(String, Option<i16>, Option<String>)> {
+    let mut conn = app.db.as_ref().unwrap().connect();
+    conn.query(
+        "SELECT event_id, level, message FROM events WHERE topic = $1 ORDER BY event_id",
+        &[&topic],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect()
+}
+
+#[test]
+fn packed_and_unpacked_groups_store_the_same_rows() {
+    let app = App::start(Backend::PostgresRedis);
+    let item = |topic: &str, id: &str, payload: serde_json::Value| {
+        json!({"topic": topic, "event_id": id, "timestamp": "2024-03-05T06:07:08Z",
+               "source": "s", "payload": payload})
+    };
+    let items = |topic: &str| {
+        vec![
+            item(
+                topic,
+                "1",
+                json!({"message": "disk full", "level": "error"}),
+            ),
+            item(topic, "2", json!({"message": ""})),
+            item(topic, "3", json!({"n": 1})),
+            item(
+                topic,
+                "4",
+                json!({"msg": "sep\u{1f}arated", "severity": "warn"}),
+            ),
+        ]
+    };
+    // Packed: nothing in the group holds U+001E. The message with U+001F goes alone, unpacked.
+    let mut packed = items("packed");
+    let odd = packed.pop().unwrap();
+    let (s, body) = app.post("/publish/batch", &json!(packed));
+    assert_eq!((s, &body["processed"]), (200, &json!(3)), "{body}");
+    let (s, body) = app.post("/publish", &odd);
+    assert_eq!((s, &body["processed"]), (200, &json!(1)), "{body}");
+    // Unpacked: one event id holds U+001E, so the whole group travels as arrays.
+    let mut unpacked = items("unpacked");
+    unpacked.push(item("unpacked", "5\u{1e}x", json!({"message": "odd id"})));
+    let (s, body) = app.post("/publish/batch", &json!(unpacked));
+    assert_eq!((s, &body["processed"]), (200, &json!(5)), "{body}");
+
+    let want = |extra: bool| {
+        let mut rows = vec![
+            ("1".to_owned(), Some(5), Some("disk full".to_owned())),
+            ("2".to_owned(), None, Some(String::new())),
+            ("3".to_owned(), None, None),
+            ("4".to_owned(), Some(4), Some("sep\u{1f}arated".to_owned())),
+        ];
+        if extra {
+            rows.push(("5\u{1e}x".to_owned(), None, Some("odd id".to_owned())));
+        }
+        rows
+    };
+    assert_eq!(stored_rows(&app, "packed"), want(false));
+    assert_eq!(stored_rows(&app, "unpacked"), want(true));
+    // Duplicates of both kinds are counted as duplicates, whichever way they travel.
+    let (s, body) = app.post("/publish/batch", &json!(unpacked));
+    assert_eq!((s, &body["duplicates"]), (200, &json!(5)), "{body}");
+    let (s, body) = app.post("/publish/batch", &json!(items("packed")));
+    assert_eq!((s, &body["duplicates"]), (200, &json!(4)), "{body}");
+    assert_eq!(totals(&app), (18, 9, 9));
 }
 
 #[test]

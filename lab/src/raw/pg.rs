@@ -4,6 +4,17 @@
 use super::*;
 use tokio_postgres::{Client, NoTls};
 
+/// A column as the service packs it for `edgelog_apply_v7`: each value preceded by U+001E, a
+/// missing one U+001F (the plan's values never hold either).
+fn packed<'a>(values: impl Iterator<Item = Option<&'a str>>) -> String {
+    let mut s = String::new();
+    for v in values {
+        s.push('\u{1e}');
+        s.push_str(v.unwrap_or("\u{1f}"));
+    }
+    s
+}
+
 async fn connect(url: &str) -> Result<Client> {
     let (client, conn) = tokio_postgres::connect(url, NoTls)
         .await
@@ -70,6 +81,10 @@ pub async fn run(url: &str, config: &RawConfig, work: Arc<Work>) -> Result<(Tall
                             .await
                     }
                     Statement::Service => {
+                        let pack = |column: &[&str]| packed(column.iter().map(|s| Some(*s)));
+                        let (topics, ids, ts) = (pack(&topics), pack(&ids), pack(&ts));
+                        let (sources, payloads) = (pack(&sources), pack(&payloads));
+                        let messages = packed(messages.iter().copied());
                         let keys = vec![work.batch_key(i)];
                         let received = vec![tx.received as i64];
                         let batch = vec![1i64; tx.events.len()];
