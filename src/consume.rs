@@ -302,10 +302,16 @@ fn settle(
     }
 }
 
-/// Logs dropped duplicates as configured (`duplicate_log`).
+/// Logs dropped duplicates as configured (`duplicate_log`), in one write: `eprintln!` writes a
+/// line and its newline apart, and every write to stderr is a host call.
 fn log_duplicates(log: DuplicateLog, key: &str, applied: &Applied) {
+    let mut text = String::new();
     for line in duplicate_log_lines(log, key, applied) {
-        eprintln!("{line}");
+        text.push_str(&line);
+        text.push('\n');
+    }
+    if !text.is_empty() {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
     }
 }
 
