@@ -75,16 +75,22 @@ fn a_store_at_version_4_migrates_to_the_apply_function_and_applies() {
     assert_eq!(ids, ["new2", "new1", "old1"]);
 }
 
-/// `(event_id, level, message)` of a topic's stored rows, by event id: what the apply wrote.
-fn stored_rows(app: &App, topic: &str) -> Vec<(String, Option<i16>, Option<String>)> {
+/// A stored row as the apply wrote it: event id, level, message, and the time, source and
+/// payload as one text.
+type Row = (String, Option<i16>, Option<String>, String);
+
+/// A topic's stored rows, by event id.
+fn stored_rows(app: &App, topic: &str) -> Vec<Row> {
     let mut conn = app.db.as_ref().unwrap().connect();
     conn.query(
-        "SELECT event_id, level, message FROM events WHERE topic = $1 ORDER BY event_id",
+        "SELECT event_id, level, message, \
+         concat_ws(' | ', \"timestamp\" AT TIME ZONE 'UTC', source, payload) \
+         FROM events WHERE topic = $1 ORDER BY event_id",
         &[&topic],
     )
     .unwrap()
     .iter()
-    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
     .collect()
 }
 
@@ -125,14 +131,33 @@ fn packed_and_unpacked_groups_store_the_same_rows() {
     assert_eq!((s, &body["processed"]), (200, &json!(5)), "{body}");
 
     let want = |extra: bool| {
+        let row = |id: &str, level, message: Option<&str>, payload: &str| {
+            let rest = format!("2024-03-05 06:07:08 | s | {payload}");
+            (id.to_owned(), level, message.map(str::to_owned), rest)
+        };
         let mut rows = vec![
-            ("1".to_owned(), Some(5), Some("disk full".to_owned())),
-            ("2".to_owned(), None, Some(String::new())),
-            ("3".to_owned(), None, None),
-            ("4".to_owned(), Some(4), Some("sep\u{1f}arated".to_owned())),
+            row(
+                "1",
+                Some(5),
+                Some("disk full"),
+                r#"{"level":"error","message":"disk full"}"#,
+            ),
+            row("2", None, Some(""), r#"{"message":""}"#),
+            row("3", None, None, r#"{"n":1}"#),
+            row(
+                "4",
+                Some(4),
+                Some("sep\u{1f}arated"),
+                r#"{"msg":"sep\u001farated","severity":"warn"}"#,
+            ),
         ];
         if extra {
-            rows.push(("5\u{1e}x".to_owned(), None, Some("odd id".to_owned())));
+            rows.push(row(
+                "5\u{1e}x",
+                None,
+                Some("odd id"),
+                r#"{"message":"odd id"}"#,
+            ));
         }
         rows
     };
