@@ -76,6 +76,34 @@ struct Text {
     escaped: bool,
 }
 
+/// A value's text copied without whitespace, lazily: `out` holds the text up to `from` (a
+/// position in the body), and the body from `from` to the cursor is still to be copied, so a
+/// value written without whitespace is copied once, at the end, in one piece.
+struct Copy {
+    out: String,
+    from: usize,
+}
+
+impl Copy {
+    fn at_cursor(r: &Reader<'_>) -> Copy {
+        Copy {
+            out: String::new(),
+            from: r.i,
+        }
+    }
+
+    /// Where body position `i` (not before `from`) lands in the copy.
+    fn at(&self, i: usize) -> usize {
+        self.out.len() + (i - self.from)
+    }
+
+    /// The copy, up to the cursor.
+    fn finish(mut self, r: &Reader<'_>) -> String {
+        self.out.push_str(&r.s[self.from..r.i]);
+        self.out
+    }
+}
+
 /// The first index from `i` of a `"`, a `\` or a control character (or the end): string text
 /// up to there needs no look. Eight bytes at a time while none of them is one.
 fn plain_end(b: &[u8], mut i: usize) -> usize {
@@ -275,68 +303,81 @@ impl<'a> Reader<'a> {
         Some(())
     }
 
-    /// Any value at the cursor, checked and copied without whitespace into `out`.
-    fn value(&mut self, out: &mut String, depth: usize) -> Option<()> {
-        let start = self.i;
+    /// Any value at the cursor, checked; its text goes to `copy` without whitespace.
+    fn value(&mut self, copy: &mut Copy, depth: usize) -> Option<()> {
         match self.peek()? {
             b'"' => {
                 self.string()?;
             }
             b'{' => {
-                return self.container(out, depth, b'}', |r, out| {
-                    r.member(out, depth + 1).map(drop)
+                return self.container(copy, depth, b'}', |r, copy| {
+                    r.member(copy, depth + 1).map(drop)
                 });
             }
-            b'[' => return self.container(out, depth, b']', |r, out| r.value(out, depth + 1)),
+            b'[' => return self.container(copy, depth, b']', |r, copy| r.value(copy, depth + 1)),
             b't' => self.literal(b"true")?,
             b'f' => self.literal(b"false")?,
             b'n' => self.literal(b"null")?,
             _ => self.number()?,
         }
-        out.push_str(&self.s[start..self.i]);
         Some(())
     }
 
-    /// The object or array at the cursor (its bracket, then `each` for every member or item),
-    /// copied into `out`; `close` is its closing bracket.
+    /// Whitespace at the cursor inside a copied value: the text before it is copied, the
+    /// whitespace skipped.
+    #[inline(always)]
+    fn gap(&mut self, copy: &mut Copy) {
+        if matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            copy.out.push_str(&self.s[copy.from..self.i]);
+            self.space();
+            copy.from = self.i;
+        }
+    }
+
+    /// The object or array at the cursor (its bracket, then `each` for every member or item);
+    /// `close` is its closing bracket.
     fn container(
         &mut self,
-        out: &mut String,
+        copy: &mut Copy,
         depth: usize,
         close: u8,
-        mut each: impl FnMut(&mut Self, &mut String) -> Option<()>,
+        mut each: impl FnMut(&mut Self, &mut Copy) -> Option<()>,
     ) -> Option<()> {
         if depth == MAX_DEPTH {
             return None;
         }
-        out.push(char::from(self.b[self.i]));
         self.i += 1;
-        self.space();
+        self.gap(copy);
         if self.peek()? == close {
             self.i += 1;
-        } else {
-            loop {
-                each(self, out)?;
-                if !self.next(close)? {
-                    break;
+            return Some(());
+        }
+        loop {
+            each(self, copy)?;
+            self.gap(copy);
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.gap(copy);
                 }
-                out.push(',');
+                c if c == close => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
             }
         }
-        out.push(char::from(close));
-        Some(())
     }
 
-    /// One object member at the cursor, copied into `out`: its key, and where its value's
-    /// copy starts and ends in `out`.
-    fn member(&mut self, out: &mut String, depth: usize) -> Option<(Text, usize, usize)> {
+    /// One object member at the cursor: its key, and where its value's copy starts and ends.
+    fn member(&mut self, copy: &mut Copy, depth: usize) -> Option<(Text, usize, usize)> {
         let key = self.string()?;
-        out.push_str(&self.s[key.start - 1..key.end + 1]);
-        self.colon()?;
-        out.push(':');
-        let from = out.len();
-        self.value(out, depth)?;
-        Some((key, from, out.len()))
+        self.gap(copy);
+        self.expect(b':')?;
+        self.gap(copy);
+        let from = copy.at(self.i);
+        self.value(copy, depth)?;
+        Some((key, from, copy.at(self.i)))
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -347,17 +388,18 @@ impl<'a> Reader<'a> {
 
     /// A payload at the cursor: its compact text, message and level.
     fn payload(&mut self) -> Option<(String, Option<String>, Option<Level>)> {
-        let mut out = String::with_capacity(64);
+        let mut copy = Copy::at_cursor(self);
         if self.peek()? != b'{' {
-            self.value(&mut out, 1)?;
+            self.value(&mut copy, 1)?;
+            let out = copy.finish(self);
             let (message, level) = text::inspect(&out);
             return Some((out, message, level));
         }
-        // An object: its members copied one by one, the known ones' values noted by position.
+        // An object: its members read one by one, the known ones' values noted by position.
         let mut known: [Option<(usize, usize)>; 5] = [None; 5];
         let mut repeated = false;
-        self.container(&mut out, 1, b'}', |r, out| {
-            let (key, from, to) = r.member(out, 2)?;
+        self.container(&mut copy, 1, b'}', |r, copy| {
+            let (key, from, to) = r.member(copy, 2)?;
             let slot = if key.escaped {
                 let name = r.text(&key)?;
                 text::KNOWN.iter().position(|k| *k == name)
@@ -371,6 +413,7 @@ impl<'a> Reader<'a> {
             }
             Some(())
         })?;
+        let out = copy.finish(self);
         let (message, level) = if repeated {
             (None, None)
         } else {
@@ -384,7 +427,6 @@ impl<'a> Reader<'a> {
         let mut texts: [Option<Text>; 5] = [None, None, None, None, None];
         let mut level_null = false;
         let mut payload = None;
-        let mut scratch = String::new();
         self.expect(b'{')?;
         self.space();
         if self.peek()? == b'}' {
@@ -419,8 +461,8 @@ impl<'a> Reader<'a> {
             } else if bare && key == "events" {
                 return None;
             } else {
-                scratch.clear();
-                self.value(&mut scratch, 1)?;
+                // Checked, not kept: its copy is dropped.
+                self.value(&mut Copy::at_cursor(self), 1)?;
             }
             if !self.next(b'}')? {
                 break;
