@@ -106,6 +106,7 @@ impl Copy {
 
 /// The first index from `i` of a `"`, a `\` or a control character (or the end): string text
 /// up to there needs no look. Eight bytes at a time while none of them is one.
+#[inline(always)]
 fn plain_end(b: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -116,7 +117,8 @@ fn plain_end(b: &[u8], mut i: usize) -> usize {
             | zero_in(x ^ (ONES * u64::from(b'\\')))
             | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
         if special != 0 {
-            break;
+            // The lowest flagged byte is exact (a false flag only ever sits above a true one).
+            return i + (special.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
@@ -712,6 +714,32 @@ mod tests {
         };
         assert_eq!(derived(&fast), derived(&general), "{body}");
         true
+    }
+
+    #[test]
+    fn plain_end_stops_at_the_first_quote_backslash_or_control_character() {
+        let naive = |b: &[u8], i: usize| {
+            (i..b.len())
+                .find(|&j| matches!(b[j], b'"' | b'\\' | 0..=0x1f))
+                .unwrap_or(b.len())
+        };
+        let mut rng = crate::testing::Rng(0x51_7cc1_b727_220a);
+        // Bytes chosen so that a special byte may sit at any position of an 8-byte word, next
+        // to bytes just above and below the ones looked for (borrows in the word arithmetic).
+        let alphabet = [
+            b'"', b'\\', 0, 0x1f, 0x20, 0x21, b'#', b']', b'a', 0x7f, 0x80, 0xc3, 0xff,
+        ];
+        for _ in 0..50_000 {
+            let len = rng.below(40);
+            let b: Vec<u8> = (0..len)
+                .map(|_| match rng.below(4) {
+                    0 => alphabet[rng.below(alphabet.len())],
+                    _ => b'a' + rng.below(26) as u8,
+                })
+                .collect();
+            let from = rng.below(len + 1);
+            assert_eq!(plain_end(&b, from), naive(&b, from), "{b:?} from {from}");
+        }
     }
 
     #[test]
