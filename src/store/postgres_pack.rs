@@ -26,47 +26,65 @@ pub(super) struct Packed {
 }
 
 /// Packs the events' columns, or `None` when a value holds a character the packing reserves.
+///
+/// One pass over the events for the sizes, one to copy. Timestamps (normalised by `validate`)
+/// and payloads (JSON text, in which a control character is always escaped) cannot hold either
+/// reserved character, so only the other columns are searched.
 pub(super) fn pack<'a>(events: impl Iterator<Item = &'a Event> + Clone) -> Option<Packed> {
-    Some(Packed {
-        columns: [
-            column(events.clone().map(Event::topic))?,
-            column(events.clone().map(Event::event_id))?,
-            column(events.clone().map(Event::timestamp))?,
-            column(events.clone().map(Event::source))?,
-            column(events.clone().map(Event::payload))?,
-        ],
-        messages: messages(events.map(Event::message))?,
-    })
-}
-
-fn column<'a>(values: impl Iterator<Item = &'a str> + Clone) -> Option<String> {
-    let mut s = String::with_capacity(values.clone().map(|v| v.len() + 1).sum());
-    for v in values {
-        if memchr::memchr(SEPARATOR, v.as_bytes()).is_some() {
-            return None;
+    let mut sizes = [0usize; 6];
+    for e in events.clone() {
+        let lens = [
+            e.topic().len(),
+            e.event_id().len(),
+            e.timestamp().len(),
+            e.source().len(),
+            e.payload().len(),
+            e.message().map_or(1, str::len),
+        ];
+        for (size, len) in sizes.iter_mut().zip(lens) {
+            *size += len + 1;
         }
-        s.push(char::from(SEPARATOR));
-        s.push_str(v);
     }
-    Some(s)
-}
-
-fn messages<'a>(values: impl Iterator<Item = Option<&'a str>> + Clone) -> Option<String> {
-    let mut s = String::with_capacity(values.clone().map(|v| v.map_or(2, |m| m.len() + 1)).sum());
-    for v in values {
-        s.push(char::from(SEPARATOR));
-        match v {
-            None => s.push(char::from(NO_MESSAGE)),
-            Some(m) if memchr::memchr2(SEPARATOR, NO_MESSAGE, m.as_bytes()).is_some() => {
+    let mut columns: [String; 5] = std::array::from_fn(|i| String::with_capacity(sizes[i]));
+    let mut messages = String::with_capacity(sizes[5]);
+    for e in events {
+        let [topics, ids, times, sources, payloads] = &mut columns;
+        for (column, value) in [
+            (topics, e.topic()),
+            (ids, e.event_id()),
+            (sources, e.source()),
+        ] {
+            if memchr::memchr(SEPARATOR, value.as_bytes()).is_some() {
                 return None;
             }
-            Some(m) if memchr::memchr(0, m.as_bytes()).is_some() => {
-                m.split('\0').for_each(|part| s.push_str(part));
-            }
-            Some(m) => s.push_str(m),
+            push(column, value);
         }
+        for (column, value) in [(times, e.timestamp()), (payloads, e.payload())] {
+            debug_assert!(!value.bytes().any(|b| b == SEPARATOR || b == NO_MESSAGE));
+            push(column, value);
+        }
+        push_message(&mut messages, e.message())?;
     }
-    Some(s)
+    Some(Packed { columns, messages })
+}
+
+/// Adds one event's message to the packed messages; `None` if it holds a reserved character.
+fn push_message(messages: &mut String, message: Option<&str>) -> Option<()> {
+    match message {
+        None => messages.push_str("\u{1e}\u{1f}"),
+        Some(m) if memchr::memchr2(SEPARATOR, NO_MESSAGE, m.as_bytes()).is_some() => return None,
+        Some(m) if memchr::memchr(0, m.as_bytes()).is_some() => {
+            messages.push(char::from(SEPARATOR));
+            m.split('\0').for_each(|part| messages.push_str(part));
+        }
+        Some(m) => push(messages, m),
+    }
+    Some(())
+}
+
+fn push(column: &mut String, value: &str) {
+    column.push(char::from(SEPARATOR));
+    column.push_str(value);
 }
 
 #[cfg(test)]
@@ -126,7 +144,10 @@ mod tests {
     #[test]
     fn a_message_leaves_its_nul_characters_out() {
         // Only an adapter's message can hold NUL (a payload's `\u0000` is refused).
-        let packed = messages([Some("a\0b\0"), None].into_iter()).unwrap();
+        let mut packed = String::new();
+        for m in [Some("a\0b\0"), None] {
+            push_message(&mut packed, m).unwrap();
+        }
         assert_eq!(packed, "\u{1e}ab\u{1e}\u{1f}");
     }
 
