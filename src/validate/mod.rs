@@ -296,12 +296,7 @@ fn checked_payload(payload: String, limits: &Limits) -> Result<String, String> {
 
 /// Checks a text field: 1–255 characters, no NUL.
 fn check_text(s: &str) -> Result<(), String> {
-    // A string has at most as many characters as bytes: most need no count.
-    let chars = if s.len() <= MAX_TEXT_CHARS {
-        s.len()
-    } else {
-        s.chars().count()
-    };
+    let chars = text_chars(s);
     if chars == 0 || chars > MAX_TEXT_CHARS {
         return Err(format!(
             "must be 1-{MAX_TEXT_CHARS} characters (got {chars})"
@@ -311,6 +306,16 @@ fn check_text(s: &str) -> Result<(), String> {
         return Err("must not contain NUL characters".into());
     }
     Ok(())
+}
+
+/// The characters of `s` as far as [`check_text`]'s length rule needs: a string has at most as
+/// many characters as bytes, so most need no count.
+fn text_chars(s: &str) -> usize {
+    if s.len() <= MAX_TEXT_CHARS {
+        s.len()
+    } else {
+        s.chars().count()
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //! answer. A body it accepts is one the general path accepts too, as the same events (the tests
 //! check both on generated and mutated bodies).
 
-use super::{Event, Level, Limits, Shape, check_text, normalize_timestamp, text};
+use super::{Event, Level, Limits, MAX_TEXT_CHARS, Shape, normalize_timestamp, text, text_chars};
 
 /// Deepest nesting this pass follows inside a payload (or an ignored member); deeper bodies
 /// take the general path, which applies the 128-level rule.
@@ -107,7 +107,7 @@ impl Copy {
 /// The first index from `i` of a `"`, a `\` or a control character (or the end): string text
 /// up to there needs no look. Eight bytes at a time while none of them is one.
 #[inline(always)]
-fn plain_end(b: &[u8], mut i: usize) -> usize {
+pub(super) fn plain_end(b: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
@@ -473,7 +473,11 @@ impl<'a> Reader<'a> {
         let [topic, event_id, timestamp, source, level] = texts;
         let field = |t: Option<Text>| {
             let value = self.text(&t?)?;
-            check_text(&value).ok().map(|()| value)
+            // `check_text`'s length rule; its NUL rule cannot fail here, as this pass leaves
+            // `\u0000` to the general path and refuses raw control characters.
+            (1..=MAX_TEXT_CHARS)
+                .contains(&text_chars(&value))
+                .then_some(value)
         };
         let (topic, event_id, source) = (field(topic)?, field(event_id)?, field(source)?);
         let timestamp = normalize_timestamp(&self.text(&timestamp?)?).ok()?;

@@ -19,13 +19,13 @@ fn as_text(json: &str) -> Option<String> {
     if json == "null" {
         None
     } else if json.starts_with('"') {
-        match json.as_bytes()[1..]
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\')
-        {
-            // No escape before the closing quote: the text between the quotes is the value.
-            Some(end) if json.len() == end + 2 => Some(json[1..=end].to_owned()),
-            _ => serde_json::from_str(json).ok(),
+        // No escape before the closing quote: the text between the quotes is the value. (A
+        // JSON string holds no raw control character, the other place `plain_end` stops.)
+        let end = super::scan::plain_end(json.as_bytes(), 1);
+        if end + 1 == json.len() && json.as_bytes()[end] == b'"' {
+            Some(json[1..end].to_owned())
+        } else {
+            serde_json::from_str(json).ok()
         }
     } else {
         Some(json.to_owned())
