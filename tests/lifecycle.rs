@@ -2,12 +2,16 @@
 //! `lifecycle/lanes.rs`), marker compaction, retention, per-topic counters and the log queries —
 //! through the real `.wasm` on edge-host, on both backends (SQLite defaults; PostgreSQL + Redis).
 //! PostgreSQL's apply function (migration 5, Spin-like statements): `lifecycle/apply_function.rs`;
-//! counter folding in bounded chunks beside publishers: `lifecycle/fold.rs`.
+//! SQLite's one-statement single publish (migration 5): `lifecycle/apply_one.rs`; counter
+//! folding in bounded chunks beside publishers: `lifecycle/fold.rs`.
 
 mod support;
 
 #[path = "lifecycle/apply_function.rs"]
 mod apply_function;
+
+#[path = "lifecycle/apply_one.rs"]
+mod apply_one;
 
 #[path = "lifecycle/fold.rs"]
 mod fold;

@@ -46,11 +46,12 @@ pub const PG_SCHEMA: [&str; 7] = [
     include_str!("../../migrations/postgres/0007_packed_apply.sql"),
 ];
 /// The service's SQLite schema.
-pub const SQLITE_SCHEMA: [&str; 4] = [
+pub const SQLITE_SCHEMA: [&str; 5] = [
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_counters_dead_letters.sql"),
     include_str!("../../migrations/sqlite/0003_search.sql"),
     include_str!("../../migrations/sqlite/0004_volume_totals.sql"),
+    include_str!("../../migrations/sqlite/0005_apply_one.sql"),
 ];
 
 /// Every PostgreSQL migration in one `DO` block under the service's advisory lock, as the
@@ -84,6 +85,11 @@ const PG_SERVICE: &str = "SELECT * FROM edgelog_apply_v7($1, $2, $3, $4, $5, $6,
 /// per level, volume rows per topic and over all topics).
 const SQLITE_INSERT_MARKER: &str = "INSERT INTO consumed_batches (batch_key, received, inserted) \
      VALUES (?1, ?2, 0) ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key";
+/// A transaction of one event: the one statement the service sends for it (`APPLY_ONE` in
+/// `src/store/sqlite_sql.rs`, migration 5's trigger).
+const SQLITE_APPLY_ONE: &str = "INSERT INTO apply_one (batch_key, topic, event_id, \
+     \"timestamp\", source, payload, level, message, minute) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     RETURNING (SELECT fresh FROM apply_one_result), (SELECT inserted FROM apply_one_result)";
 const SQLITE_COUNT: &str = "INSERT INTO topic_counters (topic, shard, received, inserted, \
      last_event_at, n_trace, n_debug, n_info, n_warn, n_error, n_fatal) \
      VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (topic, shard) DO UPDATE SET \
@@ -371,6 +377,8 @@ mod tests {
             (Statement::Plain, Mode::Batch),
             (Statement::Service, Mode::Batch),
             (Statement::Plain, Mode::Single),
+            // One event per transaction: migration 5's one-statement apply.
+            (Statement::Service, Mode::Single),
         ] {
             let m = raw(&RawConfig {
                 database: Database::Sqlite(db.clone()),

@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_volume_totals.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_apply_one.sql"),
+    ),
 ];
 
 /// SQLite's default bound-parameter limit (`SQLITE_MAX_VARIABLE_NUMBER`).
@@ -276,6 +280,41 @@ impl SqliteStore {
         Ok(touched)
     }
 
+    /// One batch of one event (a single publish) in one statement: migration 5's `apply_one`
+    /// trigger does what [`EventStore::apply`] does in eight.
+    fn apply_one(&self, key: &str, e: &Event) -> Result<Applied, StoreError> {
+        let params = [
+            t(key),
+            t(e.topic()),
+            t(e.event_id()),
+            t(e.timestamp()),
+            t(e.source()),
+            t(e.payload()),
+            e.level().map_or(Value::Null, |l| Value::Integer(l.rank())),
+            e.message().map_or(Value::Null, t),
+            Value::Integer(super::epoch_minute(e.timestamp())),
+        ];
+        let rows = self.run(APPLY_ONE, &params)?;
+        let row = rows.rows.first().map(|r| &r.values[..]).unwrap_or_default();
+        let (fresh, inserted) = (int(row.first())? == 1, count(int(row.get(1))?));
+        let duplicate = fresh && inserted == 0;
+        Ok(Applied {
+            settled: true,
+            received: u64::from(fresh),
+            inserted,
+            duplicate_sample: if duplicate {
+                vec![(e.topic().to_owned(), e.event_id().to_owned())]
+            } else {
+                Vec::new()
+            },
+            fresh: if fresh {
+                vec![key.to_owned()]
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
     fn scalar(&self, statement: &str, params: &[Value]) -> Result<i64, StoreError> {
         let rows = self.run(statement, params)?;
         int(rows.rows.first().and_then(|r| r.values.first()))
@@ -306,6 +345,11 @@ impl EventStore for SqliteStore {
     }
 
     fn apply(&self, group: &Group<'_>) -> Result<Applied, StoreError> {
+        if let (None, [batch]) = (group.settles, &group.batches[..])
+            && let [event] = batch.events
+        {
+            return self.apply_one(batch.key, event);
+        }
         self.write_tx(|| {
             if let Some(id) = group.settles
                 && self.run(SETTLE, &[t(id)])?.rows.is_empty()

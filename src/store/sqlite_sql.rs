@@ -38,6 +38,12 @@ pub(super) const VOLUME_ROWS_PER_UPSERT: usize = MAX_PARAMS / 5;
 pub(super) const INDEX_TEXT: &str = "INSERT INTO events_fts (rowid, text) \
      SELECT id, COALESCE(message, payload) FROM events WHERE id >= $1";
 
+/// A single publish (one batch of one event) in one statement; see migration 5. Returns
+/// whether the marker was new and whether the event was stored (1 or 0 each).
+pub(super) const APPLY_ONE: &str = "INSERT INTO apply_one (batch_key, topic, event_id, \
+     \"timestamp\", source, payload, level, message, minute) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     RETURNING (SELECT fresh FROM apply_one_result), (SELECT inserted FROM apply_one_result)";
+
 pub(super) const RECORD_FAILURE: &str = "INSERT INTO entry_failures (batch_key, attempts, last_error) \
      VALUES ($1, 1, $2) ON CONFLICT (batch_key) DO UPDATE SET \
      attempts = attempts + 1, last_error = excluded.last_error, \
@@ -99,19 +105,33 @@ pub(super) fn insert_events_sql(rows: usize) -> String {
     )
 }
 
-/// Splits a migration script into statements: drops `--` comment lines, splits on `;`.
+/// Splits a migration script into statements: drops `--` comment lines, splits on `;`, and
+/// joins a `CREATE TRIGGER` back together up to its `END`.
 pub(super) fn split_statements(script: &str) -> Vec<String> {
     let without_comments: String = script
         .lines()
         .filter(|line| !line.trim_start().starts_with("--"))
         .collect::<Vec<_>>()
         .join("\n");
-    without_comments
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let mut statements: Vec<String> = Vec::new();
+    let mut trigger: Option<String> = None;
+    for piece in without_comments.split(';').map(str::trim) {
+        if let Some(mut body) = trigger.take() {
+            body.push_str(";\n");
+            body.push_str(piece);
+            if piece.eq_ignore_ascii_case("END") {
+                statements.push(body);
+            } else {
+                trigger = Some(body);
+            }
+        } else if piece.len() >= 14 && piece[..14].eq_ignore_ascii_case("CREATE TRIGGER") {
+            trigger = Some(piece.to_owned());
+        } else if !piece.is_empty() {
+            statements.push(piece.to_owned());
+        }
+    }
+    statements.extend(trigger);
+    statements
 }
 
 #[cfg(test)]
@@ -140,6 +160,25 @@ mod tests {
     fn split_ignores_semicolons_in_comment_lines() {
         let got = split_statements("-- a; b\nSELECT 1;\n\n  -- c;\nSELECT 2");
         assert_eq!(got, vec!["SELECT 1", "SELECT 2"]);
+    }
+
+    #[test]
+    fn a_trigger_stays_one_statement() {
+        let got = split_statements(
+            "CREATE TABLE a (x);\nCREATE TRIGGER t AFTER INSERT ON a\nBEGIN\n  \
+             -- a comment; inside\n  UPDATE a SET x = 1;\n  DELETE FROM a;\nEND;\nSELECT 1",
+        );
+        assert_eq!(
+            got,
+            vec![
+                "CREATE TABLE a (x)",
+                "CREATE TRIGGER t AFTER INSERT ON a\nBEGIN\n  UPDATE a SET x = 1;\nDELETE FROM a;\nEND",
+                "SELECT 1",
+            ]
+        );
+        let apply_one = split_statements(MIGRATIONS[4].1);
+        assert_eq!(apply_one.len(), 4, "{apply_one:#?}");
+        assert!(apply_one[3].starts_with("CREATE TRIGGER") && apply_one[3].ends_with("END"));
     }
 
     #[test]

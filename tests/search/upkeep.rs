@@ -133,7 +133,8 @@ pub fn upgrade_from_version_2_backfills_search_and_volume(b: Backend) {
             let conn =
                 rusqlite::Connection::open(app.host.state_dir().join("sqlite_db.db")).unwrap();
             conn.execute_batch(
-                "DROP INDEX events_topic_timestamp_id; DROP TABLE volume_counters; \
+                "DROP TRIGGER apply_one_insert; DROP VIEW apply_one; DROP TABLE apply_one_result; \
+                 DROP INDEX events_topic_timestamp_id; DROP TABLE volume_counters; \
                  DROP TABLE volume_totals; DROP TABLE events_fts; \
                  ALTER TABLE events DROP COLUMN level; ALTER TABLE events DROP COLUMN message; \
                  ALTER TABLE topic_counters DROP COLUMN n_trace; ALTER TABLE topic_counters DROP COLUMN n_debug; \

@@ -52,6 +52,26 @@ fn apply(conn: &Connection, work: &Work, i: usize) -> rusqlite::Result<u64> {
             e.payload.as_str(),
         ]
     });
+    if work.statement == Statement::Service
+        && let [e] = tx.events[..]
+    {
+        let e = &work.events[e as usize];
+        let (_fresh, inserted): (i64, i64) = conn.prepare_cached(SQLITE_APPLY_ONE)?.query_row(
+            rusqlite::params![
+                work.batch_key(i),
+                e.topic,
+                e.event_id,
+                e.timestamp,
+                SOURCE,
+                e.payload,
+                e.level,
+                e.message,
+                e.minute
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        return Ok(inserted as u64);
+    }
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| match work.statement {
         Statement::Plain => {
