@@ -210,7 +210,13 @@ fn parse_duplicate_log(value: &str) -> Result<DuplicateLog, ApiError> {
 }
 
 fn parse_count(name: &str, value: &str, min: usize) -> Result<usize, ApiError> {
-    match value.trim().parse::<usize>() {
+    // Most values are plain digits: no trimming (a Unicode-aware search) needed.
+    let digits = if value.bytes().all(|b| b.is_ascii_digit()) {
+        value
+    } else {
+        value.trim()
+    };
+    match digits.parse::<usize>() {
         Ok(n) if n >= min => Ok(n),
         _ => Err(ApiError::config(
             name,
