@@ -398,7 +398,7 @@ mod tests {
             let mut damaged = key.clone().into_bytes();
             let at = (wide() as usize) % damaged.len();
             damaged[at] = b"-0aQ/x9"[(wide() % 7) as usize];
-            if at % 3 == 0 {
+            if at.is_multiple_of(3) {
                 damaged.remove(at);
             }
             let damaged = String::from_utf8(damaged).unwrap();
