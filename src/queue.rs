@@ -63,12 +63,7 @@ pub fn entry_key(unix_millis: u64, nonce: u64, count: usize) -> String {
     // for every publish, and the formatting machinery cost it ~8,000 instructions.
     let mut key = String::with_capacity(PREFIX.len() + 13 + 1 + 16 + 1 + 20);
     key.push_str(PREFIX);
-    let millis = decimal(unix_millis);
-    key.extend(std::iter::repeat_n(
-        '0',
-        13usize.saturating_sub(millis.len()),
-    ));
-    key.push_str(&millis);
+    push_decimal(&mut key, unix_millis, 13);
     key.push('-');
     key.extend(
         (0..16)
@@ -76,25 +71,22 @@ pub fn entry_key(unix_millis: u64, nonce: u64, count: usize) -> String {
             .map(|i| HEX[(nonce >> (i * 4)) as usize & 0xf] as char),
     );
     key.push('-');
-    key.push_str(&decimal(count as u64));
+    push_decimal(&mut key, count as u64, 1);
     key
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// `n` in decimal.
-fn decimal(mut n: u64) -> String {
-    let mut digits = [0u8; 20];
+/// Appends `n` in decimal, zero-padded to at least `width` digits (at most 20).
+fn push_decimal(out: &mut String, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
     let mut at = digits.len();
-    loop {
+    while n > 0 || digits.len() - at < width {
         at -= 1;
         digits[at] = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            break;
-        }
     }
-    digits[at..].iter().map(|&d| d as char).collect()
+    out.extend(digits[at..].iter().map(|&d| d as char));
 }
 
 /// A fresh key for a batch of `count` events: the queue key it would have, and its store marker.
