@@ -619,13 +619,16 @@ fn sqlite_transactions_commit_roll_back_and_never_leak() {
     );
 
     // A request that leaves a transaction open: its write is rolled back when the request ends
-    // and the write lock is released for the next request.
-    let r = sqlite(
-        &host,
-        "v3",
-        json!([{ "sql": "BEGIN" }, { "sql": "INSERT INTO t VALUES ('left open')" }]),
-    );
-    assert!(r.iter().all(|x| x.get("error").is_none()), "{r:?}");
+    // and the write lock is released for the next request. Whether the transaction began with
+    // a plain BEGIN (the guest's own connection) or BEGIN IMMEDIATE (edge-host's writer).
+    for begin in ["BEGIN", "BEGIN IMMEDIATE"] {
+        let r = sqlite(
+            &host,
+            "v3",
+            json!([{ "sql": begin }, { "sql": "INSERT INTO t VALUES ('left open')" }]),
+        );
+        assert!(r.iter().all(|x| x.get("error").is_none()), "{r:?}");
+    }
     let r = sqlite(
         &host,
         "v2",
@@ -639,6 +642,64 @@ fn sqlite_transactions_commit_roll_back_and_never_leak() {
         json!([[{ "text": "committed" }], [{ "text": "next request" }]]),
         "{r:?}"
     );
+}
+
+#[test]
+fn sqlite_changes_and_rowid_answer_for_the_guests_connection() {
+    // edge-host runs a write outside a transaction on the file's writer connection and the rest
+    // on the guest's own pooled one; `changes` and `last_insert_rowid` must still answer as one
+    // connection that Spin has just opened would: 0 before the guest's first change, then the
+    // guest's last INSERT, UPDATE or DELETE, whichever connection ran it.
+    let host = start_fixture();
+    let last = |r: &Json| (r["changes"].clone(), r["last_insert_rowid"].clone());
+    let r = sqlite(
+        &host,
+        "v3",
+        json!([
+            { "sql": "CREATE TABLE w (v INTEGER)" },
+            { "sql": "INSERT INTO w VALUES (1), (2), (3)" },
+            { "sql": "SELECT count(*) FROM w" },
+            { "sql": "UPDATE w SET v = v WHERE 0" },
+            { "sql": "BEGIN IMMEDIATE" },
+            { "sql": "SELECT max(v) FROM w" },
+            { "sql": "INSERT INTO w VALUES (4)" },
+            { "sql": "COMMIT" },
+            { "sql": "BEGIN" },
+            { "sql": "DELETE FROM w WHERE v < 3" },
+            { "sql": "COMMIT" },
+            { "sql": "WITH n(x) AS (VALUES (5)) INSERT INTO w SELECT x FROM n" },
+            { "sql": "INSERT INTO w SELECT 9 WHERE 0" },
+            { "sql": "SELECT * FROM no_such_table" },
+        ]),
+    );
+    let got: Vec<_> = r.iter().take(13).map(last).collect();
+    let want: Vec<_> = [
+        (0, 0),
+        (3, 3),
+        (3, 3),
+        (0, 3),
+        (0, 3),
+        (0, 3),
+        (1, 4),
+        (1, 4),
+        (1, 4),
+        (2, 4),
+        (2, 4),
+        (1, 5),
+        (0, 5),
+    ]
+    .iter()
+    .map(|&(c, id)| (json!(c), json!(id)))
+    .collect();
+    assert_eq!(got, want, "{r:?}");
+    assert!(r[13].get("error").is_some(), "{r:?}");
+
+    // A later request's connection has made no change yet, though the pooled and writer
+    // connections behind it have.
+    for _ in 0..3 {
+        let r = sqlite(&host, "v3", json!([{ "sql": "SELECT count(*) FROM w" }]));
+        assert_eq!(last(&r[0]), (json!(0), json!(0)), "{r:?}");
+    }
 }
 
 #[test]

@@ -3,7 +3,14 @@
 //! lifetime, so `BEGIN … COMMIT` issued through `execute` behaves as the guest expects; a
 //! connection dropped inside a transaction is rolled back before it is reused. A statement that
 //! writes (or a `BEGIN IMMEDIATE`/`EXCLUSIVE`) first waits for the file's write turn, which the
-//! connection keeps until it is back in autocommit mode (see `sqlite_pool`).
+//! guest connection keeps until it is back in autocommit mode (see `sqlite_pool`).
+//!
+//! A write that starts outside a transaction runs, with everything up to the end of its
+//! transaction, on the file's writer connection that comes with the turn (its page cache stays
+//! warm). Only the guest's own connection sees a transaction begun with a plain `BEGIN`. So that
+//! `last_insert_rowid` and `changes` still answer for the guest's connection whichever one ran
+//! its statements, the guest connection remembers both after each `INSERT`, `UPDATE` or
+//! `DELETE` it ran (0 until then, as on a connection Spin has just opened).
 
 use crate::bindings::fermyon::spin::sqlite as v2;
 use crate::bindings::spin::sqlite::sqlite as v3;
@@ -19,6 +26,10 @@ pub struct SqliteHandle {
     pool: Arc<SqlitePool>,
     conn: Option<rusqlite::Connection>,
     turn: Option<WriteTurn>,
+    /// Whether the turn's writer connection runs this guest's statements until the turn ends.
+    on_writer: bool,
+    /// `last_insert_rowid` and `changes` as of the guest's last data change.
+    last_change: (i64, u64),
 }
 
 impl Drop for SqliteHandle {
@@ -42,6 +53,27 @@ fn writes(conn: &rusqlite::Connection, sql: &str) -> bool {
 /// For a `BEGIN` statement, whether it takes the write lock at once (`IMMEDIATE`/`EXCLUSIVE`);
 /// `None` for anything else. SQLite calls every `BEGIN` read-only, so the text has to tell.
 fn begins_locking(sql: &str) -> Option<bool> {
+    let mut words = words(sql);
+    if !words.next()?.eq_ignore_ascii_case("BEGIN") {
+        return None;
+    }
+    Some(words.next().is_some_and(|w| {
+        w.eq_ignore_ascii_case("IMMEDIATE") || w.eq_ignore_ascii_case("EXCLUSIVE")
+    }))
+}
+
+/// Whether a statement that may write sets `changes` (SQLite counts only `INSERT`, `UPDATE`
+/// and `DELETE`, which `REPLACE` is, and a `WITH` clause may lead any of them).
+fn changes_rows(sql: &str) -> bool {
+    words(sql).next().is_some_and(|w| {
+        ["INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"]
+            .iter()
+            .any(|k| w.eq_ignore_ascii_case(k))
+    })
+}
+
+/// The words of a statement, after its leading comments.
+fn words(sql: &str) -> impl Iterator<Item = &str> {
     let mut rest = sql;
     loop {
         rest = rest.trim_start();
@@ -53,15 +85,8 @@ fn begins_locking(sql: &str) -> Option<bool> {
             break;
         }
     }
-    let mut words = rest
-        .split(|c: char| c.is_whitespace() || c == ';')
-        .filter(|w| !w.is_empty());
-    if !words.next()?.eq_ignore_ascii_case("BEGIN") {
-        return None;
-    }
-    Some(words.next().is_some_and(|w| {
-        w.eq_ignore_ascii_case("IMMEDIATE") || w.eq_ignore_ascii_case("EXCLUSIVE")
-    }))
+    rest.split(|c: char| c.is_whitespace() || c == ';' || c == '(')
+        .filter(|w| !w.is_empty())
 }
 
 /// A value crossing the interface, version-independent.
@@ -77,6 +102,8 @@ enum Value {
 struct Rows {
     columns: Vec<String>,
     rows: Vec<Vec<Value>>,
+    /// Whether SQLite calls the statement read-only.
+    readonly: bool,
 }
 
 enum OpenError {
@@ -98,6 +125,8 @@ impl RequestState {
             pool,
             conn: Some(conn),
             turn: None,
+            on_writer: false,
+            last_change: (0, 0),
         })
     }
 
@@ -113,32 +142,59 @@ impl RequestState {
             Some(conn) => handle.turn.is_none() && blocking(|| writes(conn, statement)),
         };
         if needs_turn {
+            let outside_tx = handle.conn.as_ref().is_some_and(|c| c.is_autocommit());
             handle.turn = handle.pool.write_turn().await;
+            handle.on_writer = outside_tx && handle.turn.is_some();
         }
-        let Some(conn) = handle.conn.as_ref() else {
-            return Ok(Err("connection closed".into()));
+        let conn = match (&mut handle.turn, handle.on_writer) {
+            (Some(turn), true) => match turn.conn(&handle.pool) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    handle.turn = None;
+                    handle.on_writer = false;
+                    return Ok(Err(format!("{e:#}")));
+                }
+            },
+            _ => match handle.conn.as_ref() {
+                Some(conn) => conn,
+                None => return Ok(Err("connection closed".into())),
+            },
         };
+        let changes = changes_rows(statement);
+        if changes {
+            set_last_insert_rowid(conn, handle.last_change.0);
+        }
         let result = blocking(|| execute(conn, statement, params)).map_err(|e| e.to_string());
+        if changes && result.as_ref().is_ok_and(|rows| !rows.readonly) {
+            handle.last_change = (conn.last_insert_rowid(), conn.changes());
+        }
         if conn.is_autocommit() {
             handle.turn = None;
+            handle.on_writer = false;
         }
         Ok(result)
     }
 
-    fn sqlite_conn(
-        &self,
-        handle: &Resource<SqliteHandle>,
-    ) -> wasmtime::Result<&rusqlite::Connection> {
-        self.table
-            .get(handle)?
-            .conn
-            .as_ref()
-            .ok_or_else(|| wasmtime::format_err!("connection closed"))
+    fn last_change(&self, handle: &Resource<SqliteHandle>) -> wasmtime::Result<(i64, u64)> {
+        let handle = self.table.get(handle)?;
+        if handle.conn.is_none() {
+            return Err(wasmtime::format_err!("connection closed"));
+        }
+        Ok(handle.last_change)
     }
+}
+/// Makes `conn` report `rowid` as its last insert until it inserts a row, so that after a
+/// statement it answers for the guest's connection whichever connection ran it (an `INSERT`
+/// that inserts nothing leaves it as it was).
+fn set_last_insert_rowid(conn: &rusqlite::Connection, rowid: i64) {
+    // SAFETY: `conn` is open and used by this thread only while borrowed here; the call only
+    // sets a field of the connection (`sqlite3_set_last_insert_rowid`).
+    unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(conn.handle(), rowid) }
 }
 
 fn execute(conn: &rusqlite::Connection, sql: &str, params: Vec<Value>) -> rusqlite::Result<Rows> {
     let mut stmt = conn.prepare_cached(sql)?;
+    let readonly = stmt.readonly();
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     for (i, p) in params.into_iter().enumerate() {
         let idx = i + 1;
@@ -165,7 +221,11 @@ fn execute(conn: &rusqlite::Connection, sql: &str, params: Vec<Value>) -> rusqli
         }
         rows.push(values);
     }
-    Ok(Rows { columns, rows })
+    Ok(Rows {
+        columns,
+        rows,
+        readonly,
+    })
 }
 
 macro_rules! sqlite_interface {
@@ -242,11 +302,11 @@ macro_rules! sqlite_interface {
     };
     (@extra v3) => {
         async fn last_insert_rowid(&mut self, conn: Resource<SqliteHandle>) -> wasmtime::Result<i64> {
-            Ok(self.sqlite_conn(&conn)?.last_insert_rowid())
+            Ok(self.last_change(&conn)?.0)
         }
 
         async fn changes(&mut self, conn: Resource<SqliteHandle>) -> wasmtime::Result<u64> {
-            Ok(self.sqlite_conn(&conn)?.changes())
+            Ok(self.last_change(&conn)?.1)
         }
     };
     (@extra v2) => {};

@@ -7,6 +7,12 @@
 //! serialise them anyway, but by letting the losers sleep and retry (1, 2, 5 … 100 ms), which
 //! under 16 concurrent writers meant tail latencies of half a second.
 //!
+//! The turn carries the file's one writer connection, which a write that starts outside a
+//! transaction runs on. In WAL mode a connection drops its whole page cache whenever another
+//! connection has committed since it last looked, so with writes spread over the pool every
+//! write read its B-tree pages again (a third of edge-host's CPU per SQLite publish was kernel,
+//! much of it those reads); the writer only ever sees its own commits and keeps its cache warm.
+//!
 //! Checkpoints (copying the WAL back into the database file, with its fsyncs) run on a
 //! background thread per file, not inside whichever request's commit crosses SQLite's
 //! auto-checkpoint threshold while it holds the write turn. The auto-checkpoint stays on at a
@@ -73,7 +79,7 @@ pub struct SqlitePool {
     path: PathBuf,
     mode: SqliteMode,
     idle: Mutex<Vec<Connection>>,
-    writer: Arc<tokio::sync::Mutex<()>>,
+    writer: Arc<tokio::sync::Mutex<Option<Connection>>>,
     checkpointer: Once,
     stop: Arc<AtomicBool>,
 }
@@ -84,8 +90,33 @@ impl Drop for SqlitePool {
     }
 }
 
-/// The right to write to a pool's file, held until the writing transaction ends.
-pub type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
+/// The right to write to a pool's file, held until the writing transaction ends, with the
+/// file's writer connection (opened on first use).
+#[derive(Debug)]
+pub struct WriteTurn(tokio::sync::OwnedMutexGuard<Option<Connection>>);
+
+impl WriteTurn {
+    /// The file's writer connection, opened on first use.
+    pub fn conn(&mut self, pool: &SqlitePool) -> Result<&Connection> {
+        if self.0.is_none() {
+            *self.0 = Some(pool.open()?);
+        }
+        Ok(self.0.as_ref().expect("opened above"))
+    }
+}
+
+impl Drop for WriteTurn {
+    /// A writer left inside a transaction (a guest dropped mid-way) is rolled back before the
+    /// next turn; one that cannot be is closed, and the next turn opens another.
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_ref()
+            && !conn.is_autocommit()
+            && conn.execute_batch("ROLLBACK").is_err()
+        {
+            *self.0 = None;
+        }
+    }
+}
 
 /// A connection borrowed from a pool; rolled back if left inside a transaction and returned on
 /// drop.
@@ -102,7 +133,7 @@ impl SqlitePool {
             path: path.to_path_buf(),
             mode: mode(),
             idle: Mutex::new(Vec::new()),
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            writer: Arc::new(tokio::sync::Mutex::new(None)),
             checkpointer: Once::new(),
             stop: Arc::new(AtomicBool::new(false)),
         }
@@ -141,6 +172,7 @@ impl SqlitePool {
         tokio::time::timeout(BUSY_TIMEOUT, self.writer.clone().lock_owned())
             .await
             .ok()
+            .map(WriteTurn)
     }
 
     /// Opens a fresh connection (not pooled): used by long-lived guest handles.

@@ -27,29 +27,42 @@ impl SqliteKv {
         }
     }
 
-    /// Like `with`, holding the file's write turn (see `sqlite_pool`) for the duration.
+    /// Like `with`, on the file's writer connection, holding its write turn (see
+    /// `sqlite_pool`) for the duration.
     async fn write<R>(
         &self,
         f: impl FnOnce(&rusqlite::Connection, &str) -> Result<R>,
     ) -> Result<R> {
-        let _turn = self.pool.write_turn().await;
-        self.with(f)
+        let Some(mut turn) = self.pool.write_turn().await else {
+            return self.with(f);
+        };
+        blocking(|| {
+            let conn = turn.conn(&self.pool)?;
+            self.ensure_table(conn)?;
+            f(conn, &self.store)
+        })
     }
 
     fn with<R>(&self, f: impl FnOnce(&rusqlite::Connection, &str) -> Result<R>) -> Result<R> {
         blocking(|| {
             let conn = self.pool.get()?;
-            if self.ready.get().is_none() {
-                conn.execute_batch(
-                    "CREATE TABLE IF NOT EXISTS spin_key_value (
-                        store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
-                        PRIMARY KEY (store, key))",
-                )
-                .context("cannot create key-value table")?;
-                let _ = self.ready.set(());
-            }
+            self.ensure_table(&conn)?;
             f(&conn, &self.store)
         })
+    }
+
+    /// Creates Spin's key-value table on first use.
+    fn ensure_table(&self, conn: &rusqlite::Connection) -> Result<()> {
+        if self.ready.get().is_none() {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS spin_key_value (
+                    store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+                    PRIMARY KEY (store, key))",
+            )
+            .context("cannot create key-value table")?;
+            let _ = self.ready.set(());
+        }
+        Ok(())
     }
 
     /// Value of `key`, if any.
