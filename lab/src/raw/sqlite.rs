@@ -1,5 +1,7 @@
 //! `lab raw` on SQLite: rusqlite connections set up like edge-host's, the plain multi-row
-//! insert and a copy of the service's apply transaction.
+//! insert and a copy of the service's apply transaction. As in edge-host, every writing
+//! transaction runs on the file's one writer connection, the workers taking turns for it (SQLite
+//! lets one writer in at a time anyway; one connection keeps its page cache warm).
 
 use super::*;
 use rusqlite::types::Value;
@@ -203,21 +205,24 @@ pub async fn run(
     if config.migrate {
         migrate_sqlite(&admin)?;
     }
-    let mut conns = Vec::with_capacity(config.shape.concurrency);
-    for _ in 0..config.shape.concurrency {
-        conns.push(open(path)?);
-    }
+    let writer = Arc::new(std::sync::Mutex::new(open(path)?));
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut workers = Vec::new();
-    for conn in conns {
+    for _ in 0..config.shape.concurrency {
         let work = Arc::clone(&work);
         let next = Arc::clone(&next);
+        let writer = Arc::clone(&writer);
         workers.push(tokio::task::spawn_blocking(move || {
             let mut tally = Tally::default();
             while let Some(i) = next_index(&next, &work) {
                 let t0 = Instant::now();
-                match apply(&conn, &work, i) {
+                let conn = writer
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let applied = apply(&conn, &work, i);
+                drop(conn);
+                match applied {
                     Ok(n) => {
                         tally.done(work.txs[i].received, t0.elapsed());
                         tally.inserted += n;
