@@ -703,6 +703,47 @@ fn sqlite_changes_and_rowid_answer_for_the_guests_connection() {
 }
 
 #[test]
+fn sqlite_connection_settings_and_temp_tables_hold_for_the_guests_writes() {
+    // A guest that sets up its connection (a PRAGMA, a TEMP table) must find that set-up in
+    // every later statement, writes included, though edge-host runs other guests' writes on the
+    // file's writer connection; and the next guest must not inherit it. (Foreign keys are
+    // enforced by default in the SQLite that Spin and edge-host bundle.)
+    let host = start_fixture();
+    let r = sqlite(
+        &host,
+        "v3",
+        json!([
+            { "sql": "CREATE TABLE parent (id INTEGER PRIMARY KEY)" },
+            { "sql": "CREATE TABLE child (p INTEGER REFERENCES parent (id))" },
+            { "sql": "PRAGMA foreign_keys = OFF" },
+            { "sql": "INSERT INTO child VALUES (42)" },
+            { "sql": "CREATE TEMP TABLE scratch (v)" },
+            { "sql": "INSERT INTO scratch VALUES (1), (2)" },
+            { "sql": "SELECT count(*) FROM scratch" },
+        ]),
+    );
+    assert!(r.iter().all(|x| x.get("error").is_none()), "{r:?}");
+    assert_eq!(ok_rows(&r[6])[0], json!([{ "integer": 2 }]), "{r:?}");
+    for _ in 0..3 {
+        let r = sqlite(
+            &host,
+            "v3",
+            json!([
+                { "sql": "INSERT INTO child VALUES (43)" },
+                { "sql": "SELECT count(*) FROM child" },
+                { "sql": "SELECT count(*) FROM temp.sqlite_master" },
+            ]),
+        );
+        let err = r[0]["error"]["io"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r:?}"));
+        assert!(err.contains("FOREIGN KEY"), "{err}");
+        assert_eq!(ok_rows(&r[1])[0], json!([{ "integer": 1 }]), "{r:?}");
+        assert_eq!(ok_rows(&r[2])[0], json!([{ "integer": 0 }]), "{r:?}");
+    }
+}
+
+#[test]
 fn concurrent_sqlite_write_transactions_all_commit_exactly() {
     // 24 requests at once, each a write transaction (deferred BEGIN, or BEGIN IMMEDIATE with a
     // read before the write) plus an autocommit insert: none may fail with

@@ -7,7 +7,10 @@
 //!
 //! A write that starts outside a transaction runs, with everything up to the end of its
 //! transaction, on the file's writer connection that comes with the turn (its page cache stays
-//! warm). Only the guest's own connection sees a transaction begun with a plain `BEGIN`. So that
+//! warm). Only the guest's own connection sees a transaction begun with a plain `BEGIN`, and a
+//! guest that sets up its connection (a `PRAGMA`, `ATTACH`, `DETACH` or a `TEMP` object) keeps
+//! every later statement on its own connection, where that set-up lives (and that connection
+//! is closed afterwards rather than pooled, so the set-up does not reach the next guest). So that
 //! `last_insert_rowid` and `changes` still answer for the guest's connection whichever one ran
 //! its statements, the guest connection remembers both after each `INSERT`, `UPDATE` or
 //! `DELETE` it ran (0 until then, as on a connection Spin has just opened).
@@ -28,13 +31,19 @@ pub struct SqliteHandle {
     turn: Option<WriteTurn>,
     /// Whether the turn's writer connection runs this guest's statements until the turn ends.
     on_writer: bool,
+    /// Whether the guest has set up its own connection, so its statements must stay there.
+    pinned: bool,
     /// `last_insert_rowid` and `changes` as of the guest's last data change.
     last_change: (i64, u64),
 }
 
 impl Drop for SqliteHandle {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
+        // A connection the guest set up is closed, not pooled: the next guest gets a connection
+        // as Spin opens it, without this one's settings, attachments or TEMP objects.
+        if let Some(conn) = self.conn.take()
+            && !self.pinned
+        {
             self.pool.give_back(conn); // rolls back first, so the turn is released after
         }
         self.turn = None;
@@ -70,6 +79,21 @@ fn changes_rows(sql: &str) -> bool {
             .iter()
             .any(|k| w.eq_ignore_ascii_case(k))
     })
+}
+
+/// Whether a statement sets up the connection it runs on (settings, attached databases, `TEMP`
+/// objects): what follows it must run on the same connection.
+fn sets_up_connection(sql: &str) -> bool {
+    let mut words = words(sql);
+    let Some(first) = words.next() else {
+        return false;
+    };
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    ["PRAGMA", "ATTACH", "DETACH"].iter().any(|k| is(first, k))
+        || (is(first, "CREATE")
+            && words
+                .next()
+                .is_some_and(|w| is(w, "TEMP") || is(w, "TEMPORARY")))
 }
 
 /// The words of a statement, after its leading comments.
@@ -126,6 +150,7 @@ impl RequestState {
             conn: Some(conn),
             turn: None,
             on_writer: false,
+            pinned: false,
             last_change: (0, 0),
         })
     }
@@ -141,10 +166,13 @@ impl RequestState {
             None => return Ok(Err("connection closed".into())),
             Some(conn) => handle.turn.is_none() && blocking(|| writes(conn, statement)),
         };
+        if sets_up_connection(statement) {
+            handle.pinned = true;
+        }
         if needs_turn {
             let outside_tx = handle.conn.as_ref().is_some_and(|c| c.is_autocommit());
             handle.turn = handle.pool.write_turn().await;
-            handle.on_writer = outside_tx && handle.turn.is_some();
+            handle.on_writer = outside_tx && !handle.pinned && handle.turn.is_some();
         }
         let conn = match (&mut handle.turn, handle.on_writer) {
             (Some(turn), true) => match turn.conn(&handle.pool) {
@@ -317,7 +345,49 @@ sqlite_interface!(v2, v2::Host, v2::HostConnection);
 
 #[cfg(test)]
 mod tests {
-    use super::begins_locking;
+    use super::{begins_locking, changes_rows, sets_up_connection};
+
+    #[test]
+    fn statements_that_count_changes_or_set_up_the_connection_are_recognised() {
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            " -- c\n replace into t values (1)",
+            "UPDATE t SET v = 1",
+            "/* x */ DELETE FROM t",
+            "WITH n AS (SELECT 1) INSERT INTO t SELECT * FROM n",
+        ] {
+            assert!(changes_rows(sql), "{sql:?}");
+        }
+        for sql in [
+            "SELECT 1",
+            "CREATE TABLE t (v)",
+            "BEGIN",
+            "PRAGMA x",
+            "INSERTED",
+            "",
+        ] {
+            assert!(!changes_rows(sql), "{sql:?}");
+        }
+        for sql in [
+            "PRAGMA foreign_keys = ON",
+            "pragma foreign_keys=on;",
+            "ATTACH ':memory:' AS m",
+            "detach m",
+            "CREATE TEMP TABLE x (v)",
+            "-- scratch\ncreate temporary view v as select 1",
+        ] {
+            assert!(sets_up_connection(sql), "{sql:?}");
+        }
+        for sql in [
+            "CREATE TABLE t (v)",
+            "SELECT 1",
+            "CREATE TEMPLATES",
+            "PRAGMATIC",
+            "",
+        ] {
+            assert!(!sets_up_connection(sql), "{sql:?}");
+        }
+    }
 
     #[test]
     fn begin_statements_are_recognised_through_case_comments_and_semicolons() {
