@@ -50,6 +50,14 @@ impl Drop for SqliteHandle {
     }
 }
 
+impl SqliteHandle {
+    /// Releases the write turn, and with it the writer connection.
+    fn end_turn(&mut self) {
+        self.turn = None;
+        self.on_writer = false;
+    }
+}
+
 /// Whether running `sql` on `conn` may write, so it needs the write turn.
 fn writes(conn: &rusqlite::Connection, sql: &str) -> bool {
     if let Some(lock) = begins_locking(sql) {
@@ -166,9 +174,7 @@ impl RequestState {
             None => return Ok(Err("connection closed".into())),
             Some(conn) => handle.turn.is_none() && blocking(|| writes(conn, statement)),
         };
-        if sets_up_connection(statement) {
-            handle.pinned = true;
-        }
+        handle.pinned |= sets_up_connection(statement);
         if needs_turn {
             let outside_tx = handle.conn.as_ref().is_some_and(|c| c.is_autocommit());
             handle.turn = handle.pool.write_turn().await;
@@ -178,8 +184,7 @@ impl RequestState {
             (Some(turn), true) => match turn.conn(&handle.pool) {
                 Ok(conn) => conn,
                 Err(e) => {
-                    handle.turn = None;
-                    handle.on_writer = false;
+                    handle.end_turn();
                     return Ok(Err(format!("{e:#}")));
                 }
             },
@@ -197,8 +202,7 @@ impl RequestState {
             handle.last_change = (conn.last_insert_rowid(), conn.changes());
         }
         if conn.is_autocommit() {
-            handle.turn = None;
-            handle.on_writer = false;
+            handle.end_turn();
         }
         Ok(result)
     }

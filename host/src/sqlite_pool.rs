@@ -115,10 +115,7 @@ impl Drop for WriteTurn {
     /// A writer left inside a transaction (a guest dropped mid-way) is rolled back before the
     /// next turn; one that cannot be is closed, and the next turn opens another.
     fn drop(&mut self) {
-        if let Some(conn) = self.0.as_ref()
-            && !conn.is_autocommit()
-            && conn.execute_batch("ROLLBACK").is_err()
-        {
+        if self.0.as_ref().is_some_and(|conn| !rolled_back(conn)) {
             *self.0 = None;
         }
     }
@@ -232,7 +229,7 @@ impl SqlitePool {
 
     /// Returns a connection that a guest handle owned, unless it is unusable.
     pub fn give_back(&self, conn: Connection) {
-        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+        if !rolled_back(&conn) {
             return;
         }
         let mut idle = self.idle.lock();
@@ -264,6 +261,12 @@ impl Drop for PooledConnection<'_> {
 /// process's write lock, gives the worker up inside [`wait_while_busy`].
 pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     f()
+}
+
+/// Ends a transaction `conn` was left inside, if any; false if it cannot, so the connection
+/// must not be used again.
+fn rolled_back(conn: &Connection) -> bool {
+    conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok()
 }
 
 /// The checkpoint thread's next pause, given the last one, the WAL's frame count at the last
