@@ -29,6 +29,7 @@ mod lanes;
 use std::time::{Duration, Instant};
 
 use crate::config::DuplicateLog;
+use crate::log::{self, logln};
 use crate::queue::{self, Loaded, Pending, Queue, QueueError};
 use crate::store::{Applied, Batch, ErrorKind, EventStore, Group, NewDeadLetter, StoreError};
 use crate::validate::Event;
@@ -192,7 +193,7 @@ fn consume_group(
         }
         Err(e) if e.kind == ErrorKind::Transient => Err(DrainError::Store(e)),
         Err(e) => {
-            eprintln!(
+            logln!(
                 "WARN group of {} entries failed ({e}); applying them one by one",
                 ready.len()
             );
@@ -238,7 +239,7 @@ fn consume_alone(
         },
     };
     if e.kind == ErrorKind::Unknown && attempts < MAX_ATTEMPTS {
-        eprintln!("WARN entry {key} failed (attempt {attempts} of {MAX_ATTEMPTS}): {e}");
+        logln!("WARN entry {key} failed (attempt {attempts} of {MAX_ATTEMPTS}): {e}");
         return Ok(());
     }
     let entry = Pending {
@@ -268,13 +269,13 @@ fn bury(
         attempts,
     };
     store.bury(&letter).map_err(DrainError::Store)?;
-    eprintln!(
+    logln!(
         "ERROR entry {} moved to dead letters after {attempts} attempt(s): {reason}",
         entry.key
     );
     report.dead_lettered += entry.count;
     if let Err(e) = queue.remove(&entry.key) {
-        eprintln!(
+        logln!(
             "WARN could not delete dead-lettered entry {}: {e}",
             entry.key
         );
@@ -298,12 +299,12 @@ fn settle(
         log_duplicates(log, key, applied);
     }
     if let Err(e) = queue.remove_many(keys) {
-        eprintln!("WARN could not delete {} applied entries: {e}", keys.len());
+        logln!("WARN could not delete {} applied entries: {e}", keys.len());
     }
 }
 
-/// Logs dropped duplicates as configured (`duplicate_log`), in one write: `eprintln!` writes a
-/// line and its newline apart, and every write to stderr is a host call.
+/// Logs dropped duplicates as configured (`duplicate_log`), in one write: every write to stderr
+/// is a host call.
 fn log_duplicates(log: DuplicateLog, key: &str, applied: &Applied) {
     let mut text = String::new();
     for line in duplicate_log_lines(log, key, applied) {
@@ -311,7 +312,7 @@ fn log_duplicates(log: DuplicateLog, key: &str, applied: &Applied) {
         text.push('\n');
     }
     if !text.is_empty() {
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+        log::write(text.as_bytes());
     }
 }
 

@@ -18,6 +18,7 @@ use spin_sdk::http::{
 };
 
 use crate::error::ApiError;
+use crate::log::logln;
 use crate::store::EventQuery;
 
 /// Default page size of `GET /events`, from the contract.
@@ -57,23 +58,23 @@ pub fn send(out: ResponseOutparam, response: Response) {
         Ok(fields) => fields,
         Err(e) => {
             // Our own header names and values: only a bug gets here.
-            eprintln!("ERROR response headers refused: {e}");
+            logln!("ERROR response headers refused: {e}");
             Fields::new()
         }
     };
     let outgoing = OutgoingResponse::new(fields);
     if outgoing.set_status_code(status).is_err() {
-        eprintln!("ERROR response status {status} refused");
+        logln!("ERROR response status {status} refused");
     }
     let Ok(body) = outgoing.body() else {
-        eprintln!("ERROR response body already taken");
+        logln!("ERROR response body already taken");
         return;
     };
     out.set(outgoing);
     let bytes = response.into_body();
     if !bytes.is_empty() {
         let Ok(stream) = body.write() else {
-            eprintln!("ERROR response body not writable");
+            logln!("ERROR response body not writable");
             return;
         };
         for chunk in bytes.chunks(WRITE_CHUNK) {
@@ -84,7 +85,7 @@ pub fn send(out: ResponseOutparam, response: Response) {
         }
     }
     if let Err(e) = OutgoingBody::finish(body, None) {
-        eprintln!("ERROR response body not finished: {e}");
+        logln!("ERROR response body not finished: {e}");
     }
 }
 

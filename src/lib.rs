@@ -15,8 +15,8 @@
 //! wire format into validated events and join the same path at `routes::deliver`.
 //! Reading: `search` (the `q` / `level` / `order` / tail / volume parameters) over `store`.
 //! Beside the path: `arena` (the heap), `error` (the one error type), `config` (Spin variables),
-//! `maintenance` (marker compaction, retention), `openapi` (the contract) and
-//! `console` (the web page at `/`).
+//! `log` (lines to stderr), `maintenance` (marker compaction, retention), `openapi` (the
+//! contract) and `console` (the web page at `/`).
 
 #[cfg(any(test, target_family = "wasm"))]
 mod arena;
@@ -27,6 +27,7 @@ mod consume;
 mod error;
 mod http;
 mod ingest;
+mod log;
 mod maintenance;
 mod openapi;
 mod queue;

@@ -16,6 +16,7 @@ use crate::config::{self, Config, Upkeep};
 use crate::consume::{self, DrainError};
 use crate::error::ApiError;
 use crate::http;
+use crate::log::logln;
 use crate::maintenance;
 use crate::queue::{self, Queue, QueueError};
 use crate::search;
@@ -128,12 +129,12 @@ struct PartialStats<'a> {
 }
 
 fn queue_failed(e: QueueError) -> ApiError {
-    eprintln!("ERROR {e}");
+    logln!("ERROR {e}");
     ApiError::queue_unavailable()
 }
 
 fn store_failed(e: StoreError) -> ApiError {
-    eprintln!("ERROR store: {e}");
+    logln!("ERROR store: {e}");
     ApiError::store_unavailable()
 }
 
@@ -174,7 +175,7 @@ fn backlog_exceeded(queue: &Queue, config: &Config, n: u64) -> bool {
     match queue.pending() {
         Ok(pending) => queue::total(&pending) + n > config.max_backlog_events,
         Err(e) => {
-            eprintln!("WARN could not measure the backlog: {e}");
+            logln!("WARN could not measure the backlog: {e}");
             false
         }
     }
@@ -210,7 +211,7 @@ pub fn deliver(
         });
         match applied {
             Ok(a) => return Ok(Delivered::Stored(a)),
-            Err(e) => eprintln!("ERROR store: {e} (queueing entry {key})"),
+            Err(e) => logln!("ERROR store: {e} (queueing entry {key})"),
         }
     }
     open_queue()?
@@ -298,7 +299,7 @@ fn current_stats(config: &Config, topic: Option<String>) -> Result<Stats, Respon
     let queue = open_queue().map_err(ApiError::into_response)?;
     let name = config.store.name();
     let partial = |e: StoreError, queued: Option<u64>| {
-        eprintln!("ERROR store: {e}");
+        logln!("ERROR store: {e}");
         let err = ApiError::store_unavailable();
         http::json(
             503,
@@ -374,7 +375,7 @@ pub fn health(query: &str) -> Handled {
     let queue_check = match &pending {
         Ok(_) => "ok".to_owned(),
         Err(e) => {
-            eprintln!("ERROR health: {e}");
+            logln!("ERROR health: {e}");
             "error: key-value store unavailable".to_owned()
         }
     };
@@ -397,7 +398,7 @@ pub fn health(query: &str) -> Handled {
     let (store_check, dead_letters) = match probe {
         Ok(dead) => ("ok".to_owned(), dead),
         Err(e) => {
-            eprintln!("ERROR health: store: {e}");
+            logln!("ERROR health: store: {e}");
             (format!("error: {}", e.summary), None)
         }
     };
@@ -579,7 +580,7 @@ pub fn retry_dead_letter(id: &str) -> Handled {
         ))),
         Err(e) if e.kind == store::ErrorKind::Transient => Err(store_failed(e)),
         Err(e) => {
-            eprintln!("WARN retry of dead letter {id} failed: {e}");
+            logln!("WARN retry of dead letter {id} failed: {e}");
             Err(ApiError::conflict(format!(
                 "the store still refuses dead letter {id:?}: {}",
                 e.summary

@@ -22,6 +22,8 @@
 use spin_sdk::http::Response;
 use spin_sdk::variables;
 
+use crate::log::logln;
+
 /// Methods the API serves, announced to browsers in a preflight.
 const ALLOW_METHODS: &str = "GET, HEAD, POST, DELETE, OPTIONS";
 /// Request headers a page may send: the token, the body's type and coding (a page may gzip an
@@ -53,7 +55,7 @@ impl Cors {
             Err(variables::Error::Undefined(_)) => String::new(),
             Err(e) => {
                 // CORS cannot fail a request; without a readable policy, browsers are refused.
-                eprintln!("cors_allowed_origins could not be read ({e}); sending no CORS headers");
+                logln!("cors_allowed_origins could not be read ({e}); sending no CORS headers");
                 String::new()
             }
         };

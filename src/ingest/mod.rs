@@ -41,6 +41,7 @@ use crate::Route;
 use crate::config::{self, Config};
 use crate::error::ApiError;
 use crate::http;
+use crate::log::logln;
 use crate::routes::{self, Handled};
 use crate::validate::Event;
 
@@ -196,7 +197,7 @@ impl Decoded {
     /// Stores the accepted events through the one apply / queue path; logs what was refused.
     fn deliver(&self, protocol: &str, asynchronous: bool, config: &Config) -> Result<(), ApiError> {
         if self.rejected > 0 {
-            eprintln!("WARN {protocol}: {}", self.summary());
+            logln!("WARN {protocol}: {}", self.summary());
         }
         if !self.events.is_empty() {
             routes::deliver(&self.events, asynchronous, config)?;

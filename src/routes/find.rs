@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::consume::{self, DrainError};
 use crate::error::ApiError;
 use crate::http;
+use crate::log::logln;
 use crate::queue::Queue;
 use crate::search;
 use crate::stats;
@@ -28,7 +29,7 @@ pub(super) fn drain_for_read(
         Ok(_) => Ok(None),
         Err(DrainError::Store(e)) => Err(store_failed(e)),
         Err(DrainError::Queue(e)) => {
-            eprintln!("WARN {e}; serving stored events only");
+            logln!("WARN {e}; serving stored events only");
             Ok(Some(
                 "the queue is unavailable; queued events may be missing",
             ))

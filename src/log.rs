@@ -1,0 +1,49 @@
+//! Log lines: the component's only output besides its answers, written to the host's stderr
+//! (Spin prints it, or files it under `.spin/logs/`; edge-host prints it).
+//!
+//! A line goes straight to `wasi:cli/stderr` in one `blocking-write-and-flush`: three host
+//! calls (the stream, the write, the stream's drop). `eprintln!` takes seven (stream, pollable,
+//! `check-write`, `write`, `blocking-flush`, two drops) and writes a line and its newline apart,
+//! and because it goes through wasi-libc's descriptor table, whose first use in an instance
+//! allocates from an empty heap, it grew every logging request's linear memory by 64 KiB: a
+//! `memory.grow`, the new bytes reset after the request and two `mprotect` calls on the host.
+//! Dropped duplicates are logged on the publish path, so this is paid by about a third of a
+//! publisher's requests (docs/BENCHMARKS.md, issue 17).
+
+/// Writes `text` and a newline to stderr as one line; a failed write is dropped (there is
+/// nowhere else to report it).
+pub fn line(text: &str) {
+    let mut bytes = Vec::with_capacity(text.len() + 1);
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.push(b'\n');
+    write(&bytes);
+}
+
+/// Writes `bytes` to stderr as they are (several lines at once, each ending in a newline).
+pub fn write(bytes: &[u8]) {
+    #[cfg(target_family = "wasm")]
+    {
+        /// Most bytes one `blocking-write-and-flush` may carry (the WASI 0.2 contract).
+        const MAX_WRITE: usize = 4096;
+        let stderr = wasi::cli::stderr::get_stderr();
+        for chunk in bytes.chunks(MAX_WRITE) {
+            if stderr.blocking_write_and_flush(chunk).is_err() {
+                return;
+            }
+        }
+    }
+    // Unit tests run natively, where there is no wasi:cli to call.
+    #[cfg(not(target_family = "wasm"))]
+    {
+        use std::io::Write as _;
+        let _ = std::io::stderr().write_all(bytes);
+    }
+}
+
+/// `eprintln!`, but as one [`line`] through `wasi:cli/stderr`.
+macro_rules! logln {
+    ($($arg:tt)*) => {
+        $crate::log::line(&format!($($arg)*))
+    };
+}
+pub(crate) use logln;
