@@ -13,6 +13,14 @@
 //! 32 KiB inside the same 512 KiB; the deepest accepted nesting still fits many times over
 //! (tests/ingest_otlp.rs, tests/roundtrip; they fail with a 16 KiB stack).
 //!
+//! The instance also starts with [`HEAP_BYTES`] of heap (wasm-ld's `--initial-heap`; by default
+//! the heap starts empty at the end of the static data). Growing linear memory costs the host
+//! two `mprotect` calls per request — one to open the new pages, one to close them again when
+//! the next instance takes the slot, each a TLB shootdown on every core running the process —
+//! which is far more than clearing the same pages (the reset clears the whole initial memory
+//! after every request anyway): with an empty heap every 100-event publish grew by 64 KiB
+//! (docs/BENCHMARKS.md, "Room to start with"). Larger requests still grow memory as before.
+//!
 //! And it gzips `docs/openapi.json` (172 KB of text, 18 KB compressed) for the component to
 //! embed: static data is part of the linear-memory image each instance starts from (the
 //! initial memory went from 640 to 512 KiB), so the contract is unpacked only when
@@ -20,10 +28,14 @@
 
 /// The component's stack, in bytes.
 const STACK_BYTES: u32 = 192 << 10;
+/// The heap an instance starts with, in bytes: a 100-event publish's (the allocator's first
+/// blocks, the body, the parsed events, the statement's parameters).
+const HEAP_BYTES: u32 = 128 << 10;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
         println!("cargo:rustc-link-arg=-zstack-size={STACK_BYTES}");
+        println!("cargo:rustc-link-arg=--initial-heap={HEAP_BYTES}");
     }
     let files = ["proto/loki/push.proto", "proto/google/rpc/status.proto"];
     for file in files {
