@@ -16,10 +16,11 @@
 //! The instance also starts with [`HEAP_BYTES`] of heap (wasm-ld's `--initial-heap`; by default
 //! the heap starts empty at the end of the static data). Growing linear memory costs the host
 //! two `mprotect` calls per request — one to open the new pages, one to close them again when
-//! the next instance takes the slot, each a TLB shootdown on every core running the process —
-//! which is far more than clearing the same pages (the reset clears the whole initial memory
+//! the next instance takes the slot, a TLB shootdown on every core running the process — which
+//! is far more than clearing the same pages (the reset clears the whole initial memory
 //! after every request anyway): with an empty heap every 100-event publish grew by 64 KiB
-//! (docs/BENCHMARKS.md, "Room to start with"). Larger requests still grow memory as before.
+//! (docs/BENCHMARKS.md, "Log lines straight to stderr, and room to start with"). Larger
+//! requests still grow memory as before.
 //!
 //! And it gzips `docs/openapi.json` (172 KB of text, 18 KB compressed) for the component to
 //! embed: static data is part of the linear-memory image each instance starts from (the

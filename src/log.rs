@@ -1,13 +1,12 @@
-//! Log lines: the component's only output besides its answers, written to the host's stderr
-//! (Spin prints it, or files it under `.spin/logs/`; edge-host prints it).
+//! Log lines: the component's only output besides its answers, on the host's stderr.
 //!
 //! A line goes straight to `wasi:cli/stderr` in one `blocking-write-and-flush`: three host
 //! calls (the stream, the write, the stream's drop). `eprintln!` takes seven (stream, pollable,
-//! `check-write`, `write`, `blocking-flush`, two drops) and writes a line and its newline apart,
-//! and because it goes through wasi-libc's descriptor table, whose first use in an instance
-//! allocates from an empty heap, it grew every logging request's linear memory by 64 KiB: a
-//! `memory.grow`, the new bytes reset after the request and two `mprotect` calls on the host.
-//! Dropped duplicates are logged on the publish path, so this is paid by about a third of a
+//! `check-write`, `write`, `blocking-flush`, two drops) and writes a line and its newline apart;
+//! it goes through wasi-libc, whose descriptor table is allocated on its first use in an
+//! instance, and with the heap empty at start (before build.rs gave it room) that allocation
+//! grew linear memory by 64 KiB: a `memory.grow`, and two `mprotect` calls on the host. Dropped
+//! duplicates are logged on the publish path, so this was paid by about a third of a
 //! publisher's requests (docs/BENCHMARKS.md, issue 17).
 
 /// Writes `text` and a newline to stderr as one line; a failed write is dropped (there is

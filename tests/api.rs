@@ -99,7 +99,8 @@ fn duplicates_are_dropped_and_counted(b: Backend) {
     // component writes it to wasi:cli/stderr itself (src/log.rs).
     let line = "INFO 1 duplicate(s) dropped of 1 received (entry ";
     assert!(
-        app.host.wait_for_log(line, std::time::Duration::from_secs(10)),
+        app.host
+            .wait_for_log(line, std::time::Duration::from_secs(10)),
         "duplicates are logged as one line each:\n{}",
         app.host.logs()
     );
