@@ -45,7 +45,10 @@ use crate::raw::Database;
 use backlog::backlog_runs;
 use loadgen::config::Mode;
 use report::{Kind, Row, attach_host_times, machine_line, render_markdown};
-use runs::{SPIN_STATEMENTS, hello_runs, raw_runs, service_runs, spin_statements_run};
+use runs::{
+    SPIN_STATEMENTS, hello_one_at_a_time_run, hello_runs, raw_runs, service_runs,
+    spin_statements_run,
+};
 use services::{Cleanup, HostProc, WasmtimeServe, host_port, pg_admin, redis_flush, which};
 
 /// `--listen` address meaning "a free port" (the banner says which).
@@ -302,6 +305,25 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
         )?);
         host.stop()?;
         attach_host_times(&mut rows, "none", &out.join("edge-host-hello.log"));
+        // The same one request at a time, on a host of its own (its own request log).
+        let state = fresh_dir(&out.join("hello-one-state"))?;
+        let host = HostProc::start(
+            &cfg.host,
+            &cfg.hello_manifest,
+            ANY_PORT,
+            &state,
+            None,
+            &[],
+            &out.join("edge-host-hello-one.log"),
+        )?;
+        rows.push(hello_one_at_a_time_run(
+            &rt,
+            cfg,
+            seed,
+            &host.url,
+            host.pid(),
+        )?);
+        host.stop()?;
 
         // 6. The same on wasmtime serve, when installed.
         match which("wasmtime") {

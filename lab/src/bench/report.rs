@@ -34,6 +34,9 @@ pub(super) enum Kind {
     HelloEdgeHost,
     /// Trivial component on `wasmtime serve`.
     HelloWasmtime,
+    /// Trivial component on edge-host, posted one request at a time: edge-host idle between
+    /// requests, as it is while a publish waits on its database.
+    HelloOneAtATime,
     /// edgelog draining a backlog of async publishes with `POST /drain`, one caller.
     BacklogDrain,
     /// The same with parallel callers, one per lane (`POST /drain?lane=I&lanes=N`).
@@ -366,7 +369,11 @@ pub(super) fn render_markdown(
         };
         let host = if matches!(
             r.kind,
-            Kind::Service | Kind::ServiceSpinStatements | Kind::HelloEdgeHost | Kind::HelloWasmtime
+            Kind::Service
+                | Kind::ServiceSpinStatements
+                | Kind::HelloEdgeHost
+                | Kind::HelloWasmtime
+                | Kind::HelloOneAtATime
         ) {
             per_k(u.host_cpu_secs)
         } else {

@@ -226,3 +226,26 @@ pub(super) fn hello_runs(
     }
     Ok(rows)
 }
+
+/// The trivial component on an already running edge-host, single requests posted one at a
+/// time: edge-host sits idle between requests, as it does while a publish waits on its
+/// database, so this shows how much of a CPU-per-request figure is that regime rather than the
+/// component (not a target's baseline; docs/BENCHMARKS.md).
+pub(super) fn hello_one_at_a_time_run(
+    rt: &tokio::runtime::Runtime,
+    cfg: &BenchConfig,
+    seed: u64,
+    url: &str,
+    pid: u32,
+) -> Result<Row> {
+    let mut ping = ping_config(cfg, seed, url, Mode::Single);
+    ping.shape.concurrency = 1;
+    let (m, usage) = measure(Some(pid), || rt.block_on(ping_async(&ping)))?;
+    Ok(Row::from_measurement(
+        "trivial component on edge-host, one request at a time",
+        "none",
+        Kind::HelloOneAtATime,
+        &m,
+        usage,
+    ))
+}

@@ -60,6 +60,9 @@ pub(super) fn render(s: &mut String, rows: &[Row]) {
             .find(|r| r.kind == Kind::HelloEdgeHost && r.mode == mode && r.status == "ok")
     };
     let hello = trivial(Mode::Single);
+    let one_at_a_time = rows
+        .iter()
+        .find(|r| r.kind == Kind::HelloOneAtATime && r.status == "ok");
     for (name, store, goal) in [("PostgreSQL", "postgres", 0.75), ("SQLite", "sqlite", 0.8)] {
         let single = row(rows, store, Kind::Service, Mode::Single);
         let raw = row(rows, store, Kind::RawService, Mode::Single);
@@ -88,6 +91,17 @@ pub(super) fn render(s: &mut String, rows: &[Row]) {
             ratio(cpu),
             verdict(cpu.map(|r| r <= 2.0))
         );
+        // Not a target: the trivial component in a publish's regime (edge-host idle between
+        // requests), to tell the component's cost from the regime's (docs/BENCHMARKS.md).
+        if let Some(one) = cpu_per_request(one_at_a_time, false) {
+            let _ = writeln!(
+                s,
+                "  - (not a target) against the trivial component posted one request at a time, \
+                 {:.0} µs: {}",
+                one * 1e6,
+                ratio(cpu_per_request(single, false).map(|a| a / one))
+            );
+        }
         let p99 = single.and_then(|r| r.p99());
         let _ = writeln!(
             s,
