@@ -11,11 +11,9 @@
 
 /// Writes `text` and a newline to stderr as one line; a failed write is dropped (there is
 /// nowhere else to report it).
-pub fn line(text: &str) {
-    let mut bytes = Vec::with_capacity(text.len() + 1);
-    bytes.extend_from_slice(text.as_bytes());
-    bytes.push(b'\n');
-    write(&bytes);
+pub fn line(mut text: String) {
+    text.push('\n');
+    write(text.as_bytes());
 }
 
 /// Writes `bytes` to stderr as they are (several lines at once, each ending in a newline).
@@ -42,7 +40,7 @@ pub fn write(bytes: &[u8]) {
 /// `eprintln!`, but as one [`line`] through `wasi:cli/stderr`.
 macro_rules! logln {
     ($($arg:tt)*) => {
-        $crate::log::line(&format!($($arg)*))
+        $crate::log::line(format!($($arg)*))
     };
 }
 pub(crate) use logln;

@@ -284,17 +284,20 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
             return Ok(());
         }
 
-        // 5. The host's floor.
-        let state = fresh_dir(&out.join("hello-state"))?;
-        let host = HostProc::start(
-            &cfg.host,
-            &cfg.hello_manifest,
-            ANY_PORT,
-            &state,
-            None,
-            &[],
-            &out.join("edge-host-hello.log"),
-        )?;
+        // 5. The host's floor: the trivial component, then the same one request at a time on
+        // a host of its own (its own request log).
+        let hello_host = |name: &str| -> Result<HostProc> {
+            HostProc::start(
+                &cfg.host,
+                &cfg.hello_manifest,
+                ANY_PORT,
+                &fresh_dir(&out.join(format!("{name}-state")))?,
+                None,
+                &[],
+                &out.join(format!("edge-host-{name}.log")),
+            )
+        };
+        let host = hello_host("hello")?;
         rows.extend(hello_runs(
             &rt,
             cfg,
@@ -305,17 +308,7 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
         )?);
         host.stop()?;
         attach_host_times(&mut rows, "none", &out.join("edge-host-hello.log"));
-        // The same one request at a time, on a host of its own (its own request log).
-        let state = fresh_dir(&out.join("hello-one-state"))?;
-        let host = HostProc::start(
-            &cfg.host,
-            &cfg.hello_manifest,
-            ANY_PORT,
-            &state,
-            None,
-            &[],
-            &out.join("edge-host-hello-one.log"),
-        )?;
+        let host = hello_host("hello-one")?;
         rows.push(hello_one_at_a_time_run(
             &rt,
             cfg,
