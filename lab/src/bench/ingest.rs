@@ -24,7 +24,7 @@ use loadgen::{Config, Mode, Protocol, protocol};
 use serde_json::json;
 
 use super::cpu::{Usage, sample, usage_between};
-use super::services::{Cleanup, HostProc, host_port, pg_admin, redis_flush};
+use super::services::{Cleanup, HostProc, host_port, pg_admin, redis_flush, service_db_url};
 use super::{fresh_dir, say_as};
 
 /// The command line of `lab ingest-bench`.
@@ -194,7 +194,7 @@ fn run(a: &IngestArgs) -> Result<bool> {
         )?;
         let env = [
             ("SPIN_VARIABLE_STORE", "postgres".to_string()),
-            ("SPIN_VARIABLE_DATABASE_URL", format!("{server}/{db}")),
+            ("SPIN_VARIABLE_DATABASE_URL", service_db_url(server, &db)),
             ("SPIN_VARIABLE_DB_HOST", host_port(server)),
         ];
         let state = fresh_dir(&out.join("state"))?;

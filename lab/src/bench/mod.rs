@@ -49,7 +49,9 @@ use runs::{
     SPIN_STATEMENTS, hello_one_at_a_time_run, hello_runs, raw_runs, service_runs,
     spin_statements_run,
 };
-use services::{Cleanup, HostProc, WasmtimeServe, host_port, pg_admin, redis_flush, which};
+use services::{
+    Cleanup, HostProc, WasmtimeServe, host_port, pg_admin, redis_flush, service_db_url, which,
+};
 
 /// `--listen` address meaning "a free port" (the banner says which).
 const ANY_PORT: &str = "127.0.0.1:0";
@@ -226,7 +228,7 @@ pub fn bench(cfg: &BenchConfig) -> Result<bool> {
                 let env = |db: &str| {
                     [
                         ("SPIN_VARIABLE_STORE", "postgres".to_string()),
-                        ("SPIN_VARIABLE_DATABASE_URL", format!("{server}/{db}")),
+                        ("SPIN_VARIABLE_DATABASE_URL", service_db_url(server, db)),
                         ("SPIN_VARIABLE_DB_HOST", host_port(server)),
                     ]
                 };

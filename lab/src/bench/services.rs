@@ -251,6 +251,13 @@ pub(crate) fn host_port(server: &str) -> String {
     }
 }
 
+/// The component's database URL: plaintext, as the raw clients connect (`NoTls`), so both pay
+/// the same transport (with no `sslmode`, `prefer` would encrypt every statement of the
+/// component's against a server with `ssl=on`, and none of the raw client's).
+pub(crate) fn service_db_url(server: &str, db: &str) -> String {
+    format!("{}/{db}?sslmode=disable", server.trim_end_matches('/'))
+}
+
 /// Runs one administrative statement (CREATE/DROP DATABASE) on the server's `postgres` db.
 pub(crate) async fn pg_admin(server: &str, sql: &str) -> Result<()> {
     let url = format!("{server}/postgres");
@@ -340,5 +347,13 @@ mod tests {
         );
         assert_eq!(host_port("postgres://u:p@db.example/x"), "db.example:5432");
         assert_eq!(host_port("postgresql://h:6000"), "h:6000");
+    }
+
+    #[test]
+    fn the_component_connects_in_plaintext_like_the_raw_clients() {
+        assert_eq!(
+            service_db_url("postgres://postgres@127.0.0.1:5432/", "edgelog_bench_1_svc"),
+            "postgres://postgres@127.0.0.1:5432/edgelog_bench_1_svc?sslmode=disable"
+        );
     }
 }
