@@ -80,7 +80,7 @@ ON CONFLICT (topic, event_id) DO NOTHING";
 const PG_SERVICE: &str = "SELECT * FROM edgelog_apply_v7($1, $2, $3, $4, $5, $6, $7, $8, $9, \
      $10, $11, $12)";
 
-/// SQLite `service` statements: copies of those in `src/store/sqlite.rs` and
+/// SQLite `service` statements: copies of those in `src/store/sqlite_write.rs` and
 /// `src/store/sqlite_sql.rs` (marker, events with level and message, the search index, counters
 /// per level, volume rows per topic and over all topics).
 const SQLITE_INSERT_MARKER: &str = "INSERT INTO consumed_batches (batch_key, received, inserted) \

@@ -4,6 +4,9 @@
 //! lock is taken up front (no lock upgrade deadlocks) and a crash rolls back. Reads
 //! that must be consistent are single statements, which SQLite runs in one
 //! implicit read transaction.
+//!
+//! Beside this file: `sqlite_sql.rs` (fixed statement text), `sqlite_write.rs` (the write steps
+//! `apply` and `expire` run), `sqlite_value.rs` (values in and out), `sqlite_error.rs` (failures).
 
 use spin_sdk::sqlite3::{Connection, QueryResult, Value};
 
@@ -11,18 +14,22 @@ use spin_sdk::sqlite3::{Connection, QueryResult, Value};
 mod errors;
 #[path = "sqlite_sql.rs"]
 mod statements;
+#[path = "sqlite_value.rs"]
+mod values;
+#[path = "sqlite_write.rs"]
+mod writes;
 
 use errors::sqlite_error;
 use statements::*;
+use values::{bind, count, int, json_list, letter, n, stored_event, t, text};
 
 use super::query::{self, Dialect};
-use super::sql::{self, Param};
+use super::sql;
 use super::{
     Applied, DeadLetter, EventQuery, EventStore, Folded, Group, LevelCounts, NewDeadLetter,
     Prepared, Snapshot, StoreError, StoredEvent, TailCursor, TailPage, TopicFilter, TopicStats,
     VolumeCell, VolumeDelta, VolumeQuery,
 };
-use crate::validate::{Event, Level};
 
 /// Embedded migrations, applied in order; the version is the file's number.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -55,86 +62,6 @@ pub struct SqliteStore {
     db: Connection,
 }
 
-fn bind(p: &Param<'_>) -> Value {
-    match p {
-        Param::Text(s) => Value::Text((*s).to_owned()),
-        Param::Int(n) => Value::Integer(*n),
-        Param::Owned(s) => Value::Text(s.clone()),
-    }
-}
-
-fn int(v: Option<&Value>) -> Result<i64, StoreError> {
-    match v {
-        Some(Value::Integer(n)) => Ok(*n),
-        Some(Value::Null) => Ok(0),
-        other => Err(StoreError::new(
-            "unexpected sqlite value",
-            format!("expected integer, got {other:?}"),
-        )),
-    }
-}
-
-fn text(v: Option<&Value>) -> Result<String, StoreError> {
-    match v {
-        Some(Value::Text(s)) => Ok(s.clone()),
-        other => Err(StoreError::new(
-            "unexpected sqlite value",
-            format!("expected text, got {other:?}"),
-        )),
-    }
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
-fn t(s: &str) -> Value {
-    Value::Text(s.to_owned())
-}
-
-fn n(v: u64) -> Value {
-    Value::Integer(i64::try_from(v).unwrap_or(i64::MAX))
-}
-
-fn json_list(v: Option<&Value>) -> Result<Vec<String>, StoreError> {
-    serde_json::from_str(&text(v)?)
-        .map_err(|e| StoreError::new("unexpected sqlite value", e.to_string()))
-}
-
-fn letter(r: &[Value], with_batch: bool) -> Result<DeadLetter, StoreError> {
-    let v = |i| r.get(i);
-    Ok(DeadLetter {
-        seq: int(v(0))?,
-        id: text(v(1))?,
-        received: count(int(v(2))?),
-        reason: text(v(3))?,
-        attempts: u32::try_from(int(v(4))?).unwrap_or(0),
-        failed_at: text(v(5))?,
-        status: text(v(6))?,
-        batch: if with_batch { text(v(7)).ok() } else { None },
-    })
-}
-
-/// The keys an insert stored, and the smallest id it gave.
-type Inserted = (Vec<(String, String)>, Option<i64>);
-
-/// An event row in `LIST_COLUMNS` order.
-fn stored_event(r: &[Value]) -> Result<StoredEvent, StoreError> {
-    let v = |i| r.get(i);
-    let payload = serde_json::value::RawValue::from_string(text(v(5))?)
-        .map_err(|e| StoreError::new("stored payload is not JSON", e.to_string()))?;
-    Ok(StoredEvent {
-        id: int(v(0))?,
-        topic: text(v(1))?,
-        event_id: text(v(2))?,
-        timestamp: text(v(3))?,
-        source: text(v(4))?,
-        level: Level::from_rank(int(v(7))?),
-        payload,
-        processed_at: text(v(6))?,
-    })
-}
-
 impl SqliteStore {
     /// Opens the `default` database.
     ///
@@ -162,157 +89,6 @@ impl SqliteStore {
     fn schema_version(&self) -> Result<i64, StoreError> {
         let rows = self.run(sql::SCHEMA_VERSION, &[])?;
         int(rows.rows.first().and_then(|r| r.values.first()))
-    }
-
-    /// Inserts one chunk of events, returning the keys actually inserted and the smallest id.
-    fn insert_chunk(&self, chunk: &[&Event]) -> Result<Inserted, StoreError> {
-        let mut params = Vec::with_capacity(chunk.len() * PARAMS_PER_EVENT);
-        for e in chunk {
-            params.push(t(e.topic()));
-            params.push(t(e.event_id()));
-            params.push(t(e.timestamp()));
-            params.push(t(e.source()));
-            params.push(t(e.payload()));
-            params.push(e.level().map_or(Value::Null, |l| Value::Integer(l.rank())));
-            params.push(e.message().map_or(Value::Null, t));
-        }
-        let rows = self.run(&insert_events_sql(chunk.len()), &params)?;
-        let mut first: Option<i64> = None;
-        let keys = rows
-            .rows
-            .iter()
-            .map(|r| {
-                let id = int(r.values.first())?;
-                first = Some(first.map_or(id, |f| f.min(id)));
-                Ok((text(r.values.get(1))?, text(r.values.get(2))?))
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok((keys, first))
-    }
-
-    /// Adds `delta` events per `(grain, bucket, topic, level)` to the volume rows (shard 0),
-    /// and their sums over topics to the all-topic rows.
-    fn count_volume(&self, rows: &[VolumeDelta<'_>]) -> Result<(), StoreError> {
-        for chunk in rows.chunks(VOLUME_ROWS_PER_UPSERT) {
-            let statement = format!(
-                "INSERT INTO volume_counters (grain, bucket, topic, level, shard, n) VALUES {} \
-                 ON CONFLICT (grain, bucket, topic, level, shard) DO UPDATE SET n = n + excluded.n",
-                placeholders(chunk.len(), 5).replace("?, ?)", "?, 0, ?)")
-            );
-            let params: Vec<Value> = chunk
-                .iter()
-                .flat_map(|((grain, bucket, topic, level), delta)| {
-                    [
-                        Value::Integer(*grain),
-                        Value::Integer(*bucket),
-                        t(topic),
-                        Value::Integer(*level),
-                        Value::Integer(*delta),
-                    ]
-                })
-                .collect();
-            self.run(&statement, &params)?;
-        }
-        let mut totals: std::collections::BTreeMap<(i64, i64, i64), i64> = Default::default();
-        for ((grain, bucket, _, level), delta) in rows {
-            *totals.entry((*grain, *bucket, *level)).or_default() += delta;
-        }
-        let totals: Vec<_> = totals.into_iter().collect();
-        for chunk in totals.chunks(VOLUME_ROWS_PER_UPSERT) {
-            let statement = format!(
-                "INSERT INTO volume_totals (grain, bucket, level, shard, n) VALUES {} \
-                 ON CONFLICT (grain, bucket, level, shard) DO UPDATE SET n = n + excluded.n",
-                placeholders(chunk.len(), 4).replace("?, ?)", "?, 0, ?)")
-            );
-            let params: Vec<Value> = chunk
-                .iter()
-                .flat_map(|((grain, bucket, level), delta)| {
-                    [grain, bucket, level, delta].map(|v| Value::Integer(*v))
-                })
-                .collect();
-            self.run(&statement, &params)?;
-        }
-        Ok(())
-    }
-
-    /// Inserts the markers of a group; returns the keys whose marker is new.
-    fn mark(&self, group: &Group<'_>) -> Result<Vec<String>, StoreError> {
-        let mut fresh = Vec::new();
-        for chunk in group.batches.chunks(MAX_PARAMS / 2) {
-            let statement = format!(
-                "INSERT INTO consumed_batches (batch_key, received, inserted) VALUES {} \
-                 ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key",
-                placeholders(chunk.len(), 2).replace("?)", "?, 0)")
-            );
-            let params: Vec<Value> = chunk
-                .iter()
-                .flat_map(|b| [t(b.key), n(b.events.len() as u64)])
-                .collect();
-            for row in self.run(&statement, &params)?.rows {
-                fresh.push(text(row.values.first())?);
-            }
-        }
-        if fresh.len() < group.batches.len() {
-            let old: Vec<String> = group
-                .batches
-                .iter()
-                .map(|b| b.key.to_owned())
-                .filter(|k| !fresh.contains(k))
-                .collect();
-            self.touch(&old)?;
-        }
-        Ok(fresh)
-    }
-
-    fn touch(&self, keys: &[String]) -> Result<Vec<String>, StoreError> {
-        let mut touched = Vec::new();
-        for chunk in keys.chunks(MAX_PARAMS) {
-            let statement = format!(
-                "UPDATE consumed_batches SET consumed_at = {NOW} WHERE batch_key IN ({}) \
-                 RETURNING batch_key",
-                vec!["?"; chunk.len()].join(", ")
-            );
-            let params: Vec<Value> = chunk.iter().map(|k| t(k)).collect();
-            for row in self.run(&statement, &params)?.rows {
-                touched.push(text(row.values.first())?);
-            }
-        }
-        Ok(touched)
-    }
-
-    /// One batch of one event (a single publish) in one statement: migration 5's `apply_one`
-    /// trigger does what [`EventStore::apply`] does in eight.
-    fn apply_one(&self, key: &str, e: &Event) -> Result<Applied, StoreError> {
-        let params = [
-            t(key),
-            t(e.topic()),
-            t(e.event_id()),
-            t(e.timestamp()),
-            t(e.source()),
-            t(e.payload()),
-            e.level().map_or(Value::Null, |l| Value::Integer(l.rank())),
-            e.message().map_or(Value::Null, t),
-            Value::Integer(super::epoch_minute(e.timestamp())),
-        ];
-        let rows = self.run(APPLY_ONE, &params)?;
-        let row = rows.rows.first().map(|r| &r.values[..]).unwrap_or_default();
-        let (fresh, inserted) = (int(row.first())? == 1, count(int(row.get(1))?));
-        let duplicate = fresh && inserted == 0;
-        Ok(Applied {
-            settled: true,
-            received: u64::from(fresh),
-            inserted,
-            duplicate_sample: if duplicate {
-                vec![(e.topic().to_owned(), e.event_id().to_owned())]
-            } else {
-                Vec::new()
-            },
-            fresh: if fresh {
-                vec![key.to_owned()]
-            } else {
-                Vec::new()
-            },
-        })
     }
 
     fn scalar(&self, statement: &str, params: &[Value]) -> Result<i64, StoreError> {

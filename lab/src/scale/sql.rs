@@ -1,5 +1,5 @@
 //! The component's listing statements, rebuilt here for the plans: the text
-//! `sql::list_events` in src/store/mod.rs builds for each request kind, with the select lists
+//! `sql::list_events` in src/store/query.rs builds for each request kind, with the select lists
 //! of src/store/postgres.rs and src/store/sqlite.rs (keep in step with them).
 
 use super::requests::{Plan, window};
@@ -47,7 +47,7 @@ pub(super) fn listing_sql(
     };
     let n = params.len();
     params.extend([Param::I(100), Param::I(0)]);
-    // As `sql::list_events` in src/store/mod.rs: a time range is ordered by event time.
+    // As `sql::list_events` in src/store/query.rs: a time range is ordered by event time.
     let order = if k == 4 {
         "\"timestamp\" DESC, id DESC"
     } else {
