@@ -7,7 +7,6 @@ Usage: count_summary.py TITLE DUMP PERF_MAP UNITS UNIT_NAME
 """
 import bisect
 import re
-import subprocess
 import sys
 
 title, dump, perf_map, units, unit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
@@ -40,23 +39,71 @@ PARTS = [  # first match wins
     ("hyper", r"hyper|httparse|http::"),
     ("edge-host", r"edge_host"),
 ]
-out = subprocess.run(["callgrind_annotate", "--threshold=100", dump],
-                     capture_output=True, text=True, check=True).stdout
-parts, guest, on = {}, {}, False
-for line in out.splitlines():
-    if "file:function" in line:
-        on = True
-        continue
-    m = on and re.match(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$", line)
-    if not m:
-        continue
-    count, where = int(m.group(1).replace(",", "")), m.group(2)
+def self_costs(path):
+    """Self cost (Ir) per `file:function [object]`, read from the dump itself.
+
+    Not through `callgrind_annotate`: when wasmtime switches to a guest's fiber, callgrind
+    records a call with `calls=0`, and `callgrind_annotate` adds the cost line after it (the
+    inclusive cost of everything run on that fiber) to the caller's self cost, so a handful of
+    entries — `fiber_start`, a trampoline, the guest functions that made host calls — each
+    counted most of the program again. Here the line after any `calls=` line is skipped, and
+    the self costs add up to the dump's `totals`.
+    """
+    names = {"ob": {}, "fl": {}, "fn": {}}
+    cur = {"ob": "???", "fl": "???", "fn": "???"}
+    costs, skip_next, summary = {}, False, None
+
+    def name(kind, rest):
+        if rest.startswith("("):
+            ident, _, text = rest.partition(")")
+            text = text.strip()
+            if text:
+                names[kind][ident] = text
+            return names[kind].get(ident, "???")
+        return rest
+
+    for line in open(path, errors="replace"):
+        line = line.rstrip("\n")
+        if not line:
+            continue
+        head = line[0]
+        if head.isdigit() or head in "+-*":
+            if skip_next:
+                skip_next = False
+                continue
+            fields = line.split()
+            if len(fields) >= 2:
+                where = f"{cur['fl']}:{cur['fn']} [{cur['ob']}]"
+                costs[where] = costs.get(where, 0) + int(fields[1])
+            continue
+        key, _, rest = line.partition("=")
+        if key in ("ob", "fl", "fn"):
+            cur[key] = name(key, rest)
+        elif key in ("fi", "fe"):
+            name("fl", rest)  # defines a file name; costs stay with the function's file
+        elif key in ("cob", "cfi", "cfl", "cfn"):
+            name({"cob": "ob", "cfi": "fl", "cfl": "fl", "cfn": "fn"}[key], rest)
+        elif key == "calls":
+            skip_next = True
+        elif line.startswith("totals:"):
+            summary = int(line.split()[1])
+    return costs, summary
+
+
+costs, summary = self_costs(dump)
+parts, guest = {}, {}
+for where, count in costs.items():
+    # Unknown code (the guest's JIT-compiled functions) is named by address: "???:0x… [???]".
+    where = re.sub(r"^\?\?\?:(0x[0-9a-fA-F]+)", r"???:\1", where)
     part = next((p for p, rx in PARTS if re.search(rx, where)), "other")
     parts[part] = parts.get(part, 0) + count
     g = re.match(r"^\?\?\?:0x([0-9a-f]+)", where)
     if g:
         name = guest_name(int(g.group(1), 16))
         guest[name] = guest.get(name, 0) + count
+if summary is not None and sum(costs.values()) != summary:
+    print(f"warning: self costs add up to {sum(costs.values()):,}, the dump's totals to {summary:,}",
+          file=sys.stderr)
 
 reset = next(p for p, _ in PARTS)
 total = sum(v for p, v in parts.items() if p != reset)
