@@ -325,10 +325,15 @@ pub fn duplicate_log_lines(log: DuplicateLog, key: &str, applied: &Applied) -> V
     let named = |(topic, event_id): &(String, String)| format!("{topic:?}/{event_id:?}");
     if log == DuplicateLog::Summary {
         let sample: Vec<String> = applied.duplicate_sample.iter().take(3).map(named).collect();
+        // PostgreSQL's sample leaves out repeats inside the batch itself: then there is none.
+        let examples = if sample.is_empty() {
+            String::new()
+        } else {
+            format!("; e.g. {}", sample.join(", "))
+        };
         return vec![format!(
-            "INFO {total} duplicate(s) dropped of {} received (entry {key}; e.g. {})",
-            applied.received,
-            sample.join(", ")
+            "INFO {total} duplicate(s) dropped of {} received (entry {key}{examples})",
+            applied.received
         )];
     }
     let mut lines: Vec<String> = applied
@@ -390,6 +395,20 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert!(lines[0].starts_with("INFO 6 duplicate(s) dropped of 10 received"));
         assert!(duplicate_log_lines(DuplicateLog::Off, "q/k", &applied(10, 4, 6)).is_empty());
+    }
+
+    #[test]
+    fn a_summary_without_a_sample_names_no_examples() {
+        let lines = duplicate_log_lines(DuplicateLog::Summary, "q/k", &applied(10, 8, 0));
+        assert_eq!(
+            lines,
+            ["INFO 2 duplicate(s) dropped of 10 received (entry q/k)"]
+        );
+        let lines = duplicate_log_lines(DuplicateLog::Summary, "q/k", &applied(10, 8, 1));
+        assert_eq!(
+            lines,
+            [r#"INFO 2 duplicate(s) dropped of 10 received (entry q/k; e.g. "t"/"e0")"#]
+        );
     }
 
     #[test]
