@@ -203,7 +203,7 @@ impl SqlitePool {
         conn.busy_handler(Some(wait_while_busy))?;
         // WAL lets readers run beside the writer; NORMAL syncs the WAL at checkpoints, which keeps
         // every committed transaction across a crash of the process (not of the machine).
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        switch_to_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
         self.start_checkpointer();
@@ -289,6 +289,24 @@ fn busy_delay(attempt: i32) -> Option<Duration> {
     (Duration::from_millis(waited) < BUSY_TIMEOUT).then(|| Duration::from_millis(delay(attempt)))
 }
 
+/// `PRAGMA journal_mode=WAL`, retried like a busy lock: when several processes switch a fresh
+/// file at once (edge-hosts sharing a state directory), SQLite answers the losers with
+/// SQLITE_BUSY at once, without calling the busy handler. Once the file is in WAL mode the
+/// pragma only reads.
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && wait_while_busy(attempt) =>
+            {
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// SQLite's busy handler: sleep and retry until `BUSY_TIMEOUT`, letting the runtime move its
 /// other tasks to another thread meanwhile.
 fn wait_while_busy(attempt: i32) -> bool {
@@ -308,6 +326,71 @@ fn wait_while_busy(attempt: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The child half of the test below: when `EDGE_HOST_RACE_DB` names a file, waits for the
+    /// start time, then opens it the way edge-host does and writes one row; otherwise nothing.
+    #[test]
+    fn racing_open_child() {
+        let Ok(path) = std::env::var("EDGE_HOST_RACE_DB") else {
+            return;
+        };
+        let start: u128 = std::env::var("EDGE_HOST_RACE_AT").unwrap().parse().unwrap();
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        };
+        while now() < start {
+            std::hint::spin_loop();
+        }
+        let pool = SqlitePool::new(Path::new(&path));
+        let conn = pool.open().unwrap_or_else(|e| panic!("open: {e:#}"));
+        conn.execute_batch(
+            "BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS t (x INTEGER);
+             INSERT INTO t VALUES (1); COMMIT;",
+        )
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    }
+
+    /// Processes opening a fresh file at once (edge-hosts sharing a state directory, their first
+    /// requests together): every open and its first write succeeds. SQLite answers racing
+    /// `journal_mode=WAL` switches with SQLITE_BUSY at once, without the busy handler.
+    #[test]
+    fn first_opens_of_a_fresh_file_by_racing_processes_all_succeed() {
+        let exe = std::env::current_exe().unwrap();
+        for round in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("race.db");
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 400;
+            let children: Vec<_> = (0..6)
+                .map(|_| {
+                    std::process::Command::new(&exe)
+                        .args(["--exact", "sqlite_pool::tests::racing_open_child"])
+                        .args(["--nocapture", "--test-threads=1"])
+                        .env("EDGE_HOST_RACE_DB", &path)
+                        .env("EDGE_HOST_RACE_AT", at.to_string())
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            for child in children {
+                let out = child.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "round {round}: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
 
     #[test]
     fn checkpoints_follow_writes_closely_and_back_off_when_idle() {
