@@ -308,7 +308,6 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::{Limits, Shape, parse_batch};
 
     fn events(n: usize) -> Vec<Event> {
         let items: Vec<_> = (0..n)
@@ -318,16 +317,7 @@ mod tests {
                     "payload": {"i": i, "s": "\"quoted\" \\ \u{1F600}"}})
             })
             .collect();
-        let limits = Limits {
-            max_batch_events: 100,
-            max_payload_bytes: 1000,
-        };
-        parse_batch(
-            serde_json::json!(items).to_string().as_bytes(),
-            Shape::Any,
-            &limits,
-        )
-        .unwrap()
+        crate::testing::parse_events(&serde_json::json!(items))
     }
 
     #[test]

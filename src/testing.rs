@@ -13,3 +13,17 @@ impl Rng {
         (self.0 % n as u64) as usize
     }
 }
+
+/// Events from a JSON array, validated as a publish would (the unit tests build batches as JSON).
+pub fn parse_events(items: &serde_json::Value) -> Vec<crate::validate::Event> {
+    let limits = crate::validate::Limits {
+        max_batch_events: 100,
+        max_payload_bytes: 1000,
+    };
+    crate::validate::parse_batch(
+        items.to_string().as_bytes(),
+        crate::validate::Shape::Any,
+        &limits,
+    )
+    .unwrap()
+}

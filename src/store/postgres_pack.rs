@@ -90,14 +90,9 @@ fn push(column: &mut String, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::{Limits, Shape, parse_batch};
 
     fn events(items: serde_json::Value) -> Vec<Event> {
-        let limits = Limits {
-            max_batch_events: 100,
-            max_payload_bytes: 1000,
-        };
-        parse_batch(items.to_string().as_bytes(), Shape::Any, &limits).unwrap()
+        crate::testing::parse_events(&items)
     }
 
     /// What `string_to_array(text, E'\x1e', null)` then `[2:]` gives back, as the function does.

@@ -130,7 +130,6 @@ pub fn volume_rows<'e>(events: &[&'e Event]) -> Vec<VolumeDelta<'e>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::{Limits, Shape, parse_batch};
 
     fn batch(keys: &[(&str, &str)]) -> Vec<Event> {
         let items: Vec<_> = keys
@@ -142,16 +141,7 @@ mod tests {
                     "source": format!("copy{i}")})
             })
             .collect();
-        let limits = Limits {
-            max_batch_events: 100,
-            max_payload_bytes: 100,
-        };
-        parse_batch(
-            serde_json::json!(items).to_string().as_bytes(),
-            Shape::Any,
-            &limits,
-        )
-        .unwrap()
+        crate::testing::parse_events(&serde_json::json!(items))
     }
 
     #[test]
