@@ -3,12 +3,9 @@
 //! cuts, not the shared server): publishes are queued meanwhile and stored exactly once after.
 
 use serde_json::json;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::support::app::{App, Backend, counts, event};
+use crate::support::switch::Switch;
 use crate::support::{Host, HostConfig, TestDatabase, TestRedis, client, temp_dir};
 
 #[test]
@@ -50,66 +47,9 @@ fn postgres_stores_timestamptz_and_payload_text_byte_for_byte() {
     assert!(raw.contains("\"timestamp\":\"2024-03-05T08:37:08.123456Z\""));
 }
 
-/// A TCP forwarder to PostgreSQL that the test can cut and restore, standing in for the
-/// database going down and coming back without touching the shared server.
-struct Switch {
-    port: u16,
-    up: Arc<AtomicBool>,
-    conns: Arc<std::sync::Mutex<Vec<TcpStream>>>,
-}
-
-impl Switch {
-    fn start() -> Switch {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let conns: Arc<std::sync::Mutex<Vec<TcpStream>>> = Default::default();
-        let (up2, conns2) = (up.clone(), conns.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                if !up2.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect("127.0.0.1:5432") else {
-                    continue;
-                };
-                conns2.lock().unwrap().push(client.try_clone().unwrap());
-                conns2.lock().unwrap().push(server.try_clone().unwrap());
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Switch { port, up, conns }
-    }
-
-    fn down(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
-            let _ = c.shutdown(std::net::Shutdown::Both);
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
 #[test]
 fn database_outage_queues_then_stores_exactly_once() {
-    let switch = Switch::start();
+    let switch = Switch::start(5432);
     let db = TestDatabase::create("edgelog_outage");
     let redis = TestRedis::reserve();
     let url = db

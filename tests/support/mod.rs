@@ -10,6 +10,7 @@
 
 pub mod app;
 mod spin;
+pub mod switch;
 
 #[allow(unused_imports)] // each suite uses what it needs
 pub use spin::{on_spin, skip_on_spin};
