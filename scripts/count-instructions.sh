@@ -40,7 +40,8 @@ if [ "${COUNT_SKIP_BUILD:-0}" != 1 ]; then
     --target wasm32-wasip2 --release --target-dir target/bench-hello
 fi
 host=target/profile/host/release/edge-host
-edgelog=$PWD/target/profile/wasm/wasm32-wasip2/release/edgelog.wasm
+# COUNT_EDGELOG_WASM weighs another build of the component (one with other flags, say).
+edgelog=${COUNT_EDGELOG_WASM:-$PWD/target/profile/wasm/wasm32-wasip2/release/edgelog.wasm}
 hello=$PWD/target/bench-hello/wasm32-wasip2/release/bench_hello.wasm
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
