@@ -68,14 +68,19 @@ impl Level {
         if name.is_empty() || name.len() > 16 {
             return None;
         }
-        Some(match name.to_ascii_lowercase().as_str() {
-            "trace" | "trc" | "finest" | "verbose" | "vrb" => Level::Trace,
-            "debug" | "dbg" | "fine" | "finer" => Level::Debug,
-            "info" | "inf" | "information" | "informational" | "notice" => Level::Info,
-            "warn" | "warning" | "wrn" => Level::Warn,
-            "error" | "err" | "eror" | "erro" | "severe" => Level::Error,
-            "fatal" | "ftl" | "critical" | "crit" | "crt" | "alert" | "emerg" | "emergency"
-            | "panic" => Level::Fatal,
+        // Lowercased on the stack: every event with a level comes through here.
+        let mut lower = [0u8; 16];
+        let lower = &mut lower[..name.len()];
+        lower.copy_from_slice(name.as_bytes());
+        lower.make_ascii_lowercase();
+        Some(match &*lower {
+            b"trace" | b"trc" | b"finest" | b"verbose" | b"vrb" => Level::Trace,
+            b"debug" | b"dbg" | b"fine" | b"finer" => Level::Debug,
+            b"info" | b"inf" | b"information" | b"informational" | b"notice" => Level::Info,
+            b"warn" | b"warning" | b"wrn" => Level::Warn,
+            b"error" | b"err" | b"eror" | b"erro" | b"severe" => Level::Error,
+            b"fatal" | b"ftl" | b"critical" | b"crit" | b"crt" | b"alert" | b"emerg"
+            | b"emergency" | b"panic" => Level::Fatal,
             _ => return None,
         })
     }
@@ -115,10 +120,21 @@ mod tests {
             ("trace", Level::Trace),
             ("Debug", Level::Debug),
             ("emerg", Level::Fatal),
+            ("INFORMATIONAL", Level::Info),
+            ("\tEmergency\n", Level::Fatal),
         ] {
             assert_eq!(Level::parse(text), Some(level), "{text}");
         }
-        for bad in ["", "loud", "warnings", "5", "w a r n"] {
+        for bad in [
+            "",
+            "loud",
+            "warnings",
+            "5",
+            "w a r n",
+            "\u{131}nfo",        // dotless ı: only ASCII letters fold
+            "informationalxyz!", // 17 bytes
+            "ERROR\u{0}",
+        ] {
             assert_eq!(Level::parse(bad), None, "{bad}");
         }
         for l in Level::ALL {

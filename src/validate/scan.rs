@@ -14,6 +14,8 @@
 //! answer. A body it accepts is one the general path accepts too, as the same events (the tests
 //! check both on generated and mutated bodies).
 
+use std::borrow::Cow;
+
 use super::{Event, Level, Limits, MAX_TEXT_CHARS, Shape, normalize_timestamp, text, text_chars};
 
 /// Deepest nesting this pass follows inside a payload (or an ignored member); deeper bodies
@@ -267,10 +269,17 @@ impl<'a> Reader<'a> {
 
     /// A string value's text, decoded.
     fn text(&self, t: &Text) -> Option<String> {
+        self.text_in_place(t).map(Cow::into_owned)
+    }
+
+    /// A string value's text, decoded; borrowed from the body when it has no escapes.
+    fn text_in_place(&self, t: &Text) -> Option<Cow<'a, str>> {
         if t.escaped {
-            serde_json::from_str(&self.s[t.start - 1..t.end + 1]).ok()
+            serde_json::from_str(&self.s[t.start - 1..t.end + 1])
+                .ok()
+                .map(Cow::Owned)
         } else {
-            Some(self.s[t.start..t.end].to_owned())
+            Some(Cow::Borrowed(&self.s[t.start..t.end]))
         }
     }
 
@@ -480,9 +489,9 @@ impl<'a> Reader<'a> {
                 .then_some(value)
         };
         let (topic, event_id, source) = (field(topic)?, field(event_id)?, field(source)?);
-        let timestamp = normalize_timestamp(&self.text(&timestamp?)?).ok()?;
+        let timestamp = normalize_timestamp(&self.text_in_place(&timestamp?)?).ok()?;
         let level = match level {
-            Some(t) => Some(Level::parse(&self.text(&t)?)?),
+            Some(t) => Some(Level::parse(&self.text_in_place(&t)?)?),
             None => None,
         };
         let (payload, message, payload_level) =

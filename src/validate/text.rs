@@ -10,12 +10,14 @@
 //! these members, simply has neither.
 
 use super::level::Level;
+use std::borrow::Cow;
 
 /// The members of a payload object this module looks at, in the order they are preferred.
 pub(super) const KNOWN: [&str; 5] = ["message", "msg", "body", "level", "severity"];
 
-/// A raw JSON value as text: a string decoded, anything else as its (compact) JSON.
-fn as_text(json: &str) -> Option<String> {
+/// A raw JSON value as text: a string decoded, anything else as its (compact) JSON; borrowed
+/// from `json` when it needs no decoding.
+fn as_text(json: &str) -> Option<Cow<'_, str>> {
     if json == "null" {
         None
     } else if json.starts_with('"') {
@@ -23,12 +25,12 @@ fn as_text(json: &str) -> Option<String> {
         // JSON string holds no raw control character, the other place `plain_end` stops.)
         let end = super::scan::plain_end(json.as_bytes(), 1);
         if end + 1 == json.len() && json.as_bytes()[end] == b'"' {
-            Some(json[1..end].to_owned())
+            Some(Cow::Borrowed(&json[1..end]))
         } else {
-            serde_json::from_str(json).ok()
+            serde_json::from_str(json).ok().map(Cow::Owned)
         }
     } else {
-        Some(json.to_owned())
+        Some(Cow::Borrowed(json))
     }
 }
 
@@ -50,7 +52,10 @@ pub fn inspect(json: &str) -> (Option<String>, Option<Level>) {
 /// The message and level from the raw values of a payload object's [`KNOWN`] members, in
 /// [`KNOWN`]'s order (how `validate::scan` reads them out of the members it copies).
 pub(super) fn read(known: &[Option<&str>; 5]) -> (Option<String>, Option<Level>) {
-    let message = known[..3].iter().flatten().find_map(|raw| as_text(raw));
+    let message = known[..3]
+        .iter()
+        .flatten()
+        .find_map(|raw| as_text(raw).map(Cow::into_owned));
     let level = known[3..]
         .iter()
         .flatten()
@@ -218,7 +223,7 @@ mod tests {
         let message = [k.message, k.msg, k.body]
             .into_iter()
             .flatten()
-            .find_map(|r| as_text(r.get()));
+            .find_map(|r| as_text(r.get()).map(Cow::into_owned));
         let level = [k.level, k.severity]
             .into_iter()
             .flatten()
