@@ -89,6 +89,11 @@ fn drain_until_done(app: &App) -> Vec<Value> {
     panic!("drain never finished");
 }
 
+/// One counter summed over a series of `/drain` answers.
+fn sum(answers: &[Value], field: &str) -> u64 {
+    answers.iter().map(|a| a[field].as_u64().unwrap()).sum()
+}
+
 fn drains_are_bounded_and_group_committed(b: Backend) {
     let config = HostConfig::default().env("SPIN_VARIABLE_WORK_BUDGET_MS", "1");
     let app = App::start_with(b, config);
@@ -109,14 +114,8 @@ fn drains_are_bounded_and_group_committed(b: Backend) {
         "a 1 ms budget leaves work for the next call"
     );
     assert!(answers[0]["more"].as_bool().unwrap());
-    let drained: u64 = answers
-        .iter()
-        .map(|a| a["drained_batches"].as_u64().unwrap())
-        .sum();
-    let stored: u64 = answers
-        .iter()
-        .map(|a| a["processed"].as_u64().unwrap())
-        .sum();
+    let drained = sum(&answers, "drained_batches");
+    let stored = sum(&answers, "processed");
     assert_eq!((drained, stored), (300, 1000));
     let stats = app.stats();
     assert_eq!(

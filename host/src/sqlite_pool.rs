@@ -327,6 +327,14 @@ fn wait_while_busy(attempt: i32) -> bool {
 mod tests {
     use super::*;
 
+    /// The wall clock in milliseconds: the racing processes' shared start time.
+    fn unix_millis() -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    }
+
     /// The child half of the test below: when `EDGE_HOST_RACE_DB` names a file, waits for the
     /// start time, then opens it the way edge-host does and writes one row; otherwise nothing.
     #[test]
@@ -335,13 +343,7 @@ mod tests {
             return;
         };
         let start: u128 = std::env::var("EDGE_HOST_RACE_AT").unwrap().parse().unwrap();
-        let now = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-        };
-        while now() < start {
+        while unix_millis() < start {
             std::hint::spin_loop();
         }
         let pool = SqlitePool::new(Path::new(&path));
@@ -362,11 +364,7 @@ mod tests {
         for round in 0..10 {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("race.db");
-            let at = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-                + 400;
+            let at = unix_millis() + 400;
             let children: Vec<_> = (0..6)
                 .map(|_| {
                     std::process::Command::new(&exe)

@@ -90,10 +90,7 @@ fn push(column: &mut String, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn events(items: serde_json::Value) -> Vec<Event> {
-        crate::testing::parse_events(&items)
-    }
+    use crate::testing::parse_events;
 
     /// What `string_to_array(text, E'\x1e', null)` then `[2:]` gives back, as the function does.
     fn split(packed: &str, null: Option<&str>) -> Vec<Option<String>> {
@@ -110,7 +107,7 @@ mod tests {
 
     #[test]
     fn every_column_splits_back_into_its_values() {
-        let evs = events(serde_json::json!([
+        let evs = parse_events(&serde_json::json!([
             {"topic": "t", "event_id": "1", "timestamp": "2024-01-01T00:00:00Z",
              "source": "r", "payload": {"message": "a", "level": "info"}},
             {"topic": "t", "event_id": "2", "timestamp": "2024-01-01T00:00:01Z",
@@ -157,7 +154,7 @@ mod tests {
     fn a_reserved_character_in_any_value_leaves_the_group_unpacked() {
         let base = serde_json::json!({"topic": "t", "event_id": "1",
             "timestamp": "2024-01-01T00:00:00Z", "source": "s", "payload": {"message": "m"}});
-        assert!(pack(events(serde_json::json!([base.clone()])).iter()).is_some());
+        assert!(pack(parse_events(&serde_json::json!([base.clone()])).iter()).is_some());
         for (field, value) in [
             ("topic", "a\u{1e}b"),
             ("event_id", "\u{1e}"),
@@ -165,14 +162,14 @@ mod tests {
         ] {
             let mut ev = base.clone();
             ev[field] = value.into();
-            let evs = events(serde_json::json!([base.clone(), ev]));
+            let evs = parse_events(&serde_json::json!([base.clone(), ev]));
             assert_eq!(pack(evs.iter()), None, "{field}");
         }
         for message in ["m\u{1e}", "\u{1f}", "x\u{1f}y"] {
             let mut ev = base.clone();
             ev["payload"]["message"] = message.into();
             assert_eq!(
-                pack(events(serde_json::json!([ev])).iter()),
+                pack(parse_events(&serde_json::json!([ev])).iter()),
                 None,
                 "{message:?}"
             );
@@ -180,6 +177,6 @@ mod tests {
         // Only the message column reserves U+001F.
         let mut ev = base.clone();
         ev["event_id"] = "a\u{1f}".into();
-        assert!(pack(events(serde_json::json!([ev])).iter()).is_some());
+        assert!(pack(parse_events(&serde_json::json!([ev])).iter()).is_some());
     }
 }

@@ -7,7 +7,7 @@
 
 use super::support::app::{App, Backend, event};
 use super::support::{HostConfig, skip_on_spin};
-use super::{cure_the_store, drain_until_done, ev, poison_the_store};
+use super::{cure_the_store, drain_until_done, ev, poison_the_store, sum};
 use serde_json::json;
 
 /// The schema version the component migrates to (the last file in migrations/postgres).
@@ -214,11 +214,7 @@ fn spin_like_statements_publish_count_duplicates_and_retry_dead_letters() {
     let poisoned = json!([ev("dl", "p1", "poison", "2024-05-01T12:00:00Z")]);
     assert_eq!(app.post("/publish", &poisoned).0, 202);
     let answers = drain_until_done(&app);
-    let dead: u64 = answers
-        .iter()
-        .map(|a| a["dead_lettered"].as_u64().unwrap())
-        .sum();
-    assert_eq!(dead, 1, "{answers:?}");
+    assert_eq!(sum(&answers, "dead_lettered"), 1, "{answers:?}");
     let (_, page) = app.get("/dead-letters");
     let id = page["dead_letters"][0]["id"].as_str().unwrap().to_owned();
     let (s, body) = app.post(&format!("/dead-letters/{id}/retry"), &json!({}));

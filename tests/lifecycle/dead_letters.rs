@@ -4,7 +4,7 @@
 
 use super::support::app::{App, Backend, event};
 use super::support::client;
-use super::{cure_the_store, drain_until_done, ev, metrics, poison_the_store};
+use super::{cure_the_store, drain_until_done, ev, metrics, poison_the_store, sum};
 use serde_json::json;
 
 pub(super) fn dead_letters_are_moved_aside_listed_retried_and_discarded(b: Backend) {
@@ -26,11 +26,7 @@ pub(super) fn dead_letters_are_moved_aside_listed_retried_and_discarded(b: Backe
     // The poison does not block anyone: a later publish is stored at once.
     assert_eq!(app.post("/publish", &event("dl", "ok2")).0, 200);
     let answers = drain_until_done(&app);
-    let dead: u64 = answers
-        .iter()
-        .map(|a| a["dead_lettered"].as_u64().unwrap())
-        .sum();
-    assert_eq!(dead, 3, "{answers:?}");
+    assert_eq!(sum(&answers, "dead_lettered"), 3, "{answers:?}");
     let stats = app.stats();
     assert_eq!(
         (stats["dead_lettered"].as_u64(), stats["queued"].as_u64()),

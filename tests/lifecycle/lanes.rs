@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::support::HostConfig;
 use super::support::app::{App, Backend, event};
-use super::{markers, queue_entries};
+use super::{markers, queue_entries, sum};
 
 /// Entries queued per test: over four groups of 256, so each lane needs more than one call.
 const ENTRIES: u64 = 1200;
@@ -64,10 +64,6 @@ fn drain_in_parallel(app: &App, paths: &[String]) -> Vec<Value> {
             .collect();
         loops.into_iter().flat_map(|l| l.join().unwrap()).collect()
     })
-}
-
-fn sum(answers: &[Value], field: &str) -> u64 {
-    answers.iter().map(|a| a[field].as_u64().unwrap()).sum()
 }
 
 /// Fills the queue, drains it with `paths` in parallel (a 1 ms budget: one group per call), and
